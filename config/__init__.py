@@ -1,0 +1,1 @@
+"""Workspace file model and settings: what to sync, what to compute, where secrets come from."""

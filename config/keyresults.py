@@ -1,0 +1,252 @@
+"""Models for objectives, key results, selectors, metrics and write-back targets."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+METRICS = (
+    "count",
+    "done_ratio",
+    "points_done_ratio",
+    "points_done",
+    "sum",
+    "mean",
+    "throughput",
+    "resolution_time",
+    "deployment_frequency",
+    "lead_time_for_changes",
+    "change_failure_rate",
+    "time_to_restore",
+    "mtta",
+    "first_contact_resolution",
+    "sla_compliance",
+    "availability",
+    "ratio",
+)
+MetricName = Literal[
+    "count",
+    "done_ratio",
+    "points_done_ratio",
+    "points_done",
+    "sum",
+    "mean",
+    "throughput",
+    "resolution_time",
+    "deployment_frequency",
+    "lead_time_for_changes",
+    "change_failure_rate",
+    "time_to_restore",
+    "mtta",
+    "first_contact_resolution",
+    "sla_compliance",
+    "availability",
+    "ratio",
+]
+
+_AGGREGATE = re.compile(r"mean|median|median_low|min|max|sum|p([1-9]\d?|100)")
+_WINDOW = re.compile(r"period|sprint|rolling\s+\d+(\.\d+)?\s*[dhw]")
+_PERCENT = re.compile(r"([+-]?)\s*(\d+(?:\.\d+)?)\s*%")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+Scalar = str | int | float | bool
+
+
+class Selector(Strict):
+    """Every key narrows the set (AND); list values mean "any of" (labels: all of)."""
+
+    source: str
+    kind: Literal["issue", "pull_request", "deployment", "incident"] | None = None
+    jql: str | None = None
+    key: str | list[str] | None = None
+    project: str | list[str] | None = None
+    repo: str | list[str] | None = None
+    type: str | list[str] | None = None
+    labels: str | list[str] | None = None
+    components: str | list[str] | None = None
+    parent: str | list[str] | None = None
+    sprint: str | list[str] | None = None
+    environment: str | list[str] | None = None
+    origin: Literal["deployment", "workflow_run", "release"] | list[str] | None = None
+    service: str | list[str] | None = None
+    priority: Scalar | list[Scalar] | None = None
+    severity: Scalar | list[Scalar] | None = None
+    urgency: str | list[str] | None = None
+    status: str | list[str] | None = None
+    status_category: Literal["todo", "in_progress", "done"] | list[Literal["todo", "in_progress", "done"]] | None = None
+    assignee: str | list[str] | None = None
+    linked: bool | None = None
+    where: dict[str, Any] | None = None
+
+
+def parse_amount(value: Any, *, relative_ok: bool) -> tuple[str, float]:
+    """A target/baseline: number, '90%' (absolute 0.9), '-20%' / '+40%' (relative)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number or a percentage")
+    if isinstance(value, (int, float)):
+        return ("absolute", float(value))
+    m = _PERCENT.fullmatch(str(value).strip())
+    if m:
+        sign, number = m[1], float(m[2]) / 100.0
+        if sign:
+            if not relative_ok:
+                raise ValueError(f"a relative amount ({value}) is only allowed for target")
+            return ("relative", number if sign == "+" else -number)
+        return ("absolute", number)
+    try:
+        return ("absolute", float(str(value).strip()))
+    except ValueError:
+        raise ValueError(
+            f"expected a number, a percentage such as 90%, or a relative change such as -20% / +40%, got {value!r}"
+        ) from None
+
+
+def _part_tag(value: Any) -> str:
+    return "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else "spec"
+
+
+class MetricSpec(Strict):
+    """A metric over a selection: the KR itself, or a ratio's numerator/denominator."""
+
+    metric: MetricName
+    select: Selector | None = None
+    window: str | None = None
+    aggregate: str | None = None
+    field: str | None = None
+    weighting: Literal["count", "status"] = "count"
+    count_by: Literal["created", "resolved", "updated"] | None = None
+    sla_hours: dict[str, float] | None = None
+    numerator: RatioPart | None = None
+    denominator: RatioPart | None = None
+
+    @field_validator("aggregate")
+    @classmethod
+    def _aggregate(cls, v: str | None) -> str | None:
+        if v is not None and not _AGGREGATE.fullmatch(v):
+            raise ValueError("expected one of mean, median, median_low, p90 (any pNN), min, max, sum")
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is not None and not _WINDOW.fullmatch(v.strip()):
+            raise ValueError("expected period, sprint, or 'rolling 30d' (d, h or w)")
+        return None if v is None else v.strip()
+
+    @field_validator("sla_hours", mode="before")
+    @classmethod
+    def _sla_keys(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): val for k, val in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if self.metric == "ratio":
+            if self.numerator is None or self.denominator is None:
+                raise ValueError("a ratio needs numerator and denominator")
+        elif self.numerator is not None or self.denominator is not None:
+            raise ValueError("numerator/denominator are for metric: ratio only")
+        if self.metric in ("sum", "mean") and not self.field:
+            raise ValueError(f"metric {self.metric} needs field: (a record field or a raw payload path)")
+        return self
+
+
+RatioPart = Annotated[
+    Annotated["MetricSpec", Tag("spec")] | Annotated[float, Tag("number")], Discriminator(_part_tag)
+]
+
+
+class Override(Strict):
+    value: float
+    reason: str
+    until: date | datetime | None = None
+
+
+class JiraTarget(Strict):
+    to: Literal["jira"]
+    issue: str
+    field: str | None = None  # a numeric field (id or name) set to progress %
+    source: str | None = None
+
+
+class GitHubTarget(Strict):
+    to: Literal["github"]
+    issue: str  # owner/repo#N
+    source: str | None = None
+
+    @field_validator("issue")
+    @classmethod
+    def _issue(cls, v: str) -> str:
+        if not re.fullmatch(r"[^/\s#]+/[^/\s#]+#\d+", v):
+            raise ValueError(f"expected owner/repo#N, got {v!r}")
+        return v
+
+
+class WebhookTarget(Strict):
+    to: Literal["webhook"]
+    url: str
+    format: Literal["json", "slack"] = "json"
+    secret_env: str | None = None  # env var holding the HMAC secret
+
+
+WritebackTarget = Annotated[JiraTarget | GitHubTarget | WebhookTarget, Field(discriminator="to")]
+
+
+class KeyResult(MetricSpec):
+    id: str
+    title: str
+    description: str | None = None
+    owner: str | None = None
+    unit: str | None = None
+    baseline: float | str | None = None  # number, percentage, or 'auto'
+    target: float | str
+    direction: Literal["increase", "decrease", "maintain_above", "maintain_below"] | None = None
+    weight: float = Field(default=1.0, ge=0)
+    override: Override | None = None
+    writeback: list[WritebackTarget] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", str(v)):
+            raise ValueError("expected an id of letters, digits, '.', '_' or '-'")
+        return str(v)
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, v: Any) -> Any:
+        if v is None or v == "auto":
+            return v
+        parse_amount(v, relative_ok=False)
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: Any) -> Any:
+        parse_amount(v, relative_ok=True)
+        return v
+
+    @model_validator(mode="after")
+    def _relative_needs_baseline(self):
+        kind, _ = parse_amount(self.target, relative_ok=True)
+        if kind == "relative" and self.baseline is None:
+            raise ValueError(f"target {self.target} is relative: it needs a baseline (a number or auto)")
+        return self
+
+
+class Objective(Strict):
+    id: str
+    title: str
+    description: str | None = None
+    owner: str | None = None
+    parent: str | None = None
+    weight: float = Field(default=1.0, ge=0)
+    key_results: list[KeyResult] = Field(default_factory=list)

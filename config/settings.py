@@ -1,0 +1,101 @@
+"""Settings from the environment and a secrets directory (pydantic-settings); never from YAML."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "OKRSYNC_"
+DEFAULT_SECRETS_DIR = "/run/secrets/okrsync"
+
+
+def env_name(source: str, key: str) -> str:
+    """The environment variable that holds a source's credential, e.g. OKRSYNC_SOURCES__JIRA__TOKEN."""
+    return f"{ENV_PREFIX}SOURCES__{_norm(source).upper()}__{key.upper()}"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).lower()
+
+
+class SourceCredentials(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    token: SecretStr | None = None
+    email: str | None = None
+    user: str | None = None
+    password: SecretStr | None = None
+
+
+class StatusThresholds(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    on_track: float = 0.10
+    at_risk: float = 0.25
+
+
+class _SecretsDirSource(PydanticBaseSettingsSource):
+    """Files named like the env variables (OKRSYNC_SOURCES__JIRA__TOKEN) in a secrets directory."""
+
+    def __init__(self, settings_cls, directory: str | None):
+        super().__init__(settings_cls)
+        self.directory = directory
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - required by the base class
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if not self.directory or not os.path.isdir(self.directory):
+            return {}
+        out: dict[str, Any] = {}
+        for entry in sorted(Path(self.directory).iterdir()):
+            name = entry.name
+            if not entry.is_file() or not name.upper().startswith(ENV_PREFIX):
+                continue
+            parts = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+            try:
+                value = entry.read_text(encoding="utf-8").strip()
+            except OSError:
+                continue
+            cur = out
+            for p in parts[:-1]:
+                cur = cur.setdefault(p, {})
+            cur[parts[-1]] = value
+        return out
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", case_sensitive=False, extra="ignore"
+    )
+
+    sources: dict[str, SourceCredentials] = Field(default_factory=dict)
+    db: str | None = None  # store path; default: okrsync.db beside the workspace file
+    secrets_dir: str | None = None
+    thresholds: StatusThresholds = Field(default_factory=StatusThresholds)
+    lock_wait: float = 600.0
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        directory = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR") or (
+            DEFAULT_SECRETS_DIR if os.path.isdir(DEFAULT_SECRETS_DIR) else None
+        )
+        # Environment wins over the secrets directory.
+        return (init_settings, env_settings, _SecretsDirSource(settings_cls, directory))
+
+    def credentials(self, source: str) -> SourceCredentials:
+        return self.sources.get(_norm(source)) or SourceCredentials()
+
+    def secret_values(self) -> list[str]:
+        """Every secret value known, for redaction."""
+        out = []
+        for cred in self.sources.values():
+            for s in (cred.token, cred.password):
+                if s is not None and s.get_secret_value():
+                    out.append(s.get_secret_value())
+        return out

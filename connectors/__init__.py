@@ -1,0 +1,1 @@
+"""Connectors: one sub-package per system; each talks HTTP and normalizes payloads, never touches the store."""

@@ -1,0 +1,363 @@
+"""The one HTTP retry layer (tenacity): timeouts, Retry-After and rate-limit resets, redaction, counting."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from okrsync import __version__
+
+from .base import AuthError, NotFoundError, SourceError
+
+log = logging.getLogger("okrsync.http")
+
+IDEMPOTENT = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
+MAX_BACKOFF = 60.0
+
+
+class RetryableHTTP(Exception):
+    """A response or failure worth another attempt; carries how long the server asked us to wait."""
+
+    def __init__(self, reason: str, wait: float | None = None, response: requests.Response | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
+        self.response = response
+
+
+class HTTPStatusError(SourceError):
+    def __init__(self, message: str, status: int, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After: seconds or an HTTP date -> seconds to wait."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds until a rate-limit window resets, from the headers the four APIs send.
+
+    GitHub/ServiceNow: X-RateLimit-Reset = epoch seconds; Jira: X-RateLimit-Reset = ISO time;
+    PagerDuty: ratelimit-reset = seconds to wait.
+    """
+    h = {k.lower(): v for k, v in headers.items()}
+    ra = parse_retry_after(h.get("retry-after"), now)
+    if ra is not None:
+        return ra
+    reset = h.get("x-ratelimit-reset")
+    if reset:
+        reset = reset.strip()
+        try:
+            n = float(reset)
+            # epoch seconds (GitHub) vs a small number of seconds
+            return max(0.0, n - now) if n > 1e9 else max(0.0, n)
+        except ValueError:
+            try:
+                when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=timezone.utc)
+                return max(0.0, when.timestamp() - now)
+            except ValueError:
+                pass
+    reset = h.get("ratelimit-reset")
+    if reset:
+        try:
+            return max(0.0, float(reset))
+        except ValueError:
+            return None
+    return None
+
+
+def backoff(attempt: int, base: float = 1.0, cap: float = MAX_BACKOFF, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: uniform in [d/2, d], d = min(cap, base * 2^(attempt-1))."""
+    d = min(cap, base * (2 ** max(0, attempt - 1)))
+    r = (rng or random).random()
+    return d * (0.5 + 0.5 * r)
+
+
+@dataclass
+class HttpOptions:
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    max_attempts: int = 6
+    backoff_base: float = 1.0
+    max_wait: float = 3600.0  # longest single wait we accept from a rate-limit header
+    ca_bundle: str | None = None
+
+
+class HttpClient:
+    """requests.Session with retries turned off in the adapter; tenacity is the only retry layer."""
+
+    def __init__(
+        self,
+        source: str,
+        base_url: str,
+        *,
+        options: HttpOptions | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: Any = None,
+        auth_hint: str = "",
+        secrets: list[str] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        on_wait: Callable[[str, float], None] | None = None,
+        session: requests.Session | None = None,
+    ):
+        self.source = source
+        self.base_url = base_url.rstrip("/") + "/"
+        self.options = options or HttpOptions()
+        self.auth_hint = auth_hint
+        self.secrets = [s for s in (secrets or []) if s]
+        self.sleep = sleep or time.sleep
+        self.clock = clock or time.time
+        self.on_wait = on_wait
+        self.session = session or requests.Session()
+        adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.headers.update({"User-Agent": f"okrsync/{__version__}"})
+        if headers:
+            self.session.headers.update(headers)
+        if auth is not None:
+            self.session.auth = auth
+        self.session.verify = self.options.ca_bundle or True
+        self._lock = threading.Lock()
+        self.requests_made = 0
+        self.retries = 0
+        self.waited = 0.0
+        self._blocked_until = 0.0  # a rate-limit window with nothing left: wait before the next call
+
+    # -- helpers ------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return urljoin(self.base_url, path.lstrip("/"))
+
+    def redact(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "***")
+        return text
+
+    def _where(self, url: str) -> str:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+    def _note_wait(self, message: str, seconds: float) -> None:
+        self.waited += seconds
+        log.info("%s: %s, waiting %.1f s", self.source, message, seconds)
+        if self.on_wait:
+            self.on_wait(f"{self.source}: {message}", seconds)
+
+    def _observe_limits(self, resp: requests.Response) -> None:
+        h = resp.headers
+        remaining = h.get("X-RateLimit-Remaining") or h.get("ratelimit-remaining")
+        if remaining is None:
+            return
+        try:
+            left = int(float(remaining))
+        except ValueError:
+            return
+        if left <= 0:
+            wait = rate_limit_wait({k: v for k, v in h.items() if k.lower() != "retry-after"}, self.clock())
+            if wait:
+                self._blocked_until = self.clock() + min(wait, self.options.max_wait) + 1.0
+
+    # -- the call -----------------------------------------------------------------------------
+    def _attempt(self, method: str, url: str, retry_unsafe: bool, **kwargs: Any) -> requests.Response:
+        pause = self._blocked_until - self.clock()
+        if pause > 0:
+            self._note_wait("rate limit exhausted, waiting for the reset", pause)
+            self.sleep(pause)
+            self._blocked_until = 0.0
+        with self._lock:
+            self.requests_made += 1
+        timeout = (self.options.connect_timeout, self.options.read_timeout)
+        try:
+            resp = self.session.request(method, url, timeout=timeout, **kwargs)
+        except requests.exceptions.ConnectTimeout as exc:
+            raise RetryableHTTP("connection timed out") from exc
+        except requests.exceptions.SSLError as exc:
+            raise SourceError(f"{self.source}: TLS verification failed for {self._where(url)} "
+                              f"(set ca_bundle: for a private CA)") from exc
+        except requests.exceptions.ConnectionError as exc:
+            if method in IDEMPOTENT or retry_unsafe or _not_sent(exc):
+                raise RetryableHTTP(f"connection failed ({_short(exc)})") from exc
+            raise SourceError(f"{self.source}: connection failed during {method} {self._where(url)}") from exc
+        except requests.exceptions.Timeout as exc:
+            if method in IDEMPOTENT or retry_unsafe:
+                raise RetryableHTTP("read timed out") from exc
+            raise SourceError(f"{self.source}: {method} {self._where(url)} timed out") from exc
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise RetryableHTTP("connection closed mid-response") from exc
+        self._observe_limits(resp)
+        status = resp.status_code
+        if status == 429 or (status == 403 and _is_rate_limited(resp)):
+            wait = rate_limit_wait(resp.headers, self.clock())
+            if wait is None and status == 403:
+                wait = 60.0  # GitHub secondary limit without retry-after: at least a minute
+            raise RetryableHTTP(f"rate limited (HTTP {status})", wait, resp)
+        if status >= 500 and status != 501:
+            if method in IDEMPOTENT or retry_unsafe:
+                wait = rate_limit_wait(resp.headers, self.clock()) if "retry-after" in _lower(resp.headers) else None
+                raise RetryableHTTP(f"HTTP {status}", wait, resp)
+        return resp
+
+    def request(self, method: str, path: str, *, retry_unsafe: bool = False, **kwargs: Any) -> requests.Response:
+        """Send with retries; return the final response (any status). Raises SourceError when retries run out."""
+        method = method.upper()
+        url = self.url(path)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            asked = getattr(exc, "wait", None)
+            if asked is not None:
+                if asked > self.options.max_wait:
+                    raise SourceError(f"{self.source}: rate limited; the server asks for {asked:.0f} s, "
+                                      f"more than the {self.options.max_wait:.0f} s allowed")
+                seconds = asked + random.uniform(0, 0.25)
+                self._note_wait(f"{exc.reason}", seconds)
+            else:
+                seconds = backoff(state.attempt_number, self.options.backoff_base)
+                log.info("%s: %s on %s, retry %d in %.1f s", self.source, getattr(exc, "reason", exc),
+                         self._where(url), state.attempt_number, seconds)
+            self.retries += 1
+            return seconds
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, RetryableHTTP)),
+            stop=stop_after_attempt(self.options.max_attempts),
+            wait=wait,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, method, url, retry_unsafe, **kwargs)
+        except RetryableHTTP as exc:
+            raise SourceError(
+                f"{self.source}: {exc.reason} from {self._where(url)}, gave up after "
+                f"{self.options.max_attempts} attempts"
+            ) from None
+
+    def json(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), retry_unsafe: bool = False,
+             **kwargs: Any) -> Any:
+        """request() + status check + JSON parsing; a page that is not JSON is retried like a 5xx."""
+        method = method.upper()
+        url = self.url(path)
+        attempts = 0
+        while True:
+            attempts += 1
+            resp = self.request(method, url, retry_unsafe=retry_unsafe, **kwargs)
+            self.check(resp, url)
+            if resp.status_code not in expect:
+                raise self.error(resp, url)
+            if resp.status_code == 204 or not resp.content:
+                return None
+            try:
+                return resp.json()
+            except (ValueError, json.JSONDecodeError):
+                if attempts >= self.options.max_attempts or method not in IDEMPOTENT:
+                    raise SourceError(f"{self.source}: {self._where(url)} returned a page that is not valid JSON, "
+                                      f"gave up after {attempts} attempts") from None
+                seconds = backoff(attempts, self.options.backoff_base)
+                log.info("%s: invalid JSON from %s, retry in %.1f s", self.source, self._where(url), seconds)
+                self.retries += 1
+                self.sleep(seconds)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.json("GET", path, **kwargs)
+
+    def check(self, resp: requests.Response, url: str | None = None) -> None:
+        """Raise the one-line auth / not-found errors."""
+        url = url or resp.url
+        if resp.status_code == 401 or (resp.status_code == 403 and not _is_rate_limited(resp)):
+            hint = f" (check {self.auth_hint})" if self.auth_hint else ""
+            raise AuthError(f"{self.source}: authentication failed for {self._where(self.base_url)}"
+                            f" (HTTP {resp.status_code}){hint}")
+        if resp.status_code == 404:
+            raise NotFoundError(f"{self.source}: not found: {self._where(url)}")
+
+    def error(self, resp: requests.Response, url: str) -> HTTPStatusError:
+        body: Any
+        try:
+            body = resp.json()
+        except ValueError:
+            body = resp.text[:200]
+        detail = self.redact(_error_text(body))
+        msg = f"{self.source}: HTTP {resp.status_code} from {self._where(url)}"
+        return HTTPStatusError(f"{msg}: {detail}" if detail else msg, resp.status_code, body)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _is_rate_limited(resp: requests.Response) -> bool:
+    h = _lower(resp.headers)
+    if h.get("x-ratelimit-remaining") == "0" or "retry-after" in h:
+        return True
+    text = resp.text[:500].lower() if resp.content else ""
+    return "rate limit" in text
+
+
+def _not_sent(exc: Exception) -> bool:
+    """A connection refused/reset before the request went out is safe to resend."""
+    text = str(exc).lower()
+    return "refused" in text or "name or service" in text or "nodename" in text
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Connection reset", "RemoteDisconnected", "Connection aborted",
+                   "Read timed out", "Max retries exceeded"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
+
+
+def _error_text(body: Any) -> str:
+    """Pull the human message out of the APIs' error shapes."""
+    if isinstance(body, dict):
+        msgs = body.get("errorMessages") or []  # Jira
+        errs = body.get("errors")
+        if isinstance(errs, dict):  # Jira field errors
+            msgs += [f"{k}: {v}" for k, v in errs.items()]
+        if isinstance(body.get("error"), dict):  # ServiceNow / PagerDuty
+            e = body["error"]
+            msgs += [str(e.get("message") or ""), str(e.get("detail") or "")]
+            if isinstance(e.get("errors"), list):
+                msgs += [str(x) for x in e["errors"]]
+        if body.get("message"):  # GitHub
+            msgs.append(str(body["message"]))
+        return "; ".join(m for m in msgs if m)[:300]
+    return str(body or "").strip().replace("\n", " ")[:200]

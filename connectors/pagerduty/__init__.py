@@ -1,0 +1,1 @@
+"""PagerDuty REST v2 incidents."""

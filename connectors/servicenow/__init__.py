@@ -1,0 +1,1 @@
+"""ServiceNow Table API incidents."""

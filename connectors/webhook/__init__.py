@@ -1,0 +1,1 @@
+"""Webhook write-back (JSON or Slack incoming-webhook format)."""

@@ -1,0 +1,1 @@
+"""The engine: store, sync, compute, write-back and scheduling; it owns transactions."""

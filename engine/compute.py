@@ -1,0 +1,324 @@
+"""Recompute every KR from the store: windows, baselines, targets, status, objective roll-up."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from okrsync.config.keyresults import KeyResult, MetricSpec, Objective, Selector, parse_amount
+from okrsync.config.periods import expected_fraction, parse_duration
+from okrsync.config.workspace import METRIC_KINDS, Workspace
+from okrsync.config.sources import SOURCE_KINDS
+from okrsync.mappings import metrics as M
+from okrsync.mappings.aggregates import ratio
+from okrsync.mappings.selectors import compile_selector
+
+from .records import iso, parse_iso
+from .status import evaluate, infer_direction, resolve_target, roll_up
+from .store import Store, item_set_digest
+
+
+@dataclass
+class Thresholds:
+    on_track: float = 0.10
+    at_risk: float = 0.25
+
+
+@dataclass
+class KRResult:
+    objective_id: str
+    kr: KeyResult
+    value: float | None
+    computed_value: float | None
+    baseline: float | None
+    target: float | None
+    progress: float | None
+    score: float | None
+    expected: float
+    status: str
+    item_ids: list[str]
+    window: M.Window | None
+    period: tuple[datetime, datetime]
+    direction: str
+    formula: str
+    synced_at: str | None
+    overridden: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def items(self) -> int:
+        return len(self.item_ids)
+
+
+@dataclass
+class ObjectiveResult:
+    objective: Objective
+    score: float | None
+    status: str
+    key_results: list[KRResult]
+
+
+@dataclass
+class Computation:
+    generated_at: datetime
+    workspace: Workspace
+    objectives: list[ObjectiveResult]
+
+    def kr(self, kr_id: str) -> KRResult | None:
+        for o in self.objectives:
+            for k in o.key_results:
+                if k.kr.id == kr_id:
+                    return k
+        return None
+
+    def all_krs(self) -> list[KRResult]:
+        return [k for o in self.objectives for k in o.key_results]
+
+
+class Computer:
+    def __init__(self, ws: Workspace, store: Store, now: datetime, thresholds: Thresholds | None = None):
+        self.ws = ws
+        self.store = store
+        self.now = now.astimezone(timezone.utc)
+        self.thresholds = thresholds or Thresholds(ws.thresholds.on_track, ws.thresholds.at_risk)
+        self.period = ws.period.bounds(ws.timezone)
+        self.synced = store.source_synced_at()
+
+    # -- windows -------------------------------------------------------------------------------
+    def _kind(self, spec: MetricSpec, sel: Selector) -> str:
+        if sel.kind:
+            return sel.kind
+        supported = SOURCE_KINDS[self.ws.sources[sel.source].type]
+        return next(k for k in METRIC_KINDS[spec.metric] if k in supported)
+
+    def _window(self, spec: MetricSpec, sel: Selector, sel_c) -> tuple[M.Window | None, tuple[datetime, datetime]]:
+        """(window, the span 'expected' is measured on)."""
+        lo, hi = self.period
+        anchor = min(self.now, hi)
+        how = spec.window or "period"
+        if how == "period":
+            return M.Window(lo, max(lo, anchor)), (lo, hi)
+        if how.startswith("rolling"):
+            span = parse_duration(how.removeprefix("rolling").strip())
+            return M.Window(anchor - span, anchor), (lo, hi)
+        # sprint
+        span = self._sprint_span(sel_c)
+        if span is None:
+            return None, (lo, hi)
+        s, e = span
+        return M.Window(s, max(s, min(self.now, e))), (s, e)
+
+    def _sprint_span(self, sel_c) -> tuple[datetime, datetime] | None:
+        db = self.store.db
+        if sel_c.sprint_mode == "name":
+            marks = ",".join("?" for _ in sel_c.sprint_names)
+            rows = db.execute(
+                f"SELECT start, coalesce(completed, \"end\") FROM sprints WHERE source = ? AND name IN ({marks})",
+                [sel_c.source, *sel_c.sprint_names],
+            ).fetchall()
+        elif sel_c.sprint_mode == "active":
+            rows = db.execute(
+                "SELECT start, \"end\" FROM sprints WHERE source = ? AND state = 'active'", [sel_c.source]
+            ).fetchall()
+        else:
+            return self.period
+        starts = [parse_iso(r[0]) for r in rows if r[0]]
+        ends = [parse_iso(r[1]) for r in rows if r[1]]
+        if not starts or not ends:
+            return None
+        return min(starts), max(ends)
+
+    def _previous(self, spec: MetricSpec, window: M.Window) -> M.Window:
+        how = spec.window or "period"
+        if how.startswith("rolling"):
+            span = parse_duration(how.removeprefix("rolling").strip())
+            lo = self.period[0]
+            return M.Window(lo - span, lo)
+        lo, hi = self.period
+        return M.Window(lo - (hi - lo), lo)
+
+    # -- metric evaluation ---------------------------------------------------------------------
+    def metric(self, spec: MetricSpec, sel: Selector | None, kr_id: str, *, previous: bool = False,
+               explain: list | None = None) -> tuple[M.MetricResult, M.Window | None, tuple[datetime, datetime]]:
+        if spec.metric == "ratio":
+            parts = []
+            window = None
+            span = self.period
+            for name in ("numerator", "denominator"):
+                part = getattr(spec, name)
+                if isinstance(part, MetricSpec):
+                    res, w, sp = self.metric(part, part.select or sel, kr_id, previous=previous, explain=explain)
+                    window = window or w
+                    span = sp
+                    parts.append(res)
+                else:
+                    parts.append(M.MetricResult(float(part), []))
+            num, den = parts
+            value = ratio(num.value, den.value)
+            return (M.MetricResult(value, num.item_ids, {"numerator": num.value, "denominator": den.value,
+                                                         "denominator_items": den.items}), window, span)
+        assert sel is not None
+        kind = self._kind(spec, sel)
+        sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period)
+        window, span = self._window(spec, sel, sel_c)
+        if previous and window is not None:
+            window = self._previous(spec, window)
+        if window is None:
+            return M.MetricResult(None, [], {"reason": "sprint dates unknown"}), None, span
+        if sel_c.jql_key and not self.store.jql_evaluated(sel_c.jql_key):
+            return M.MetricResult(None, [], {"reason": "JQL not evaluated yet (run okrsync sync)"}), window, span
+        plan = M.plan(spec.metric, sel_c, window, now=self.now, agg=spec.aggregate, field_name=spec.field,
+                      weighting=spec.weighting, count_by=spec.count_by, sla_hours=spec.sla_hours)
+        rows = self.store.db.execute(plan.sql, plan.params).fetchall()
+        result = plan.reduce(rows)
+        if explain is not None:
+            explain.append({"sql": plan.sql, "params": plan.params, "kind": kind, "table": sel_c.table})
+        return result, window, span
+
+    def key_result(self, obj: Objective, kr: KeyResult) -> KRResult:
+        sources = _sources_of(kr)
+        synced = [self.synced.get(s) for s in sources]
+        synced_at = None if any(s is None for s in synced) or not synced else min(synced)
+        never = [s for s, at in zip(sources, synced) if at is None]
+        result, window, span = self.metric(kr, kr.select, kr.id)
+        if never:
+            # nothing read yet is no data, not a zero
+            result = M.MetricResult(None, [], {"reason": f"not synced yet: {', '.join(never)}"})
+        computed = result.value
+        value = computed
+        overridden = False
+        if kr.override is not None and self._override_active(kr.override.until):
+            value = float(kr.override.value)
+            overridden = True
+        baseline: float | None
+        detail = dict(result.detail)
+        if kr.baseline == "auto":
+            prev, prev_window, _ = self.metric(kr, kr.select, kr.id, previous=True)
+            baseline = prev.value
+            if prev_window is not None:
+                detail["baseline_window"] = [iso(prev_window.start), iso(prev_window.end)]
+            detail["baseline_items"] = prev.items
+        elif kr.baseline is None:
+            baseline = 0.0  # an omitted baseline is 0
+        else:
+            baseline = parse_amount(kr.baseline, relative_ok=False)[1]
+        t_kind, t_amount = parse_amount(kr.target, relative_ok=True)
+        target = resolve_target(t_kind, t_amount, baseline)
+        direction = infer_direction(baseline, target, kr.direction)
+        started = self.now >= span[0]
+        ended = self.now >= span[1]
+        expected = expected_fraction(span[0], span[1], self.now)
+        ev = evaluate(value, baseline, target, direction=direction, expected=expected, started=started,
+                      ended=ended, on_track_margin=self.thresholds.on_track, at_risk_margin=self.thresholds.at_risk)
+        if baseline is None and ev.status != "not_started":
+            ev = type(ev)(None, None, "no_data")
+            detail.setdefault("reason", "no data in the previous period for baseline: auto")
+        return KRResult(
+            objective_id=obj.id, kr=kr, value=value, computed_value=computed,
+            baseline=baseline,
+            target=target, progress=ev.progress, score=ev.score, expected=expected, status=ev.status,
+            item_ids=result.item_ids, window=window, period=span, direction=direction,
+            formula=_formula(kr), synced_at=synced_at, overridden=overridden, detail=detail,
+        )
+
+    def _override_active(self, until: date | datetime | None) -> bool:
+        if until is None:
+            return True
+        if isinstance(until, datetime):
+            limit = until if until.tzinfo else until.replace(tzinfo=ZoneInfo(self.ws.timezone))
+        else:
+            limit = datetime.combine(until + timedelta(days=1), time(), tzinfo=ZoneInfo(self.ws.timezone))
+        return self.now < limit
+
+    def run(self) -> Computation:
+        results: dict[str, ObjectiveResult] = {}
+        for obj in self.ws.objectives:
+            krs = [self.key_result(obj, kr) for kr in obj.key_results]
+            results[obj.id] = ObjectiveResult(obj, None, "no_data", krs)
+        # roll up: children before parents
+        children: dict[str, list[str]] = {}
+        for obj in self.ws.objectives:
+            if obj.parent:
+                children.setdefault(obj.parent, []).append(obj.id)
+        done: set[str] = set()
+
+        def settle(oid: str) -> None:
+            if oid in done:
+                return
+            for c in children.get(oid, []):
+                settle(c)
+            res = results[oid]
+            parts = [(k.kr.weight, k.score, k.status) for k in res.key_results]
+            parts += [(results[c].objective.weight, results[c].score, results[c].status) for c in children.get(oid, [])]
+            res.score, res.status = roll_up(parts)
+            done.add(oid)
+
+        for obj in self.ws.objectives:
+            settle(obj.id)
+        return Computation(self.now, self.ws, [results[o.id] for o in self.ws.objectives])
+
+
+def _sources_of(spec: MetricSpec, inherited: Selector | None = None) -> list[str]:
+    sel = spec.select or inherited
+    if spec.metric == "ratio":
+        out: list[str] = []
+        for part in (spec.numerator, spec.denominator):
+            if isinstance(part, MetricSpec):
+                out += _sources_of(part, sel)
+        return list(dict.fromkeys(out))
+    return [sel.source] if sel else []
+
+
+def _formula(spec: MetricSpec) -> str:
+    if spec.metric == "ratio":
+        parts = []
+        for part in (spec.numerator, spec.denominator):
+            parts.append(f"({_formula(part)})" if isinstance(part, MetricSpec) else str(part))
+        return " / ".join(parts)
+    return M.describe(spec.metric, agg=spec.aggregate, field_name=spec.field, count_by=spec.count_by)
+
+
+def compute(ws: Workspace, store: Store, now: datetime | None = None, thresholds: Thresholds | None = None) -> Computation:
+    return Computer(ws, store, now or datetime.now(timezone.utc), thresholds).run()
+
+
+def history_rows(comp: Computation, store: Store, run_id: int | None) -> tuple[list[dict], dict[str, list[str]]]:
+    """KR value rows for the history, with the items added/removed since each KR's previous value."""
+    rows: list[dict] = []
+    sets: dict[str, list[str]] = {}
+    for k in comp.all_krs():
+        ids = sorted(k.item_ids)
+        digest = item_set_digest(ids)
+        sets[digest] = ids
+        prev = store.last_value(k.kr.id)
+        if prev is None:
+            added, removed = ids, []
+        elif prev["item_set"] == digest:
+            added, removed = [], []
+        else:
+            old = set(store.item_set(prev["item_set"]))
+            new = set(ids)
+            added, removed = sorted(new - old), sorted(old - new)
+        rows.append({
+            "run_id": run_id, "kr_id": k.kr.id, "objective_id": k.objective_id, "computed_at": iso(comp.generated_at),
+            "value": k.value, "computed_value": k.computed_value, "baseline": k.baseline, "target": k.target,
+            "progress": k.progress, "score": k.score, "expected": k.expected, "status": k.status, "items": k.items,
+            "item_set": digest, "added": _capped(added), "removed": _capped(removed),
+            "added_count": len(added), "removed_count": len(removed),
+            "window_start": iso(k.window.start) if k.window else None,
+            "window_end": iso(k.window.end) if k.window else None,
+            "detail": _dumps(k.detail),
+        })
+    return rows, sets
+
+
+def _capped(ids: list[str]) -> str:
+    return json.dumps(ids[:500])
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)

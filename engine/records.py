@@ -1,0 +1,229 @@
+"""Domain records every connector normalizes into; imports nothing of ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+STATUS_CATEGORIES = ("todo", "in_progress", "done")
+DEPLOYMENT_STATUSES = ("success", "failure", "error", "in_progress")
+INCIDENT_STATUSES = ("open", "acknowledged", "resolved", "closed", "cancelled")
+KINDS = ("issue", "pull_request", "deployment", "incident")
+
+
+class RecordError(ValueError):
+    """A payload could not be normalized (bad date, missing required field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sprint:
+    id: str
+    name: str
+    state: str | None = None  # active | closed | future
+    start: datetime | None = None
+    end: datetime | None = None
+    completed: datetime | None = None
+
+
+@dataclass(slots=True)
+class Issue:
+    """A Jira issue, a GitHub issue or a GitHub pull request."""
+
+    source: str
+    id: str  # immutable system id (Jira issue id, GitHub node/number id)
+    key: str  # human key: APP-12, acme/web#12
+    title: str
+    status_category: str  # todo | in_progress | done
+    created: datetime
+    status: str | None = None
+    type: str | None = None
+    updated: datetime | None = None
+    resolved: datetime | None = None
+    project: str | None = None  # Jira project key, GitHub owner/name
+    labels: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
+    parent: str | None = None  # parent / epic key
+    sprints: tuple[Sprint, ...] = ()
+    story_points: float | None = None
+    assignee: str | None = None
+    url: str | None = None
+    is_pull_request: bool = False
+    merged_at: datetime | None = None
+    merge_sha: str | None = None  # merge commit of a merged PR (lead time)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    kind = "issue"
+
+    @property
+    def item_kind(self) -> str:
+        return "pull_request" if self.is_pull_request else "issue"
+
+
+@dataclass(slots=True)
+class Deployment:
+    """A deployment (GitHub Deployments API, a deploy workflow run, or a release)."""
+
+    source: str
+    id: str
+    environment: str
+    status: str  # success | failure | error | in_progress
+    created: datetime
+    finished: datetime | None = None  # time of the last success/failure/error status
+    sha: str | None = None
+    ref: str | None = None
+    url: str | None = None
+    repo: str | None = None
+    origin: str = "deployment"  # deployment | workflow_run | release
+    updated: datetime | None = None
+    # commits this deployment shipped that the previous successful one did not
+    commits: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    kind = "deployment"
+
+    @property
+    def item_kind(self) -> str:
+        return "deployment"
+
+
+@dataclass(slots=True)
+class Incident:
+    """An incident from ServiceNow, PagerDuty (or any incident-like table)."""
+
+    source: str
+    id: str
+    number: str
+    title: str
+    status: str  # open | acknowledged | resolved | closed | cancelled
+    opened: datetime
+    service: str | None = None
+    priority: str | None = None
+    severity: str | None = None
+    urgency: str | None = None
+    acknowledged: datetime | None = None
+    resolved: datetime | None = None
+    closed: datetime | None = None
+    updated: datetime | None = None
+    reassignment_count: int | None = None
+    sla_breached: bool | None = None
+    assignment_group: str | None = None
+    url: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    kind = "incident"
+
+    @property
+    def item_kind(self) -> str:
+        return "incident"
+
+    @property
+    def created(self) -> datetime:
+        return self.opened
+
+
+Record = Issue | Deployment | Incident
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Return an aware UTC datetime (naive values are taken as UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def iso(value: datetime | None) -> str | None:
+    """The store's time format: UTC ISO-8601 with milliseconds, sortable as text."""
+    if value is None:
+        return None
+    v = utc(value)
+    return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """Parse any ISO-8601 time (Z, +00:00, +0900, no zone = UTC) into aware UTC."""
+    if text is None or text == "":
+        return None
+    s = text.strip()
+    if s.endswith("Z") or s.endswith("z"):
+        s = s[:-1] + "+00:00"
+    # +0900 -> +09:00 (Jira's offsets have no colon)
+    if len(s) >= 5 and s[-5] in "+-" and s[-4:].isdigit() and "T" in s:
+        s = s[:-2] + ":" + s[-2:]
+    # fromisoformat in 3.11 accepts 1..6 fraction digits only in some shapes: normalize
+    if "." in s:
+        head, _, rest = s.partition(".")
+        digits = ""
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            digits += rest[i]
+            i += 1
+        tail = rest[i:]
+        digits = (digits + "000000")[:6]
+        s = f"{head}.{digits}{tail}"
+    try:
+        value = datetime.fromisoformat(s.replace(" ", "T", 1) if "T" not in s else s)
+    except ValueError as exc:
+        raise RecordError(f"bad time {text!r}") from exc
+    return utc(value)
+
+
+STATUS_LABELS = {
+    "achieved": "achieved",
+    "on_track": "on track",
+    "at_risk": "at risk",
+    "off_track": "off track",
+    "no_data": "no data",
+    "not_started": "not started",
+}
+
+
+@dataclass(frozen=True)
+class KRStatus:
+    """What write-back targets receive for one key result."""
+
+    kr_id: str
+    title: str
+    objective_id: str
+    objective_title: str
+    metric: str
+    status: str
+    value: float | None
+    baseline: float | None
+    target: float | None
+    progress: float | None
+    score: float | None
+    expected: float
+    items: int
+    unit: str | None = None
+    period: str | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    overridden: bool = False
+    computed_at: str | None = None  # not part of the fingerprint: it changes every run
+
+    def machine(self) -> dict[str, Any]:
+        """The machine-readable status (issue property, webhook body)."""
+        return {
+            "kr": self.kr_id, "title": self.title, "objective": self.objective_id, "metric": self.metric,
+            "status": self.status, "value": self.value, "baseline": self.baseline, "target": self.target,
+            "progress": self.progress, "score": self.score, "expected": self.expected, "items": self.items,
+            "unit": self.unit, "period": self.period, "overridden": self.overridden, "computed_at": self.computed_at,
+        }
+
+    def fingerprint(self) -> str:
+        """Stable hash of what a target shows; unchanged fingerprint = nothing to send."""
+        import hashlib
+        import json
+
+        body = self.machine()
+        body.pop("computed_at")
+        # the expected pace moves every run: round it so a target is not rewritten for nothing
+        body["expected"] = round(self.expected, 2)
+        return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)

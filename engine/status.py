@@ -1,0 +1,100 @@
+"""Progress, score and status rules (DESIGN §5): pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATUS_ORDER = ("off_track", "at_risk", "on_track", "achieved")  # weakest first
+NO_SCORE = ("no_data", "not_started")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    progress: float | None
+    score: float | None
+    status: str
+
+
+def infer_direction(baseline: float | None, target: float | None, explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if baseline is None or target is None:
+        return "increase"
+    return "decrease" if target < baseline else "increase"
+
+
+def resolve_target(kind: str, amount: float, baseline: float | None) -> float | None:
+    """'-20%' -> baseline x 0.8; '+40%' -> baseline x 1.4; absolute stays."""
+    if kind == "absolute":
+        return amount
+    if baseline is None:
+        return None
+    return baseline * (1.0 + amount)
+
+
+def progress_of(value: float | None, baseline: float, target: float | None) -> float | None:
+    if value is None or target is None or target == baseline:
+        return None
+    return (value - baseline) / (target - baseline) + 0.0  # no -0.0
+
+
+def evaluate(
+    value: float | None,
+    baseline: float | None,
+    target: float | None,
+    *,
+    direction: str,
+    expected: float,
+    started: bool,
+    ended: bool,
+    on_track_margin: float = 0.10,
+    at_risk_margin: float = 0.25,
+) -> Evaluation:
+    """progress = (value - baseline) / (target - baseline), uncapped; score = clamp(progress, 0, 1)."""
+    if not started:
+        return Evaluation(None, None, "not_started")
+    if value is None or target is None:
+        return Evaluation(None, None, "no_data")
+    base = 0.0 if baseline is None else baseline
+    progress = progress_of(value, base, target)
+    if direction in ("maintain_above", "maintain_below"):
+        holds = value >= target if direction == "maintain_above" else value <= target
+        score = 1.0 if holds else 0.0
+        if progress is None:
+            progress = score
+        if not holds:
+            return Evaluation(progress, score, "off_track")
+        return Evaluation(progress, score, "achieved" if ended else "on_track")
+    if progress is None:
+        # target == baseline: met or not
+        met = value >= target if direction == "increase" else value <= target
+        progress = 1.0 if met else 0.0
+    score = min(1.0, max(0.0, progress))
+    if score >= 1.0:
+        status = "achieved"
+    elif progress >= expected - on_track_margin:
+        status = "on_track"
+    elif progress >= expected - at_risk_margin:
+        status = "at_risk"
+    else:
+        status = "off_track"
+    return Evaluation(progress, score, status)
+
+
+def weakest(statuses: list[str]) -> str:
+    scored = [s for s in statuses if s not in NO_SCORE]
+    if not scored:
+        return "no_data"
+    return min(scored, key=STATUS_ORDER.index)
+
+
+def roll_up(children: list[tuple[float, float | None, str]]) -> tuple[float | None, str]:
+    """(weight, score, status) of KRs / child objectives -> (weighted mean score, weakest status)."""
+    counted = [(w, s) for w, s, st in children if st not in NO_SCORE and s is not None]
+    total_w = sum(w for w, _ in counted)
+    status = weakest([st for _, _, st in children])
+    if not counted:
+        return None, "no_data"
+    if total_w == 0:
+        return sum(s for _, s in counted) / len(counted), status
+    return sum(w * s for w, s in counted) / total_w, status

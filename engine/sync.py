@@ -1,0 +1,230 @@
+"""Sync: read every source's streams page by page, each page and its cursor in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from okrsync.config.keyresults import MetricSpec
+from okrsync.config.settings import Settings, env_name
+from okrsync.config.workspace import Workspace
+from okrsync.connectors.base import Connector, ConnectorOptions, ReadContext, SourceError, Stream
+from okrsync.connectors.registry import build_connector
+from okrsync.mappings.selectors import jql_key
+
+from .records import iso, parse_iso
+from .store import Store
+
+log = logging.getLogger("okrsync.sync")
+
+
+class Reporter:
+    """Progress callbacks; the CLI shows them on a terminal or as log lines."""
+
+    def page(self, source: str, stream: str, fetched: int, requests: int) -> None: ...
+
+    def wait(self, message: str, seconds: float) -> None: ...
+
+    def source_done(self, source: str, outcome: "SourceOutcome") -> None: ...
+
+
+@dataclass
+class SourceOutcome:
+    source: str
+    fetched: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    requests: int = 0
+    streams: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"fetched": self.fetched, "new": self.new, "changed": self.changed, "unchanged": self.unchanged,
+                "deleted": self.deleted, "skipped": len(self.skipped), "requests": self.requests,
+                "streams": self.streams, "error": self.error}
+
+
+def jql_selectors(ws: Workspace) -> dict[str, dict[str, tuple[str, list[str]]]]:
+    """Per source: jql_key -> (jql, KR ids using it)."""
+    out: dict[str, dict[str, tuple[str, list[str]]]] = {}
+
+    def visit(spec: MetricSpec, kr_id: str, inherited) -> None:
+        sel = spec.select or inherited
+        if spec.metric == "ratio":
+            for part in (spec.numerator, spec.denominator):
+                if isinstance(part, MetricSpec):
+                    visit(part, kr_id, sel)
+            return
+        if sel is not None and sel.jql:
+            key = jql_key(sel.source, sel.jql)
+            jql, ids = out.setdefault(sel.source, {}).get(key, (sel.jql.strip(), []))
+            out[sel.source][key] = (jql, ids + [kr_id])
+
+    for _, kr in ws.key_results():
+        visit(kr, kr.id, None)
+    return out
+
+
+def _sync_from(value: date | datetime | None, tz: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
+    return datetime.combine(value, time(), tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+
+
+class SyncRunner:
+    def __init__(self, ws: Workspace, store: Store, settings: Settings, *, run_id: int, started: datetime,
+                 full: bool = False, reporter: Reporter | None = None,
+                 connector_factory: Callable[..., Connector] = build_connector,
+                 sleep: Callable[[float], None] | None = None):
+        self.ws = ws
+        self.store = store
+        self.settings = settings
+        self.run_id = run_id
+        self.started = started
+        self.full = full
+        self.reporter = reporter or Reporter()
+        self.factory = connector_factory
+        self.sleep = sleep
+        self.jql = jql_selectors(ws)
+        self.stop_requested = threading.Event()
+
+    def first_since(self, name: str, stream: Stream) -> datetime | None:
+        cfg = self.ws.sources[name]
+        explicit = _sync_from(cfg.sync_from, self.ws.timezone)
+        if explicit is not None:
+            return explicit
+        if getattr(stream, "default_from", "all") == "previous_period":
+            return self.ws.period.previous_bounds(self.ws.timezone)[0]
+        return None
+
+    def context(self, name: str, stream: Stream) -> tuple[ReadContext, dict]:
+        st = self.store.get_state(name, stream.name)
+        pending = st["pending"]
+        cfg = self.ws.sources[name]
+        chain = {"run_started": iso(self.started), "run_id": self.run_id, "full": self.full}
+        if pending and bool(pending.get("full")) == self.full:
+            # an interrupted read: resume it; the cursor becomes the interrupted run's start
+            since = parse_iso(pending["since"]) if pending.get("since") else None
+            chain = {"run_started": pending["run_started"], "run_id": pending["run_id"], "full": self.full}
+            ctx = ReadContext(since=since, run_started=self.started, full=self.full,
+                              first_run=st["cursor"] is None, checkpoint=pending.get("checkpoint"),
+                              state=st["state"])
+        elif self.full or st["cursor"] is None:
+            ctx = ReadContext(since=self.first_since(name, stream), run_started=self.started, full=self.full,
+                              first_run=st["cursor"] is None, state=st["state"])
+        else:
+            since = parse_iso(st["cursor"]) - cfg.lookback_delta
+            ctx = ReadContext(since=since, run_started=self.started, state=st["state"])
+        chain["since"] = iso(ctx.since)
+        return ctx, chain
+
+    def sync_source(self, name: str) -> SourceOutcome:
+        out = SourceOutcome(name)
+        cfg = self.ws.sources[name]
+        creds = self.settings.credentials(name)
+        options = ConnectorOptions(
+            jql_selectors=self.jql.get(name, {}),
+            on_wait=self.reporter.wait,
+            sleep=self.sleep,
+            secrets=self.settings.secret_values(),
+        )
+        connector: Connector | None = None
+        try:
+            connector = self.factory(name, cfg, creds, options)
+            for stream in connector.streams():
+                if self.stop_requested.is_set():
+                    break
+                self._sync_stream(name, stream, connector, out)
+        except SourceError as exc:
+            out.error = _one_line(str(exc), self.settings.secret_values())
+            log.error("%s", out.error)
+        except Exception as exc:  # a bug or an unexpected payload: the source fails, the run goes on
+            log.exception("%s: unexpected error", name)
+            out.error = _one_line(f"{name}: unexpected error: {type(exc).__name__}: {exc}", self.settings.secret_values())
+        finally:
+            if connector is not None:
+                out.requests = connector.requests_made
+                try:
+                    connector.close()
+                except Exception:  # pragma: no cover
+                    pass
+        self.reporter.source_done(name, out)
+        return out
+
+    def _sync_stream(self, name: str, stream: Stream, connector: Connector, out: SourceOutcome) -> None:
+        ctx, chain = self.context(name, stream)
+        fetched = 0
+        state = ctx.state
+        for page in stream.read(ctx):
+            if page.state is not None:
+                state = page.state
+            pending = {**chain, "checkpoint": page.checkpoint}
+            counts = self.store.write_page(
+                name, stream.name, page.records, run_id=self.run_id,
+                state={"pending": pending, "state": state},
+                memberships=[(m.jql_key, m.checked, m.members, m.jql) for m in page.memberships],
+            )
+            fetched += len(page.records)
+            out.new += counts.new
+            out.changed += counts.changed
+            out.unchanged += counts.unchanged
+            for s in page.skipped:
+                out.skipped.append({"source": name, "stream": stream.name, "key": s.key, "reason": s.reason})
+                log.warning("%s: skipped %s: %s", name, s.key, s.reason)
+            self.reporter.page(name, stream.name, fetched, connector.requests_made)
+            if self.stop_requested.is_set():
+                # graceful stop: this page is saved; the pending checkpoint resumes the rest next run
+                raise SourceError(f"{name}: stopped before {stream.name} finished (resumes next run)")
+        if chain.get("full") or self.full:
+            out.deleted += self.store.mark_deleted(name, stream.name, int(chain["run_id"]))
+        self.store.save_state(name, stream.name, {"cursor": chain["run_started"], "pending": None, "state": state})
+        out.fetched += fetched
+        out.streams[stream.name] = fetched
+
+    def run(self, names: list[str]) -> dict[str, SourceOutcome]:
+        if not names:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(8, len(names)), thread_name_prefix="okrsync-source") as pool:
+            futures = {n: pool.submit(self.sync_source, n) for n in names}
+            return {n: f.result() for n, f in futures.items()}
+
+
+def missing_credentials(name: str, cfg: Any, settings: Settings) -> str | None:
+    """A one-line message when a source cannot authenticate at all (checked before any request)."""
+    creds = settings.credentials(name)
+    token = creds.token.get_secret_value() if creds.token else ""
+    if cfg.type == "servicenow":
+        if token or (creds.password and (creds.user or cfg.user)):
+            return None
+        return (f"{name}: no credentials: set {env_name(name, 'token')}, or {env_name(name, 'user')} "
+                f"and {env_name(name, 'password')}")
+    if token:
+        return None
+    if cfg.type == "github" and _loopback(cfg):
+        return None  # the local sandbox accepts anonymous reads
+    return f"{name}: no token: set {env_name(name, 'token')}"
+
+
+def _loopback(cfg: Any) -> bool:
+    from okrsync.config.sources import is_loopback
+    from urllib.parse import urlparse
+
+    return bool(cfg.url) and is_loopback(urlparse(cfg.url).hostname)
+
+
+def _one_line(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return " ".join(text.split())
+

@@ -1,0 +1,6 @@
+"""python -m okrsync."""
+
+from okrsync.cli import main
+
+if __name__ == "__main__":
+    main()

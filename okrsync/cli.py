@@ -1,0 +1,302 @@
+"""The okrsync command line (click): every user error is one line and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+
+from okrsync import __version__
+from okrsync.config.settings import Settings
+from okrsync.config.workspace import LoadedWorkspace, load_workspace
+from okrsync.config.yamlfile import ConfigError
+from okrsync.connectors.base import SourceError
+from okrsync.engine.compute import compute
+from okrsync.engine.document import status_csv, status_document
+from okrsync.engine.lock import LockBusy
+from okrsync.engine.pipeline import RunSummary, db_path_for, run_sync, thresholds_for
+from okrsync.engine.store import Store, StoreError
+
+from . import console as ui
+from .logs import setup_logging
+
+log = logging.getLogger("okrsync")
+
+
+class UsageError(Exception):
+    """Wrong usage (exit 2)."""
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"okrsync: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Map every user-causable error to one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        except UsageError as exc:
+            fail(str(exc), 2)
+        except StoreError as exc:
+            fail(str(exc), 2)
+        except LockBusy as exc:
+            fail(str(exc), 1)
+        except SourceError as exc:
+            fail(str(exc), 1)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # an okrsync bug: still one line, the traceback only with --debug
+            log.debug("internal error", exc_info=True)
+            fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1)
+
+    return wrapper
+
+
+def workspace_options(fn: Callable) -> Callable:
+    fn = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
+                      help="Store file (default: okrsync.db beside the workspace file, or $OKRSYNC_DB).")(fn)
+    fn = click.option("-w", "--workspace", "workspace", type=click.Path(dir_okay=False), default=None,
+                      help="Workspace file (default: ./okrsync.yaml).")(fn)
+    return fn
+
+
+class Env:
+    """Per-invocation context: workspace, settings, store."""
+
+    def __init__(self, ctx: click.Context, workspace: str | None, db: str | None):
+        root = ctx.find_root().params
+        self.workspace_path = Path(workspace or root.get("workspace") or "okrsync.yaml")
+        self.db_arg = db or root.get("db")
+        self.debug = bool(root.get("debug"))
+        self._settings: Settings | None = None
+        self._lw: LoadedWorkspace | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = Settings()
+            except Exception as exc:  # pydantic ValidationError on a bad env value
+                raise ConfigError(f"environment: invalid OKRSYNC_* setting: {exc}".splitlines()[0]) from None
+        return self._settings
+
+    @property
+    def lw(self) -> LoadedWorkspace:
+        if self._lw is None:
+            self._lw = load_workspace(self.workspace_path)
+        return self._lw
+
+    def store(self, *, create: bool = True) -> Store:
+        return Store(db_path_for(self.workspace_path, self.db_arg, self.settings), create=create)
+
+
+def _setup(ctx: click.Context) -> None:
+    root = ctx.find_root().params
+    level = "debug" if root.get("debug") else (root.get("log_level") or ("info" if root.get("verbose") else "warning"))
+    secrets: list[str] = []
+    try:
+        secrets = Settings().secret_values()
+    except Exception:
+        pass
+    setup_logging(level, root.get("log_format") or "text", secrets)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="okrsync")
+@click.option("-w", "--workspace", type=click.Path(dir_okay=False), default=None,
+              help="Workspace file (default: ./okrsync.yaml).")
+@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Store file.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="Log line format (stderr).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (info level).")
+@click.option("--debug", is_flag=True, help="Debug logs and tracebacks for internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, **_: Any) -> None:
+    """okrsync keeps key results honest: it computes them from Jira, GitHub, ServiceNow and PagerDuty."""
+    _setup(ctx)
+
+
+INIT_TEMPLATE = Path(__file__).parent / "templates" / "okrsync.yaml"
+
+
+@cli.command()
+@click.option("-w", "--workspace", type=click.Path(dir_okay=False), default="okrsync.yaml", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@guarded
+def init(workspace: str, force: bool) -> None:
+    """Write a commented okrsync.yaml to start from."""
+    path = Path(workspace)
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists (use --force to overwrite it)")
+    path.write_text(INIT_TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    click.echo(f"wrote {path}: edit the sources and key results, then run 'okrsync validate'")
+
+
+@cli.command()
+@workspace_options
+@click.pass_context
+@guarded
+def validate(ctx: click.Context, workspace: str | None, db: str | None) -> None:
+    """Check the workspace file; exit 0, or 2 with a message naming the line."""
+    env = Env(ctx, workspace, db)
+    ws = env.lw.workspace
+    n_kr = sum(1 for _ in ws.key_results())
+    click.echo(f"{env.workspace_path}: ok — period {ws.period.label}, {len(ws.sources)} sources, "
+               f"{len(ws.objectives)} objectives, {n_kr} key results")
+
+
+def _print_summary(summary: RunSummary, out: Console) -> None:
+    for name, o in summary.sources.items():
+        if o.error:
+            continue
+        if name in {e.split(":")[0] for e in summary.config_errors}:
+            continue
+        streams = ", ".join(f"{s} {n}" for s, n in o.streams.items())
+        out.print(f"{name}: {o.fetched} fetched ({o.new} new, {o.changed} changed), {o.requests} requests"
+                  + (f", {o.deleted} deleted" if o.deleted else "") + (f", {len(o.skipped)} skipped" if o.skipped else "")
+                  + (f" [{streams}]" if streams else ""))
+    for s in summary.skipped[:20]:
+        out.print(f"  skipped {s['source']} {s['key']}: {s['reason']}")
+    wb = summary.writeback
+    if wb.planned:
+        out.print("dry run: would write")
+        for line in wb.planned:
+            out.print(f"  {line}")
+    if wb.written or wb.unchanged:
+        out.print(f"write-back: {wb.written} written, {wb.unchanged} unchanged")
+    for path in summary.outputs:
+        out.print(f"wrote {path}")
+    status = summary.status
+    out.print(f"run {summary.run_id}: {status}" + (f" ({len(summary.errors)} errors)" if summary.errors else ""))
+
+
+@cli.command()
+@workspace_options
+@click.option("--source", "sources", multiple=True, help="Sync only this source (repeatable).")
+@click.option("--full", is_flag=True, help="Re-read everything and mark vanished records deleted.")
+@click.option("--dry-run", is_flag=True, help="Print the write-back instead of sending it.")
+@click.option("--wait", type=float, default=None, help="Seconds to wait for another sync's lock (default 600).")
+@click.pass_context
+@guarded
+def sync(ctx: click.Context, workspace: str | None, db: str | None, sources: tuple[str, ...], full: bool,
+         dry_run: bool, wait: float | None) -> None:
+    """Pull from the sources, recompute every KR, write the status back."""
+    env = Env(ctx, workspace, db)
+    lw = env.lw
+    for s in sources:
+        if s not in lw.workspace.sources:
+            raise UsageError(f"--source {s}: not in {env.workspace_path} (sources: {', '.join(lw.workspace.sources)})")
+    from .progress import make_reporter
+
+    store = env.store()
+    err = Console(stderr=True)
+    with make_reporter(err) as reporter:
+        summary = run_sync(lw, env.settings, store, sources=list(sources) or None, full=full, dry_run=dry_run,
+                           wait=wait, reporter=reporter)
+    out = Console()
+    _print_summary(summary, out)
+    for e in summary.errors:
+        click.echo(f"okrsync: {e}", err=True)
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
+@workspace_options
+@click.option("--json", "as_json", is_flag=True, help="The status document (JSON).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None)
+@click.pass_context
+@guarded
+def status(ctx: click.Context, workspace: str | None, db: str | None, as_json: bool, fmt: str | None) -> None:
+    """Recompute from the store (no API calls) and show the KR table."""
+    env = Env(ctx, workspace, db)
+    lw = env.lw
+    comp = compute(lw.workspace, env.store(), datetime.now(timezone.utc), thresholds_for(lw, env.settings))
+    fmt = "json" if as_json else (fmt or "table")
+    if fmt == "json":
+        click.echo(json.dumps(status_document(comp), indent=2))
+    elif fmt == "csv":
+        click.echo(status_csv(comp), nl=False)
+    else:
+        ui.print_status(comp, Console())
+
+
+def _find_kr(env: Env, kr_id: str):
+    ws = env.lw.workspace
+    if ws.kr(kr_id) is None:
+        known = ", ".join(kr.id for _, kr in ws.key_results())
+        raise UsageError(f"unknown key result {kr_id!r} in {env.workspace_path} (known: {known})")
+
+
+@cli.command()
+@workspace_options
+@click.argument("kr")
+@click.option("--limit", type=int, default=50, show_default=True, help="Items to list.")
+@click.pass_context
+@guarded
+def explain(ctx: click.Context, workspace: str | None, db: str | None, kr: str, limit: int) -> None:
+    """The formula, window, items counted (links), what changed, and the history of one KR."""
+    env = Env(ctx, workspace, db)
+    _find_kr(env, kr)
+    store = env.store()
+    comp = compute(env.lw.workspace, store, datetime.now(timezone.utc), thresholds_for(env.lw, env.settings))
+    ui.explain(comp.kr(kr), comp, store, Console(), limit=limit)
+
+
+@cli.command()
+@workspace_options
+@click.argument("kr")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@guarded
+def history(ctx: click.Context, workspace: str | None, db: str | None, kr: str, as_json: bool) -> None:
+    """A KR's value over time (one row per sync run)."""
+    env = Env(ctx, workspace, db)
+    _find_kr(env, kr)
+    rows = env.store().history(kr)
+    if as_json:
+        keys = ("computed_at", "run_id", "value", "baseline", "target", "progress", "score", "expected", "status",
+                "items", "added_count", "removed_count")
+        click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo(f"{kr}: no history yet (run 'okrsync sync')")
+        return
+    ui.Console().print(ui.history_table(rows, env.lw.workspace.kr(kr).unit))
+
+
+@cli.command()
+@workspace_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
+@click.pass_context
+@guarded
+def report(ctx: click.Context, workspace: str | None, db: str | None, output: str) -> None:
+    """Write the self-contained HTML report (progress bars, pace markers, history charts)."""
+    from okrsync.report import render_report
+
+    env = Env(ctx, workspace, db)
+    store = env.store()
+    comp = compute(env.lw.workspace, store, datetime.now(timezone.utc), thresholds_for(env.lw, env.settings))
+    Path(output).write_text(render_report(comp, store), encoding="utf-8")
+    click.echo(f"wrote {output}")
+
+
+def main() -> None:
+    cli(prog_name="okrsync")
+
+
+from . import commands_ops  # noqa: E402,F401  (run, sandbox, demo register themselves on cli)

@@ -1,0 +1,164 @@
+"""Terminal rendering (rich): the KR status table, explain, history and run summaries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from okrsync.engine.compute import Computation, KRResult
+from okrsync.engine.records import STATUS_LABELS
+from okrsync.engine.store import Store
+
+COLOURS = {
+    "achieved": "bold green",
+    "on_track": "green",
+    "at_risk": "yellow",
+    "off_track": "red",
+    "no_data": "dim",
+    "not_started": "dim",
+}
+
+
+def fmt_number(value: float | None, unit: str | None = None) -> str:
+    if value is None:
+        return "—"
+    if unit in ("%", "percent"):
+        return f"{value * 100:.1f}%"
+    a = abs(value)
+    if a != 0 and (a < 0.01 or a >= 1e6):
+        text = f"{value:.4g}"
+    elif float(value).is_integer():
+        text = f"{int(value)}"
+    elif a < 1:
+        text = f"{value:.4f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{text} {unit}" if unit else text
+
+
+def fmt_pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def bar(progress: float | None, expected: float | None, width: int = 20) -> Text:
+    """A progress bar with the expected-pace marker '|'."""
+    text = Text()
+    if progress is None:
+        return Text("·" * width, style="dim")
+    filled = int(round(max(0.0, min(1.0, progress)) * width))
+    mark = None if expected is None else min(width - 1, int(round(expected * width)))
+    for i in range(width):
+        ch = "█" if i < filled else "░"
+        style = "cyan" if i < filled else "grey50"
+        if mark is not None and i == mark:
+            ch, style = "│", "bold white"
+        text.append(ch, style=style)
+    return text
+
+
+def status_text(status: str) -> Text:
+    return Text(STATUS_LABELS.get(status, status), style=COLOURS.get(status, ""))
+
+
+def status_table(comp: Computation) -> Table:
+    table = Table(title=f"OKRs {comp.workspace.period.label}", title_justify="left", expand=False)
+    table.add_column("KR", no_wrap=True)
+    table.add_column("title", max_width=48)
+    table.add_column("value", justify="right")
+    table.add_column("target", justify="right")
+    table.add_column("progress")
+    table.add_column("", justify="right")
+    table.add_column("status")
+    table.add_column("items", justify="right")
+    for o in comp.objectives:
+        table.add_row(Text(o.objective.id, style="bold"), Text(o.objective.title, style="bold"), "", "",
+                      bar(o.score, None), fmt_pct(o.score), status_text(o.status), "")
+        for k in o.key_results:
+            title = k.kr.title + (" (override)" if k.overridden else "")
+            table.add_row(f"  {k.kr.id}", title, fmt_number(k.value, k.kr.unit), fmt_number(k.target, k.kr.unit),
+                          bar(k.progress, k.expected), fmt_pct(k.progress), status_text(k.status), str(k.items))
+    return table
+
+
+def print_status(comp: Computation, console: Console) -> None:
+    if not console.is_terminal:
+        console.width = max(console.width, 140)
+    console.print(status_table(comp))
+    console.print(Text(f"computed {comp.generated_at:%Y-%m-%d %H:%M} UTC from the store; │ marks the expected pace",
+                       style="dim"))
+
+
+def _item_rows(store: Store, ids: list[str], limit: int) -> list[dict[str, Any]]:
+    out = []
+    for item in ids[:limit]:
+        source, _, iid = item.partition(":")
+        row = None
+        for table, label in (("issues", "key"), ("incidents", "number"), ("deployments", "environment")):
+            rows = list(store.db.query(f"SELECT *, '{table}' AS _t FROM {table} WHERE source = ? AND id = ?",
+                                       [source, iid]))
+            if rows:
+                row = rows[0]
+                row["_label"] = row.get(label) or iid
+                break
+        out.append(row or {"_label": item, "_t": "?", "url": None, "title": ""})
+    return out
+
+
+def explain(k: KRResult, comp: Computation, store: Store, console: Console, *, limit: int = 50) -> None:
+    kr = k.kr
+    console.print(Text(f"{kr.id} — {kr.title}", style="bold"))
+    console.print(f"objective   {k.objective_id}")
+    console.print(f"metric      {kr.metric}: {k.formula}")
+    sel = kr.select.model_dump(exclude_none=True, exclude_defaults=True) if kr.select else {}
+    if sel:
+        console.print(f"select      {json.dumps(sel)}")
+    if k.window:
+        console.print(f"window      {k.window.start:%Y-%m-%d %H:%M} → {k.window.end:%Y-%m-%d %H:%M} UTC "
+                      f"({k.window.days:.2f} days; {kr.window or 'period'})")
+    console.print(f"value       {fmt_number(k.value, kr.unit)}" + (
+        f"  (override: {kr.override.reason}; computed {fmt_number(k.computed_value, kr.unit)})" if k.overridden else ""))
+    base_note = " (auto: same metric over the previous period)" if kr.baseline == "auto" else ""
+    console.print(f"baseline    {fmt_number(k.baseline, kr.unit)}{base_note}")
+    console.print(f"target      {fmt_number(k.target, kr.unit)}  (written as {kr.target}; {k.direction})")
+    console.print(f"progress    {fmt_pct(k.progress)}   score {fmt_pct(k.score)}   expected {fmt_pct(k.expected)}")
+    console.print(Text.assemble("status      ", status_text(k.status)))
+    for key, value in sorted(k.detail.items()):
+        console.print(f"  {key}: {value}")
+    console.print(Text(f"\nitems counted: {k.items}", style="bold"))
+    for row in _item_rows(store, sorted(k.item_ids), limit):
+        url = row.get("url")
+        label = Text(str(row["_label"]), style=f"link {url}" if url else "")
+        console.print(Text.assemble("  ", label, f"  {row.get('title') or ''}", (f"  {url}" if url else "")))
+    if k.items > limit:
+        console.print(f"  … and {k.items - limit} more")
+    last = store.last_value(kr.id)
+    if last is not None:
+        prev_ids = set(store.item_set(last["item_set"]))
+        now_ids = set(k.item_ids)
+        added, removed = sorted(now_ids - prev_ids), sorted(prev_ids - now_ids)
+        console.print(Text(f"\nsince the last run ({last['computed_at']}):", style="bold"))
+        console.print(f"  value {fmt_number(last['value'], kr.unit)} → {fmt_number(k.value, kr.unit)}; "
+                      f"items +{len(added)} −{len(removed)}")
+        for item in added[:10]:
+            console.print(f"  + {item}")
+        for item in removed[:10]:
+            console.print(f"  − {item}")
+    hist = store.history(kr.id, limit=10)
+    if hist:
+        console.print(Text("\nhistory (latest 10):", style="bold"))
+        console.print(history_table(hist, kr.unit))
+
+
+def history_table(rows: list[dict], unit: str | None) -> Table:
+    table = Table()
+    for col, just in (("computed at", "left"), ("run", "right"), ("value", "right"), ("progress", "right"),
+                      ("status", "left"), ("items", "right"), ("+/−", "right")):
+        table.add_column(col, justify=just)
+    for r in rows:
+        table.add_row(r["computed_at"], str(r["run_id"] or ""), fmt_number(r["value"], unit), fmt_pct(r["progress"]),
+                      status_text(r["status"]), str(r["items"]), f"+{r['added_count']} −{r['removed_count']}")
+    return table
