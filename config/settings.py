@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     secrets_dir: str | None = None
     thresholds: StatusThresholds = Field(default_factory=StatusThresholds)
     lock_wait: float = 600.0
+    # Compute "as of" this time instead of now (reproducible reports and tests); syncing still uses the clock.
+    now: str | None = None
+
+    def as_of(self):
+        from datetime import datetime, timezone
+
+        if not self.now:
+            return datetime.now(timezone.utc)
+        value = datetime.fromisoformat(self.now.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -121,11 +121,28 @@ class LoadedWorkspace:
     yaml: LoadedYaml
 
 
+def _known_keys() -> set[str]:
+    from .keyresults import GitHubTarget, JiraTarget, Override, WebhookTarget
+    from .sources import SOURCE_MODELS
+
+    models = [Workspace, Thresholds, ReportSettings, Objective, KeyResult, Selector, Override, JiraTarget,
+              GitHubTarget, WebhookTarget, *SOURCE_MODELS.values()]
+    out: set[str] = set()
+    for m in models:
+        for name, f in m.model_fields.items():
+            out.add(f.alias or name)
+    return out
+
+
 def _describe(err: dict) -> str:
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")
     if kind == "extra_forbidden":
-        return "unknown key"
+        import difflib
+
+        key = str(err["loc"][-1]) if err.get("loc") else ""
+        close = difflib.get_close_matches(key, sorted(_known_keys()), n=1, cutoff=0.75)
+        return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
     if kind == "missing":
         return "required key is missing"
     if kind == "literal_error":
@@ -207,9 +224,12 @@ def parse_workspace(loaded: LoadedYaml) -> Workspace:
         ws = Workspace.model_validate(data)
     except ValidationError as exc:
         seen: set[tuple] = set()
-        for err in exc.errors():
-            path = _data_path(data, tuple(err["loc"]))
-            if path in seen:
+        found = [(_data_path(data, tuple(e["loc"])), e) for e in exc.errors()]
+        # a typo'd key also makes the real key "missing": report the typo only
+        suggested = {path[:-1] + (_describe(e).split("'")[1],) for path, e in found
+                     if e.get("type") == "extra_forbidden" and "did you mean" in _describe(e)}
+        for path, err in found:
+            if path in seen or (err.get("type") == "missing" and path in suggested):
                 continue  # one message per place (unions report each member)
             seen.add(path)
             errors.add(path, _describe(err))
@@ -220,14 +240,17 @@ def parse_workspace(loaded: LoadedYaml) -> Workspace:
     return ws
 
 
-def _kind_of(metric: str, sel: Selector, source_type: str) -> str | None:
+def default_kind(metric: str, sel: Selector, source_type: str) -> str | None:
+    """The selector's kind, else the first kind the metric reads, the source has, and the selector keys fit."""
     if sel.kind:
         return sel.kind
     supported = SOURCE_KINDS[source_type]
-    for k in METRIC_KINDS.get(metric, ()):
-        if k in supported:
-            return k
-    return None
+    candidates = [k for k in METRIC_KINDS.get(metric, ()) if k in supported]
+    keys = [k for k in sel.model_fields_set if k in SELECTOR_KINDS]
+    for kind in candidates:
+        if all(kind in SELECTOR_KINDS[k] for k in keys):
+            return kind
+    return candidates[0] if candidates else None
 
 
 def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, parent_select: Selector | None) -> None:
@@ -250,7 +273,7 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
         known = ", ".join(ws.sources) or "none defined"
         errors.add(sel_path + ("source",), f"unknown source {sel.source!r} (sources: {known})")
         return
-    kind = _kind_of(spec.metric, sel, source.type)
+    kind = default_kind(spec.metric, sel, source.type)
     supported = SOURCE_KINDS[source.type]
     if kind is None or kind not in supported:
         errors.add(sel_path + (("kind",) if sel.kind else ("source",)),

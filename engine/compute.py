@@ -10,8 +10,7 @@ from zoneinfo import ZoneInfo
 
 from okrsync.config.keyresults import KeyResult, MetricSpec, Objective, Selector, parse_amount
 from okrsync.config.periods import expected_fraction, parse_duration
-from okrsync.config.workspace import METRIC_KINDS, Workspace
-from okrsync.config.sources import SOURCE_KINDS
+from okrsync.config.workspace import Workspace, default_kind
 from okrsync.mappings import metrics as M
 from okrsync.mappings.aggregates import ratio
 from okrsync.mappings.selectors import compile_selector
@@ -90,10 +89,7 @@ class Computer:
 
     # -- windows -------------------------------------------------------------------------------
     def _kind(self, spec: MetricSpec, sel: Selector) -> str:
-        if sel.kind:
-            return sel.kind
-        supported = SOURCE_KINDS[self.ws.sources[sel.source].type]
-        return next(k for k in METRIC_KINDS[spec.metric] if k in supported)
+        return default_kind(spec.metric, sel, self.ws.sources[sel.source].type)
 
     def _window(self, spec: MetricSpec, sel: Selector, sel_c) -> tuple[M.Window | None, tuple[datetime, datetime]]:
         """(window, the span 'expected' is measured on)."""

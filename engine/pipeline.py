@@ -84,6 +84,7 @@ def run_sync(
     writer_factory=None,
     runner_hook: Callable[[SyncRunner], None] | None = None,
     sleep: Callable[[float], None] | None = None,
+    render_html: Callable[[Computation, Store], str] | None = None,
 ) -> RunSummary:
     ws = lw.workspace
     lock = StoreLock(store.path)
@@ -112,7 +113,7 @@ def run_sync(
         summary.sources.update(runner.run(runnable))
         failed = {n for n, o in summary.sources.items() if o.error} | {
             n for n in names if any(e.startswith(f"{n}:") for e in summary.config_errors)}
-        comp = compute(ws, store, now(), thresholds_for(lw, settings))
+        comp = compute(ws, store, settings.as_of() if settings.now else now(), thresholds_for(lw, settings))
         summary.computation = comp
         if not dry_run:
             rows, sets = history_rows(comp, store, run_id)
@@ -121,7 +122,7 @@ def run_sync(
         summary.writeback = WritebackDispatcher(ws, store, settings, run_id=run_id, dry_run=dry_run,
                                                 **wb_kwargs).run(comp, failed)
         if not dry_run:
-            summary.outputs = write_outputs(lw, comp, store)
+            summary.outputs = write_outputs(lw, comp, store, render_html)
         summary.finished = now()
         store.finish_run(
             run_id, status=summary.status, sources={n: o.summary() for n, o in summary.sources.items()},
@@ -132,8 +133,11 @@ def run_sync(
         lock.release()
 
 
-def write_outputs(lw: LoadedWorkspace, comp: Computation, store: Store) -> list[str]:
-    """Files named under report: in the workspace (HTML report, status JSON, CSV)."""
+def write_outputs(lw: LoadedWorkspace, comp: Computation, store: Store,
+                  render_html: Callable[[Computation, Store], str] | None = None) -> list[str]:
+    """Files named under report: in the workspace (HTML report, status JSON, CSV).
+
+    The HTML renderer lives in the application shell (okrsync.report) and is passed in."""
     rep = lw.workspace.report
     base = lw.path.parent
     written = []
@@ -147,12 +151,10 @@ def write_outputs(lw: LoadedWorkspace, comp: Computation, store: Store) -> list[
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(status_csv(comp), encoding="utf-8")
         written.append(str(p))
-    if rep.path:
-        from okrsync.report import render_report
-
+    if rep.path and render_html is not None:
         p = base / rep.path
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(render_report(comp, store), encoding="utf-8")
+        p.write_text(render_html(comp, store), encoding="utf-8")
         written.append(str(p))
     return written
 

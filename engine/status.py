@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STATUS_ORDER = ("off_track", "at_risk", "on_track", "achieved")  # weakest first
+# Boundaries are inclusive; floating-point noise ((5.8 - 5) / 2 = 0.3999…) must not flip a status.
+EPS = 1e-9
 NO_SCORE = ("no_data", "not_started")
 
 
@@ -58,7 +60,7 @@ def evaluate(
     base = 0.0 if baseline is None else baseline
     progress = progress_of(value, base, target)
     if direction in ("maintain_above", "maintain_below"):
-        holds = value >= target if direction == "maintain_above" else value <= target
+        holds = value >= target - EPS if direction == "maintain_above" else value <= target + EPS
         score = 1.0 if holds else 0.0
         if progress is None:
             progress = score
@@ -67,14 +69,14 @@ def evaluate(
         return Evaluation(progress, score, "achieved" if ended else "on_track")
     if progress is None:
         # target == baseline: met or not
-        met = value >= target if direction == "increase" else value <= target
+        met = value >= target - EPS if direction == "increase" else value <= target + EPS
         progress = 1.0 if met else 0.0
-    score = min(1.0, max(0.0, progress))
-    if score >= 1.0:
+    score = 1.0 if progress >= 1.0 - EPS else min(1.0, max(0.0, progress))
+    if progress >= 1.0 - EPS:
         status = "achieved"
-    elif progress >= expected - on_track_margin:
+    elif progress >= expected - on_track_margin - EPS:
         status = "on_track"
-    elif progress >= expected - at_risk_margin:
+    elif progress >= expected - at_risk_margin - EPS:
         status = "at_risk"
     else:
         status = "off_track"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,7 +12,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from sqlite_utils import Database
 
@@ -110,11 +111,31 @@ class Store:
             db = Database(conn)
             db.execute("PRAGMA busy_timeout = 60000")
             db.execute("PRAGMA synchronous = NORMAL")
-        except (sqlite3.DatabaseError, OSError) as exc:
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not an okrsync store ({exc})") from None
+        except OSError as exc:
             raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
         with self._guard:
             self._all.append(db)
         return db
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Database]:
+        """A write transaction taken with BEGIN IMMEDIATE: concurrent writers queue on the busy timeout
+        instead of failing when a read lock cannot be upgraded. Nested use joins the outer transaction."""
+        db = self.db
+        if db.conn.in_transaction:
+            with db.atomic():
+                yield db
+            return
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
+        else:
+            db.conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._guard:
@@ -145,8 +166,9 @@ class Store:
                     f"{newer[-1]!r} is unknown to okrsync {__version__}; upgrade okrsync or use another --db"
                 )
             if applied != known:
-                MIGRATIONS.apply(db)
-                with db.atomic():
+                with self.write():  # another process may be migrating: re-check under the write lock
+                    if {m.name for m in MIGRATIONS.applied(db)} != known:
+                        MIGRATIONS.apply(db)
                     db["meta"].upsert({"key": "app_version", "value": __version__}, pk="key")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not an okrsync store ({exc})") from None
@@ -179,7 +201,7 @@ class Store:
                     sprints[(rec.source, s.id)] = {"source": rec.source, **_sprint_dict(s)}
         counts = PageCounts()
         db = self.db
-        with db.atomic():
+        with self.write():
             for table, rows in by_table.items():
                 known = self._existing_hashes(table, source, [r["id"] for r in rows])
                 fresh = []
@@ -250,7 +272,7 @@ class Store:
     def mark_deleted(self, source: str, stream: str, run_id: int) -> int:
         """After a complete full read: items of this stream not seen in the run are deleted."""
         total = 0
-        with self.db.atomic():
+        with self.write():
             for table in ("issues", "deployments", "incidents"):
                 cur = self.db.execute(
                     f"UPDATE {table} SET deleted = 1 WHERE source = ? AND stream = ? AND last_run < ? AND deleted = 0",
@@ -285,7 +307,7 @@ class Store:
         )
 
     def save_state(self, source: str, stream: str, state: dict[str, Any]) -> None:
-        with self.db.atomic():
+        with self.write():
             self._save_state(source, stream, state)
 
     def source_synced_at(self) -> dict[str, str]:
@@ -299,7 +321,7 @@ class Store:
 
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, command: str, started: datetime) -> int:
-        with self.db.atomic():
+        with self.write():
             table = self.db["runs"]
             table.insert({"command": command, "started": iso(started), "status": "running", "pid": os.getpid(),
                           "requests": 0, "sources": "{}", "errors": "[]", "skipped": "[]"})
@@ -307,7 +329,7 @@ class Store:
 
     def finish_run(self, run_id: int, *, status: str, sources: dict, errors: list[str], skipped: list[dict],
                    requests: int) -> None:
-        with self.db.atomic():
+        with self.write():
             self.db["runs"].update(run_id, {
                 "finished": iso(now_utc()), "status": status, "sources": _json(sources),
                 "errors": _json(errors), "skipped": _json(skipped), "requests": requests,
@@ -334,7 +356,7 @@ class Store:
 
     def record_values(self, rows: list[dict], item_sets: dict[str, list[str]]) -> None:
         """Append computed KR values (one transaction for the whole recompute)."""
-        with self.db.atomic():
+        with self.write():
             for kr_row in rows:
                 digest = kr_row["item_set"]
                 if digest and self.db.execute("SELECT 1 FROM kr_item_sets WHERE hash = ?", [digest]).fetchone() is None:
@@ -351,7 +373,7 @@ class Store:
 
     def save_writeback(self, kr_id: str, target: str, *, rendered_hash: str | None, remote_ref: str | None,
                        run_id: int | None, actions: list[tuple[str, str, str]]) -> None:
-        with self.db.atomic():
+        with self.write():
             if rendered_hash is not None:
                 self.db["writeback_state"].upsert(
                     {"kr_id": kr_id, "target": target, "rendered_hash": rendered_hash, "remote_ref": remote_ref,

@@ -99,6 +99,11 @@ def _in_window(col: str, window: Window) -> tuple[list[str], list]:
     return [f"{col} >= ?", f"{col} < ?"], [iso(window.start), iso(window.end)]
 
 
+def _not_cancelled(sel: Selection) -> list[str]:
+    """A cancelled incident was never restored, resolved or breached: resolution metrics skip it."""
+    return ["t.status != 'cancelled'"] if sel.table == "incidents" else []
+
+
 def _opened_col(sel: Selection) -> str:
     return "t.opened" if sel.table == "incidents" else "t.created"
 
@@ -169,13 +174,13 @@ def _field_values(sel, field_name, how):
 
 def _throughput(sel, window, **_):
     cond, params = _in_window("t.resolved", window)
-    sql, p = _base(sel, "", cond, params)
+    sql, p = _base(sel, "", cond + _not_cancelled(sel), params)
     return MetricPlan(sql, p, lambda rows: MetricResult(ratio(float(len(rows)), window.weeks), _ids(rows)))
 
 
 def _durations(sel, window, agg, start_col, end_col, window_col, scale, extra=None):
     cond, params = _in_window(window_col, window)
-    cond = cond + [f"{start_col} IS NOT NULL", f"{end_col} IS NOT NULL"] + (extra or [])
+    cond = cond + [f"{start_col} IS NOT NULL", f"{end_col} IS NOT NULL"] + _not_cancelled(sel) + (extra or [])
     sql, p = _base(sel, f"{start_col}, {end_col}", cond, params)
 
     def reduce(rows):
@@ -235,7 +240,7 @@ def _lead_time(sel, window, agg, **_):
 
 def _first_contact(sel, window, **_):
     cond, params = _in_window("t.resolved", window)
-    sql, p = _base(sel, "t.reassignment_count", cond + ["t.reassignment_count IS NOT NULL"], params)
+    sql, p = _base(sel, "t.reassignment_count", cond + ["t.reassignment_count IS NOT NULL"] + _not_cancelled(sel), params)
 
     def reduce(rows):
         first = sum(1 for r in rows if int(r[2]) == 0)
@@ -246,7 +251,7 @@ def _first_contact(sel, window, **_):
 
 def _sla(sel, window, sla_hours, **_):
     cond, params = _in_window("t.resolved", window)
-    sql, p = _base(sel, "t.opened, t.resolved, t.priority, t.sla_breached", cond, params)
+    sql, p = _base(sel, "t.opened, t.resolved, t.priority, t.sla_breached", cond + _not_cancelled(sel), params)
     hours = {str(k).upper().removeprefix("P"): float(v) for k, v in (sla_hours or {}).items()}
 
     def reduce(rows):

@@ -101,6 +101,12 @@ class Env:
             self._lw = load_workspace(self.workspace_path)
         return self._lw
 
+    def now(self) -> datetime:
+        try:
+            return self.settings.as_of()
+        except ValueError:
+            raise ConfigError(f"OKRSYNC_NOW: expected an ISO time such as 2026-11-15T12:00:00Z, got {self.settings.now!r}") from None
+
     def store(self, *, create: bool = True) -> Store:
         return Store(db_path_for(self.workspace_path, self.db_arg, self.settings), create=create)
 
@@ -207,7 +213,7 @@ def sync(ctx: click.Context, workspace: str | None, db: str | None, sources: tup
     err = Console(stderr=True)
     with make_reporter(err) as reporter:
         summary = run_sync(lw, env.settings, store, sources=list(sources) or None, full=full, dry_run=dry_run,
-                           wait=wait, reporter=reporter)
+                           wait=wait, reporter=reporter, render_html=html_renderer())
     out = Console()
     _print_summary(summary, out)
     for e in summary.errors:
@@ -225,7 +231,7 @@ def status(ctx: click.Context, workspace: str | None, db: str | None, as_json: b
     """Recompute from the store (no API calls) and show the KR table."""
     env = Env(ctx, workspace, db)
     lw = env.lw
-    comp = compute(lw.workspace, env.store(), datetime.now(timezone.utc), thresholds_for(lw, env.settings))
+    comp = compute(lw.workspace, env.store(), env.now(), thresholds_for(lw, env.settings))
     fmt = "json" if as_json else (fmt or "table")
     if fmt == "json":
         click.echo(json.dumps(status_document(comp), indent=2))
@@ -253,7 +259,7 @@ def explain(ctx: click.Context, workspace: str | None, db: str | None, kr: str, 
     env = Env(ctx, workspace, db)
     _find_kr(env, kr)
     store = env.store()
-    comp = compute(env.lw.workspace, store, datetime.now(timezone.utc), thresholds_for(env.lw, env.settings))
+    comp = compute(env.lw.workspace, store, env.now(), thresholds_for(env.lw, env.settings))
     ui.explain(comp.kr(kr), comp, store, Console(), limit=limit)
 
 
@@ -290,9 +296,15 @@ def report(ctx: click.Context, workspace: str | None, db: str | None, output: st
 
     env = Env(ctx, workspace, db)
     store = env.store()
-    comp = compute(env.lw.workspace, store, datetime.now(timezone.utc), thresholds_for(env.lw, env.settings))
+    comp = compute(env.lw.workspace, store, env.now(), thresholds_for(env.lw, env.settings))
     Path(output).write_text(render_report(comp, store), encoding="utf-8")
     click.echo(f"wrote {output}")
+
+
+def html_renderer():
+    from okrsync.report import render_report
+
+    return render_report
 
 
 def main() -> None:

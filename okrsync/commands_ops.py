@@ -16,7 +16,7 @@ from okrsync.engine.pipeline import run_sync
 from okrsync.engine.scheduler import Scheduler, parse_schedule
 from okrsync.engine.store import StoreError
 
-from .cli import Env, UsageError, _print_summary, cli, guarded, workspace_options
+from .cli import Env, UsageError, _print_summary, cli, guarded, html_renderer, workspace_options
 
 
 @cli.command()
@@ -57,7 +57,7 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
             lw = env.lw if once else _reload(env)
             store = env.store()
             summary = run_sync(lw, env.settings, store, wait=wait,
-                               runner_hook=lambda r: current.__setitem__("runner", r))
+                               runner_hook=lambda r: current.__setitem__("runner", r), render_html=html_renderer())
             current.pop("runner", None)
             _print_summary(summary, out)
             for e in summary.errors:

@@ -1,0 +1,212 @@
+"""The one retry layer: 429/Retry-After, 5xx, invalid JSON, timeouts, rate-limit resets, auth, redaction."""
+
+import json
+
+import pytest
+import requests
+import responses
+
+from okrsync.connectors.base import AuthError, NotFoundError, SourceError
+from okrsync.connectors.http import HttpClient, HttpOptions, HTTPStatusError, backoff, parse_retry_after, rate_limit_wait
+
+BASE = "https://api.example.com"
+
+
+class Clock:
+    def __init__(self, start=1_800_000_000.0):
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def time(self):
+        return self.now
+
+    def sleep(self, s):
+        self.sleeps.append(s)
+        self.now += s
+
+
+def client(clock=None, **kw):
+    clock = clock or Clock()
+    opts = HttpOptions(max_attempts=kw.pop("max_attempts", 4))
+    return HttpClient("jira", BASE, options=opts, sleep=clock.sleep, clock=clock.time, auth_hint="OKRSYNC_SOURCES__JIRA__TOKEN",
+                      **kw), clock
+
+
+@responses.activate
+def test_429_with_retry_after_then_success():
+    responses.get(f"{BASE}/x", status=429, headers={"Retry-After": "7"})
+    responses.get(f"{BASE}/x", json={"ok": True})
+    c, clock = client()
+    assert c.get("/x") == {"ok": True}
+    assert c.requests_made == 2
+    assert 7 <= clock.sleeps[0] <= 7.25
+
+
+@responses.activate
+def test_5xx_burst_backs_off_then_succeeds():
+    for status in (500, 502, 503):
+        responses.get(f"{BASE}/x", status=status)
+    responses.get(f"{BASE}/x", json=[1])
+    c, clock = client()
+    assert c.get("/x") == [1]
+    assert len(clock.sleeps) == 3
+    assert clock.sleeps[0] <= clock.sleeps[2] * 2  # exponential, jittered
+
+
+@responses.activate
+def test_gives_up_after_max_attempts_with_one_line():
+    for _ in range(4):
+        responses.get(f"{BASE}/x", status=503)
+    c, _ = client()
+    with pytest.raises(SourceError) as exc:
+        c.get("/x?token=abc")
+    assert str(exc.value) == "jira: HTTP 503 from https://api.example.com/x, gave up after 4 attempts"
+    assert c.requests_made == 4
+
+
+@responses.activate
+def test_connection_errors_and_timeouts_are_retried():
+    responses.get(f"{BASE}/x", body=requests.exceptions.ConnectionError("Connection reset by peer"))
+    responses.get(f"{BASE}/x", body=requests.exceptions.ReadTimeout("Read timed out"))
+    responses.get(f"{BASE}/x", json={"n": 1})
+    c, clock = client()
+    assert c.get("/x") == {"n": 1}
+    assert len(clock.sleeps) == 2
+
+
+@responses.activate
+def test_invalid_json_page_is_retried():
+    responses.get(f"{BASE}/x", body='{"issues": [', content_type="application/json")
+    responses.get(f"{BASE}/x", json={"issues": []})
+    c, _ = client()
+    assert c.get("/x") == {"issues": []}
+
+
+@responses.activate
+def test_invalid_json_forever_fails_cleanly():
+    for _ in range(4):
+        responses.get(f"{BASE}/x", body="<html>oops</html>")
+    c, _ = client()
+    with pytest.raises(SourceError, match="not valid JSON"):
+        c.get("/x")
+
+
+@responses.activate
+def test_post_is_not_resent_on_5xx():
+    responses.post(f"{BASE}/comment", status=502)
+    c, clock = client()
+    with pytest.raises(HTTPStatusError) as exc:
+        c.json("POST", "/comment", json={"body": "x"}, expect=(201,))
+    assert exc.value.status == 502
+    assert c.requests_made == 1
+    assert clock.sleeps == []
+
+
+@responses.activate
+def test_post_is_retried_on_429():
+    responses.post(f"{BASE}/comment", status=429, headers={"Retry-After": "1"})
+    responses.post(f"{BASE}/comment", status=201, json={"id": "1"})
+    c, _ = client()
+    assert c.json("POST", "/comment", json={}, expect=(201,)) == {"id": "1"}
+
+
+@responses.activate
+def test_rate_limit_exhausted_waits_for_reset_before_next_call():
+    clock = Clock()
+    reset = int(clock.now) + 30
+    responses.get(f"{BASE}/a", json=[], headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)})
+    responses.get(f"{BASE}/b", json=[])
+    waits = []
+    c, _ = client(clock, on_wait=lambda msg, s: waits.append((msg, s)))
+    c.get("/a")
+    assert clock.sleeps == []
+    c.get("/b")
+    assert clock.sleeps and 30 <= clock.sleeps[0] <= 31.01
+    assert waits and waits[0][0].startswith("jira: rate limit")
+
+
+@responses.activate
+def test_github_secondary_limit_403_with_retry_after():
+    responses.get(f"{BASE}/x", status=403, headers={"Retry-After": "5"}, json={"message": "secondary rate limit"})
+    responses.get(f"{BASE}/x", json={})
+    c, clock = client()
+    c.get("/x")
+    assert 5 <= clock.sleeps[0] <= 5.25
+
+
+@responses.activate
+def test_401_is_an_auth_error_naming_the_variable():
+    responses.get(f"{BASE}/x", status=401, json={"message": "Bad credentials"})
+    c, _ = client()
+    with pytest.raises(AuthError) as exc:
+        c.get("/x")
+    assert str(exc.value) == ("jira: authentication failed for https://api.example.com/ (HTTP 401) "
+                              "(check OKRSYNC_SOURCES__JIRA__TOKEN)")
+
+
+@responses.activate
+def test_404_and_other_4xx():
+    responses.get(f"{BASE}/missing", status=404)
+    responses.get(f"{BASE}/bad", status=400, json={"errorMessages": ["Error in the JQL Query: 'x'"], "errors": {}})
+    c, _ = client()
+    with pytest.raises(NotFoundError):
+        c.get("/missing")
+    with pytest.raises(HTTPStatusError) as exc:
+        c.get("/bad")
+    assert "Error in the JQL Query" in str(exc.value)
+
+
+@responses.activate
+def test_secrets_are_redacted_from_error_bodies():
+    responses.get(f"{BASE}/x", status=400, json={"message": "token s3cr3t-value is malformed"})
+    c, _ = client(secrets=["s3cr3t-value"])
+    with pytest.raises(HTTPStatusError) as exc:
+        c.get("/x")
+    assert "s3cr3t-value" not in str(exc.value)
+    assert "***" in str(exc.value)
+
+
+@responses.activate
+def test_every_request_has_a_timeout():
+    seen = []
+
+    def cb(request):
+        seen.append(request.req_kwargs.get("timeout"))
+        return (200, {}, json.dumps({}))
+
+    responses.add_callback(responses.GET, f"{BASE}/x", callback=cb)
+    c, _ = client()
+    c.get("/x")
+    assert seen == [(10.0, 30.0)]
+
+
+@pytest.mark.parametrize("value,expected", [("5", 5.0), ("0", 0.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+                                            (None, None), ("soon", None)])
+def test_parse_retry_after(value, expected):
+    assert parse_retry_after(value, now=1_800_000_000.0) == expected
+
+
+@pytest.mark.parametrize("headers,expected", [
+    ({"Retry-After": "3"}, 3.0),
+    ({"X-RateLimit-Reset": "1800000060"}, 60.0),  # GitHub epoch seconds
+    ({"X-RateLimit-Reset": "2027-01-15T08:00:30Z"}, 30.0),  # Jira ISO time
+    ({"ratelimit-reset": "12"}, 12.0),  # PagerDuty seconds
+    ({}, None),
+])
+def test_rate_limit_wait(headers, expected):
+    now = 1_800_000_000.0 if "2027" not in str(headers) else 1_800_000_000.0
+    if "2027" in str(headers):
+        from datetime import datetime, timezone
+
+        now = datetime(2027, 1, 15, 8, 0, tzinfo=timezone.utc).timestamp()
+    assert rate_limit_wait(headers, now) == expected
+
+
+def test_backoff_is_exponential_with_jitter_and_capped():
+    import random
+
+    rng = random.Random(1)
+    values = [backoff(n, 1.0, 60.0, rng) for n in range(1, 10)]
+    for n, v in enumerate(values, start=1):
+        d = min(60.0, 2 ** (n - 1))
+        assert d / 2 <= v <= d

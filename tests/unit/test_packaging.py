@@ -1,0 +1,88 @@
+"""Packaging and layout rules: every package installed, imports flow one way, modules documented."""
+
+import ast
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLDERS = {"okrsync": "okrsync", "connectors": "okrsync.connectors", "engine": "okrsync.engine",
+           "mappings": "okrsync.mappings", "config": "okrsync.config"}
+
+
+def packages_on_disk() -> set[str]:
+    out = set()
+    for folder, prefix in FOLDERS.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            out.add(".".join([prefix, *rel.parts]) if rel.parts else prefix)
+    return out
+
+
+def modules() -> list[Path]:
+    return [p for folder in FOLDERS for p in (ROOT / folder).rglob("*.py")]
+
+
+def test_every_package_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    assert packages_on_disk() == listed
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            # relative import: resolve against the file's package
+            parts = path.relative_to(ROOT).with_suffix("").parts[:-node.level]
+            base = ".".join([FOLDERS.get(parts[0], parts[0]), *parts[1:]]) if parts else ""
+            names.add(f"{base}.{node.module}" if node.module else base)
+    return names
+
+
+@pytest.mark.parametrize("folder,forbidden", [
+    ("connectors", ("okrsync.engine", "okrsync.mappings", "okrsync.cli", "okrsync.sandbox")),
+    ("mappings", ("okrsync.engine", "okrsync.connectors", "okrsync.cli")),
+    ("config", ("okrsync.engine", "okrsync.connectors", "okrsync.mappings", "okrsync.cli")),
+    ("engine", ("okrsync.cli", "okrsync.sandbox", "okrsync.report")),
+])
+def test_imports_flow_one_way(folder, forbidden):
+    allowed = {"okrsync.engine.records"}
+    bad = []
+    for path in (ROOT / folder).rglob("*.py"):
+        for name in _imports(path):
+            if name in allowed:
+                continue
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                bad.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert bad == []
+
+
+def test_records_import_nothing_of_ours():
+    names = _imports(ROOT / "engine" / "records.py")
+    assert not [n for n in names if n.startswith("okrsync")]
+
+
+def test_every_module_has_a_docstring():
+    missing = [str(p.relative_to(ROOT)) for p in modules() if p.stat().st_size and not ast.get_docstring(ast.parse(p.read_text()))]
+    assert missing == []
+
+
+@pytest.mark.slow
+def test_wheel_contains_the_sub_packages(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+                    str(ROOT)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("okrsync-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for must in ("okrsync/cli.py", "okrsync/engine/store.py", "okrsync/connectors/http.py", "okrsync/mappings/metrics.py",
+                 "okrsync/config/workspace.py", "okrsync/templates/okrsync.yaml"):
+        assert must in names
+    assert not any(n.startswith(("engine/", "connectors/", "config/", "mappings/")) for n in names)
