@@ -192,9 +192,16 @@ class GitHubTarget(Strict):
 
 class WebhookTarget(Strict):
     to: Literal["webhook"]
-    url: str
+    url: str | None = None
+    url_env: str | None = None  # env var holding the URL (a Slack URL is itself a secret)
     format: Literal["json", "slack"] = "json"
     secret_env: str | None = None  # env var holding the HMAC secret
+
+    @model_validator(mode="after")
+    def _one_url(self):
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("a webhook target needs url: or url_env: (the variable holding the URL), not both")
+        return self
 
 
 WritebackTarget = Annotated[JiraTarget | GitHubTarget | WebhookTarget, Field(discriminator="to")]

@@ -89,6 +89,7 @@ class JiraSource(SourceBase):
     story_points_field: str | None = None  # field id or name; discovered when omitted
     sprint_field: str | None = None
     epic_link_field: str | None = None
+    fields: list[str] = Field(default_factory=list)  # extra fields (ids or names) kept in raw for where: selectors
 
     @model_validator(mode="after")
     def _needs_url(self):

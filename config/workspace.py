@@ -333,7 +333,7 @@ def _cross_check(ws: Workspace, data: dict, errors: _Errors) -> None:
                     elif len(names) != 1:
                         errors.add(tpath, f"write-back to {target.to} needs exactly one {target.to} source, "
                                           f"or source: naming one (found {len(names)})")
-                if target.to == "webhook":
+                if target.to == "webhook" and target.url is not None:
                     from .sources import check_url
 
                     try:

@@ -85,6 +85,26 @@ class Connector(Protocol):
     def close(self) -> None: ...
 
 
+class ClientConnector:
+    """A connector whose streams share one client (anything with requests_made and close())."""
+
+    def __init__(self, name: str, config: Any, client: Any, streams: list[Any] | None = None):
+        self.name = name
+        self.config = config
+        self.client = client
+        self._streams: list[Any] = list(streams or [])
+
+    def streams(self) -> list[Any]:
+        return list(self._streams)
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.requests_made
+
+    def close(self) -> None:
+        self.client.close()
+
+
 @dataclass
 class WriteResult:
     remote_ref: str | None  # e.g. the Jira comment id, kept for the next write
@@ -109,3 +129,5 @@ class ConnectorOptions:
     on_wait: Callable[[str, float], None] | None = None  # (message, seconds) when a rate limit makes us wait
     sleep: Callable[[float], None] | None = None  # injectable for tests
     secrets: list[str] = field(default_factory=list)  # values to redact from any message
+    clock: Callable[[], float] | None = None  # injectable for tests (rate-limit reset times)
+    ca_bundle: str | None = None  # default CA bundle for sources that set none (TLS verification stays on)

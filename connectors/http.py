@@ -103,6 +103,13 @@ def backoff(attempt: int, base: float = 1.0, cap: float = MAX_BACKOFF, rng: rand
     return d * (0.5 + 0.5 * r)
 
 
+def http_options(config: Any, options: Any = None) -> "HttpOptions":
+    """Timeouts, attempts and CA bundle of a source's settings (a global CA bundle as the fallback)."""
+    return HttpOptions(connect_timeout=config.connect_timeout, read_timeout=config.timeout,
+                       max_attempts=config.max_attempts,
+                       ca_bundle=config.ca_bundle or getattr(options, "ca_bundle", None))
+
+
 @dataclass
 class HttpOptions:
     connect_timeout: float = 10.0
@@ -136,8 +143,8 @@ class HttpClient:
         self.options = options or HttpOptions()
         self.auth_hint = auth_hint
         self.secrets = [s for s in (secrets or []) if s]
-        self.sleep = sleep or time.sleep
-        self.clock = clock or time.time
+        self.sleep = sleep if sleep is not None else time.sleep
+        self.clock = clock if clock is not None else time.time
         self.on_wait = on_wait
         self.session = session or requests.Session()
         adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
@@ -299,8 +306,7 @@ class HttpClient:
         url = url or resp.url
         if resp.status_code == 401 or (resp.status_code == 403 and not _is_rate_limited(resp)):
             hint = f" (check {self.auth_hint})" if self.auth_hint else ""
-            raise AuthError(f"{self.source}: authentication failed for {self._where(self.base_url)}"
-                            f" (HTTP {resp.status_code}){hint}")
+            raise AuthError(f"{self.source}: authentication failed for {self._where(self.base_url).rstrip('/')}{hint}")
         if resp.status_code == 404:
             raise NotFoundError(f"{self.source}: not found: {self._where(url)}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from okrsync.config.keyresults import KeyResult, MetricSpec, Objective, Selector, parse_amount
@@ -38,7 +38,8 @@ class KRResult:
     score: float | None
     expected: float
     status: str
-    item_ids: list[str]
+    items: int
+    fingerprint: str
     window: M.Window | None
     period: tuple[datetime, datetime]
     direction: str
@@ -47,10 +48,15 @@ class KRResult:
     overridden: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    ids_loader: Callable[[], list[str]] | None = field(default=None, repr=False)
+    _ids: list[str] | None = field(default=None, repr=False)
 
     @property
-    def items(self) -> int:
-        return len(self.item_ids)
+    def item_ids(self) -> list[str]:
+        """The counted items as "source:id", loaded from the store on first use."""
+        if self._ids is None:
+            self._ids = sorted(self.ids_loader()) if self.ids_loader else []
+        return self._ids
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Computer:
         self.thresholds = thresholds or Thresholds(ws.thresholds.on_track, ws.thresholds.at_risk)
         self.period = ws.period.bounds(ws.timezone)
         self.synced = store.source_synced_at()
+        self._cache: dict[tuple, list[tuple]] = {}
 
     # -- windows -------------------------------------------------------------------------------
     def _kind(self, spec: MetricSpec, sel: Selector) -> str:
@@ -152,11 +159,12 @@ class Computer:
                     span = sp
                     parts.append(res)
                 else:
-                    parts.append(M.MetricResult(float(part), []))
+                    parts.append(M.MetricResult(float(part)))
             num, den = parts
             value = ratio(num.value, den.value)
-            return (M.MetricResult(value, num.item_ids, {"numerator": num.value, "denominator": den.value,
-                                                         "denominator_items": den.items}), window, span)
+            detail = {"numerator": num.value, "denominator": den.value, "denominator_items": den.items}
+            return (M.MetricResult(value, num.items, num.fingerprint, detail, ids_sql=num.ids_sql, rowids=num.rowids),
+                    window, span)
         assert sel is not None
         kind = self._kind(spec, sel)
         sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period)
@@ -164,16 +172,32 @@ class Computer:
         if previous and window is not None:
             window = self._previous(spec, window)
         if window is None:
-            return M.MetricResult(None, [], {"reason": "sprint dates unknown"}), None, span
+            return M.MetricResult(None, detail={"reason": "sprint dates unknown"}), None, span
         if sel_c.jql_key and not self.store.jql_evaluated(sel_c.jql_key):
-            return M.MetricResult(None, [], {"reason": "JQL not evaluated yet (run okrsync sync)"}), window, span
+            return M.MetricResult(None, detail={"reason": "JQL not evaluated yet (run okrsync sync)"}), window, span
         plan = M.plan(spec.metric, sel_c, window, now=self.now, agg=spec.aggregate, field_name=spec.field,
                       weighting=spec.weighting, count_by=spec.count_by, sla_hours=spec.sla_hours)
-        rows = self.store.db.execute(plan.sql, plan.params).fetchall()
-        result = plan.reduce(rows)
+        result = plan.reduce(self._rows(plan.sql, plan.params))
+        if plan.order_stats is not None and plan.finish is not None:
+            sql, params, positions = plan.order_stats
+            wanted = positions(result.items)
+            values: dict[int, float] = {}
+            if wanted:
+                lo, hi = min(wanted), max(wanted)
+                for i, row in enumerate(self._rows(sql, params + [hi - lo + 1, lo])):
+                    values[lo + i] = row[0]
+            result = plan.finish(result, values)
         if explain is not None:
             explain.append({"sql": plan.sql, "params": plan.params, "kind": kind, "table": sel_c.table})
         return result, window, span
+
+    def _rows(self, sql: str, params: list) -> list[tuple]:
+        """Run a metric query; identical queries in one recompute run once."""
+        key = (sql, tuple(params))
+        rows = self._cache.get(key)
+        if rows is None:
+            rows = self._cache[key] = self.store.db.execute(sql, params).fetchall()
+        return rows
 
     def key_result(self, obj: Objective, kr: KeyResult) -> KRResult:
         sources = _sources_of(kr)
@@ -183,7 +207,7 @@ class Computer:
         result, window, span = self.metric(kr, kr.select, kr.id)
         if never:
             # nothing read yet is no data, not a zero
-            result = M.MetricResult(None, [], {"reason": f"not synced yet: {', '.join(never)}"})
+            result = M.MetricResult(None, detail={"reason": f"not synced yet: {', '.join(never)}"})
         computed = result.value
         value = computed
         overridden = False
@@ -217,9 +241,30 @@ class Computer:
             objective_id=obj.id, kr=kr, value=value, computed_value=computed,
             baseline=baseline,
             target=target, progress=ev.progress, score=ev.score, expected=expected, status=ev.status,
-            item_ids=result.item_ids, window=window, period=span, direction=direction,
+            items=result.items, fingerprint=result.fingerprint, window=window, period=span, direction=direction,
             formula=_formula(kr), synced_at=synced_at, overridden=overridden, detail=detail,
+            ids_loader=self._ids_loader(result),
         )
+
+    def _ids_loader(self, result: M.MetricResult) -> Callable[[], list[str]]:
+        store = self.store
+
+        def load() -> list[str]:
+            if result.ids_sql is not None:
+                sql, params = result.ids_sql
+                return [r[0] for r in store.db.execute(sql, params)]
+            if result.rowids is not None:
+                table, rowids = result.rowids
+                out: list[str] = []
+                for i in range(0, len(rowids), 900):
+                    chunk = rowids[i:i + 900]
+                    marks = ",".join("?" for _ in chunk)
+                    out += [r[0] for r in store.db.execute(
+                        f"SELECT source || ':' || id FROM {table} WHERE rowid IN ({marks})", chunk)]
+                return out
+            return []
+
+        return load
 
     def _override_active(self, until: date | datetime | None) -> bool:
         if until is None:
@@ -283,27 +328,32 @@ def compute(ws: Workspace, store: Store, now: datetime | None = None, thresholds
 
 
 def history_rows(comp: Computation, store: Store, run_id: int | None) -> tuple[list[dict], dict[str, list[str]]]:
-    """KR value rows for the history, with the items added/removed since each KR's previous value."""
+    """KR value rows for the history, with the items added/removed since each KR's previous value.
+
+    The item ids are loaded only when the set's fingerprint differs from the previous value's."""
     rows: list[dict] = []
     sets: dict[str, list[str]] = {}
     for k in comp.all_krs():
-        ids = sorted(k.item_ids)
-        digest = item_set_digest(ids)
-        sets[digest] = ids
         prev = store.last_value(k.kr.id)
-        if prev is None:
-            added, removed = ids, []
-        elif prev["item_set"] == digest:
-            added, removed = [], []
+        if prev is not None and prev["fingerprint"] == k.fingerprint and prev["item_set"]:
+            digest, added, removed = prev["item_set"], [], []
         else:
-            old = set(store.item_set(prev["item_set"]))
-            new = set(ids)
-            added, removed = sorted(new - old), sorted(old - new)
+            ids = k.item_ids
+            digest = item_set_digest(ids)
+            sets[digest] = ids
+            if prev is None:
+                added, removed = ids, []
+            elif prev["item_set"] == digest:
+                added, removed = [], []
+            else:
+                old = set(store.item_set(prev["item_set"]))
+                new = set(ids)
+                added, removed = sorted(new - old), sorted(old - new)
         rows.append({
             "run_id": run_id, "kr_id": k.kr.id, "objective_id": k.objective_id, "computed_at": iso(comp.generated_at),
             "value": k.value, "computed_value": k.computed_value, "baseline": k.baseline, "target": k.target,
             "progress": k.progress, "score": k.score, "expected": k.expected, "status": k.status, "items": k.items,
-            "item_set": digest, "added": _capped(added), "removed": _capped(removed),
+            "fingerprint": k.fingerprint, "item_set": digest, "added": _capped(added), "removed": _capped(removed),
             "added_count": len(added), "removed_count": len(removed),
             "window_start": iso(k.window.start) if k.window else None,
             "window_end": iso(k.window.end) if k.window else None,

@@ -170,6 +170,40 @@ def parse_iso(text: str | None) -> datetime | None:
     return utc(value)
 
 
+def parse_time(value: Any, what: str) -> datetime | None:
+    """A payload's time string -> aware UTC; None/"" stay None; anything else is a RecordError naming it."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"bad {what} time {value!r}")
+    try:
+        return parse_iso(value)
+    except RecordError:
+        raise RecordError(f"bad {what} time {value!r}") from None
+
+
+def fmt_number(value: float | None, unit: str | None = None) -> str:
+    """A KR number for people: 0.5, 12, 3.25 deploys/week, 99.9% (unit '%'), — for no value."""
+    if value is None:
+        return "—"
+    if unit in ("%", "percent"):
+        return f"{value * 100:.1f}%"
+    a = abs(value)
+    if a != 0 and (a < 0.01 or a >= 1e6):
+        text = f"{value:.4g}"
+    elif float(value).is_integer():
+        text = f"{int(value)}"
+    elif a < 1:
+        text = f"{value:.4f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{text} {unit}" if unit else text
+
+
+def fmt_pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
 STATUS_LABELS = {
     "achieved": "achieved",
     "on_track": "on track",

@@ -1,4 +1,9 @@
-"""Store schema as sqlite-utils migrations (each runs in a transaction)."""
+"""Store schema as sqlite-utils migrations (each runs in a transaction).
+
+Names users select on (project, type, environment, service, labels, ...) are COLLATE NOCASE so a
+case-insensitive selector still uses its index. Labels, components and sprint membership live in side
+tables so a selector on them is an index lookup, not a JSON scan of every row.
+"""
 
 from __future__ import annotations
 
@@ -7,185 +12,181 @@ from sqlite_utils.migrations import Migrations
 
 MIGRATIONS = Migrations("okrsync")
 
-_ITEM_COMMON = {
-    "source": str,
-    "id": str,
-    "stream": str,
-    "raw": str,
-    "hash": str,
-    "deleted": int,
-    "first_run": int,
-    "last_run": int,
-}
+_ITEM_COMMON = """
+    source TEXT NOT NULL,
+    id TEXT NOT NULL,
+    stream TEXT,
+    raw TEXT,
+    hash TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    first_run INTEGER,
+    last_run INTEGER,
+"""
+
+_TABLES = """
+CREATE TABLE issues ({_ITEM_COMMON}
+    key TEXT COLLATE NOCASE,
+    title TEXT,
+    type TEXT COLLATE NOCASE,
+    status TEXT COLLATE NOCASE,
+    status_category TEXT,
+    created TEXT NOT NULL,
+    updated TEXT,
+    resolved TEXT,
+    project TEXT COLLATE NOCASE,
+    labels TEXT,
+    components TEXT,
+    parent TEXT COLLATE NOCASE,
+    sprints TEXT,
+    story_points REAL,
+    assignee TEXT COLLATE NOCASE,
+    url TEXT,
+    is_pull_request INTEGER NOT NULL DEFAULT 0,
+    merged_at TEXT,
+    merge_sha TEXT,
+    PRIMARY KEY (source, id)
+);
+CREATE TABLE deployments ({_ITEM_COMMON}
+    environment TEXT COLLATE NOCASE,
+    status TEXT,
+    created TEXT NOT NULL,
+    finished TEXT,
+    sha TEXT,
+    ref TEXT,
+    url TEXT,
+    repo TEXT COLLATE NOCASE,
+    origin TEXT,
+    updated TEXT,
+    PRIMARY KEY (source, id)
+);
+CREATE TABLE incidents ({_ITEM_COMMON}
+    number TEXT COLLATE NOCASE,
+    title TEXT,
+    status TEXT COLLATE NOCASE,
+    opened TEXT NOT NULL,
+    service TEXT COLLATE NOCASE,
+    priority TEXT COLLATE NOCASE,
+    severity TEXT COLLATE NOCASE,
+    urgency TEXT COLLATE NOCASE,
+    acknowledged TEXT,
+    resolved TEXT,
+    closed TEXT,
+    updated TEXT,
+    reassignment_count INTEGER,
+    sla_breached INTEGER,
+    assignment_group TEXT COLLATE NOCASE,
+    url TEXT,
+    PRIMARY KEY (source, id)
+);
+CREATE TABLE item_labels (source TEXT NOT NULL, item_id TEXT NOT NULL, label TEXT COLLATE NOCASE NOT NULL,
+    PRIMARY KEY (source, item_id, label));
+CREATE TABLE item_components (source TEXT NOT NULL, item_id TEXT NOT NULL, component TEXT COLLATE NOCASE NOT NULL,
+    PRIMARY KEY (source, item_id, component));
+CREATE TABLE item_sprints (source TEXT NOT NULL, item_id TEXT NOT NULL, sprint_id TEXT NOT NULL,
+    PRIMARY KEY (source, item_id, sprint_id));
+CREATE TABLE sprints (source TEXT NOT NULL, id TEXT NOT NULL, name TEXT, state TEXT, start TEXT, "end" TEXT,
+    completed TEXT, PRIMARY KEY (source, id));
+CREATE TABLE deployment_commits (source TEXT NOT NULL, deployment_id TEXT NOT NULL, sha TEXT NOT NULL,
+    PRIMARY KEY (source, deployment_id, sha));
+CREATE TABLE jql_members (jql_key TEXT NOT NULL, source TEXT NOT NULL, item_id TEXT NOT NULL,
+    PRIMARY KEY (jql_key, source, item_id));
+CREATE TABLE jql_queries (jql_key TEXT PRIMARY KEY, source TEXT, jql TEXT, evaluated_at TEXT, run_id INTEGER);
+CREATE TABLE sync_state (
+    source TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    cursor TEXT,      -- run start time of the last complete read (UTC ISO)
+    pending TEXT,     -- JSON: an interrupted read {since, run_started, run_id, full, checkpoint}
+    state TEXT,       -- JSON: connector-private state
+    updated_at TEXT,
+    PRIMARY KEY (source, stream)
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    command TEXT,
+    started TEXT,
+    finished TEXT,
+    status TEXT,      -- running | ok | partial | failed
+    pid INTEGER,
+    requests INTEGER,
+    sources TEXT,     -- JSON per source: counts, requests, error
+    errors TEXT,      -- JSON list of one-line messages
+    skipped TEXT      -- JSON list of {source, stream, key, reason}
+);
+CREATE TABLE kr_values (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER,
+    kr_id TEXT,
+    objective_id TEXT,
+    computed_at TEXT,
+    value REAL,
+    computed_value REAL,
+    baseline REAL,
+    target REAL,
+    progress REAL,
+    score REAL,
+    expected REAL,
+    status TEXT,
+    items INTEGER,
+    fingerprint TEXT, -- cheap set checksum: unchanged means the item set is unchanged
+    item_set TEXT,    -- sha1 of the sorted item ids, key into kr_item_sets
+    added TEXT,       -- JSON: item ids added since the previous value (capped)
+    removed TEXT,
+    added_count INTEGER,
+    removed_count INTEGER,
+    window_start TEXT,
+    window_end TEXT,
+    detail TEXT
+);
+CREATE TABLE kr_item_sets (hash TEXT PRIMARY KEY, count INTEGER, ids BLOB);
+CREATE TABLE writeback_state (kr_id TEXT NOT NULL, target TEXT NOT NULL, rendered_hash TEXT, remote_ref TEXT,
+    updated_at TEXT, PRIMARY KEY (kr_id, target));
+CREATE TABLE writeback_log (id INTEGER PRIMARY KEY, run_id INTEGER, kr_id TEXT, target TEXT, action TEXT,
+    status TEXT, detail TEXT, at TEXT);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+""".replace("{_ITEM_COMMON}", _ITEM_COMMON)
+
+_INDEXES = """
+CREATE INDEX idx_issues_project_created ON issues (source, is_pull_request, deleted, project, created);
+CREATE INDEX idx_issues_project_resolved ON issues (source, is_pull_request, deleted, project, resolved);
+CREATE INDEX idx_issues_type_created ON issues (source, is_pull_request, deleted, type, created);
+CREATE INDEX idx_issues_type_resolved ON issues (source, is_pull_request, deleted, type, resolved);
+CREATE INDEX idx_issues_parent ON issues (source, is_pull_request, deleted, parent, status_category, story_points);
+CREATE INDEX idx_issues_created ON issues (source, is_pull_request, deleted, created);
+CREATE INDEX idx_issues_resolved ON issues (source, is_pull_request, deleted, resolved);
+CREATE INDEX idx_issues_key ON issues (source, key);
+CREATE INDEX idx_issues_merge_sha ON issues (source, merge_sha);
+CREATE INDEX idx_issues_stream ON issues (source, stream, last_run);
+CREATE INDEX idx_deployments_env_finished ON deployments (source, deleted, environment, finished, status);
+CREATE INDEX idx_deployments_env_created ON deployments (source, deleted, environment, created);
+CREATE INDEX idx_deployments_finished ON deployments (source, deleted, finished, status);
+CREATE INDEX idx_deployments_created ON deployments (source, deleted, created);
+CREATE INDEX idx_deployments_stream ON deployments (source, stream, last_run);
+CREATE INDEX idx_incidents_service_opened ON incidents (source, deleted, service, opened);
+CREATE INDEX idx_incidents_service_resolved ON incidents (source, deleted, service, resolved);
+CREATE INDEX idx_incidents_priority_resolved ON incidents (source, deleted, priority, resolved);
+CREATE INDEX idx_incidents_opened ON incidents (source, deleted, opened);
+CREATE INDEX idx_incidents_resolved ON incidents (source, deleted, resolved);
+CREATE INDEX idx_incidents_stream ON incidents (source, stream, last_run);
+CREATE INDEX idx_item_labels_label ON item_labels (source, label);
+CREATE INDEX idx_item_components ON item_components (source, component);
+CREATE INDEX idx_item_sprints_sprint ON item_sprints (source, sprint_id);
+CREATE INDEX idx_sprints_name ON sprints (source, name);
+CREATE INDEX idx_deployment_commits_sha ON deployment_commits (source, sha);
+CREATE INDEX idx_jql_members_item ON jql_members (source, item_id);
+CREATE INDEX idx_kr_values_kr ON kr_values (kr_id, id);
+CREATE INDEX idx_kr_values_run ON kr_values (run_id);
+CREATE INDEX idx_writeback_log_kr ON writeback_log (kr_id, target, id);
+"""
+
+
+def _script(db: Database, sql: str) -> None:
+    # one statement at a time: executescript() would COMMIT the migration's transaction
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 @MIGRATIONS()
 def m001_initial(db: Database) -> None:
-    db["issues"].create(
-        {
-            **_ITEM_COMMON,
-            "key": str,
-            "title": str,
-            "type": str,
-            "status": str,
-            "status_category": str,
-            "created": str,
-            "updated": str,
-            "resolved": str,
-            "project": str,
-            "labels": str,
-            "components": str,
-            "parent": str,
-            "sprints": str,
-            "story_points": float,
-            "assignee": str,
-            "url": str,
-            "is_pull_request": int,
-            "merged_at": str,
-            "merge_sha": str,
-        },
-        pk=("source", "id"),
-        defaults={"deleted": 0, "is_pull_request": 0},
-        not_null={"source", "id", "created"},
-    )
-    db["deployments"].create(
-        {
-            **_ITEM_COMMON,
-            "environment": str,
-            "status": str,
-            "created": str,
-            "finished": str,
-            "sha": str,
-            "ref": str,
-            "url": str,
-            "repo": str,
-            "origin": str,
-            "updated": str,
-        },
-        pk=("source", "id"),
-        defaults={"deleted": 0},
-        not_null={"source", "id", "created"},
-    )
-    db["incidents"].create(
-        {
-            **_ITEM_COMMON,
-            "number": str,
-            "title": str,
-            "status": str,
-            "opened": str,
-            "service": str,
-            "priority": str,
-            "severity": str,
-            "urgency": str,
-            "acknowledged": str,
-            "resolved": str,
-            "closed": str,
-            "updated": str,
-            "reassignment_count": int,
-            "sla_breached": int,
-            "assignment_group": str,
-            "url": str,
-        },
-        pk=("source", "id"),
-        defaults={"deleted": 0},
-        not_null={"source", "id", "opened"},
-    )
-    db["deployment_commits"].create(
-        {"source": str, "deployment_id": str, "sha": str}, pk=("source", "deployment_id", "sha")
-    )
-    db["sprints"].create(
-        {"source": str, "id": str, "name": str, "state": str, "start": str, "end": str, "completed": str},
-        pk=("source", "id"),
-    )
-    db["jql_members"].create({"jql_key": str, "source": str, "item_id": str}, pk=("jql_key", "source", "item_id"))
-    db["jql_queries"].create({"jql_key": str, "source": str, "jql": str, "evaluated_at": str, "run_id": int},
-                             pk="jql_key")
-    db["sync_state"].create(
-        {
-            "source": str,
-            "stream": str,
-            "cursor": str,  # run start time of the last complete read (UTC ISO)
-            "pending": str,  # JSON: an interrupted read {since, run_started, checkpoint}
-            "state": str,  # JSON: connector-private state
-            "updated_at": str,
-        },
-        pk=("source", "stream"),
-    )
-    db["runs"].create(
-        {
-            "id": int,
-            "command": str,
-            "started": str,
-            "finished": str,
-            "status": str,  # running | ok | partial | failed
-            "pid": int,
-            "requests": int,
-            "sources": str,  # JSON per source: counts, requests, error
-            "errors": str,  # JSON list of one-line messages
-            "skipped": str,  # JSON list of {source, key, reason}
-        },
-        pk="id",
-    )
-    db["kr_values"].create(
-        {
-            "id": int,
-            "run_id": int,
-            "kr_id": str,
-            "objective_id": str,
-            "computed_at": str,
-            "value": float,
-            "computed_value": float,
-            "baseline": float,
-            "target": float,
-            "progress": float,
-            "score": float,
-            "expected": float,
-            "status": str,
-            "items": int,
-            "item_set": str,  # hash into kr_item_sets
-            "added": str,  # JSON list of item ids added since the previous value (capped)
-            "removed": str,
-            "added_count": int,
-            "removed_count": int,
-            "window_start": str,
-            "window_end": str,
-            "detail": str,  # JSON
-        },
-        pk="id",
-    )
-    db["kr_item_sets"].create({"hash": str, "count": int, "ids": bytes}, pk="hash")
-    db["writeback_state"].create(
-        {"kr_id": str, "target": str, "rendered_hash": str, "remote_ref": str, "updated_at": str},
-        pk=("kr_id", "target"),
-    )
-    db["writeback_log"].create(
-        {
-            "id": int,
-            "run_id": int,
-            "kr_id": str,
-            "target": str,
-            "action": str,
-            "status": str,  # ok | failed | dry_run | unchanged
-            "detail": str,
-            "at": str,
-        },
-        pk="id",
-    )
-    db["meta"].create({"key": str, "value": str}, pk="key")
-
-    db["issues"].create_index(["source", "is_pull_request", "deleted", "created"])
-    db["issues"].create_index(["source", "is_pull_request", "deleted", "resolved"])
-    db["issues"].create_index(["source", "parent"])
-    db["issues"].create_index(["source", "merge_sha"])
-    db["issues"].create_index(["source", "stream", "last_run"])
-    db["deployments"].create_index(["source", "deleted", "finished"])
-    db["deployments"].create_index(["source", "deleted", "created"])
-    db["deployments"].create_index(["source", "stream", "last_run"])
-    db["incidents"].create_index(["source", "deleted", "opened"])
-    db["incidents"].create_index(["source", "deleted", "resolved"])
-    db["incidents"].create_index(["source", "stream", "last_run"])
-    db["deployment_commits"].create_index(["source", "sha"])
-    db["jql_members"].create_index(["source", "item_id"])
-    db["kr_values"].create_index(["kr_id", "id"])
-    db["kr_values"].create_index(["run_id"])
-    db["writeback_log"].create_index(["kr_id", "target", "id"])
+    _script(db, _TABLES)
+    _script(db, _INDEXES)

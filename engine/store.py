@@ -188,6 +188,7 @@ class Store:
         by_table: dict[str, list[dict]] = {}
         commits: list[tuple[str, str, tuple[str, ...]]] = []
         sprints: dict[tuple[str, str], dict] = {}
+        issue_recs: list[Issue] = []
         for rec in records:
             row = record_row(rec)
             row["stream"] = stream
@@ -197,6 +198,7 @@ class Store:
             if isinstance(rec, Deployment) and rec.commits:
                 commits.append((rec.source, str(rec.id), rec.commits))
             if isinstance(rec, Issue):
+                issue_recs.append(rec)
                 for s in rec.sprints:
                     sprints[(rec.source, s.id)] = {"source": rec.source, **_sprint_dict(s)}
         counts = PageCounts()
@@ -225,11 +227,35 @@ class Store:
                 )
             if sprints:
                 db["sprints"].upsert_all(list(sprints.values()), pk=("source", "id"))
+            if issue_recs:
+                self._write_issue_links(issue_recs)
             for jql_key, checked, members, jql in memberships:
                 self._apply_members(source, jql_key, checked, members, jql, run_id)
             if state is not None:
                 self._save_state(source, stream, state)
         return counts
+
+    def _write_issue_links(self, recs: list[Issue]) -> None:
+        """Labels, components and sprint membership as indexed side tables (selectors use them)."""
+        db = self.db
+        by_source: dict[str, list[Issue]] = {}
+        for r in recs:
+            by_source.setdefault(r.source, []).append(r)
+        for source, items in by_source.items():
+            ids = [str(r.id) for r in items]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" for _ in chunk)
+                for table in ("item_labels", "item_components", "item_sprints"):
+                    db.execute(f"DELETE FROM {table} WHERE source = ? AND item_id IN ({marks})", [source, *chunk])
+            labels = {(source, str(r.id), lab.lower()): lab for r in items for lab in r.labels}
+            comps = {(source, str(r.id), c.lower()): c for r in items for c in r.components}
+            links = {(source, str(r.id), s.id) for r in items for s in r.sprints}
+            db.conn.executemany("INSERT INTO item_labels (source, item_id, label) VALUES (?, ?, ?)",
+                                [(s, i, lab) for (s, i, _), lab in labels.items()])
+            db.conn.executemany("INSERT INTO item_components (source, item_id, component) VALUES (?, ?, ?)",
+                                [(s, i, c) for (s, i, _), c in comps.items()])
+            db.conn.executemany("INSERT INTO item_sprints (source, item_id, sprint_id) VALUES (?, ?, ?)", list(links))
 
     def _existing_hashes(self, table: str, source: str, ids: list[str]) -> dict[str, tuple[str, int]]:
         out: dict[str, tuple[str, int]] = {}
@@ -269,16 +295,20 @@ class Store:
     def jql_evaluated(self, jql_key: str) -> bool:
         return self.db.execute("SELECT 1 FROM jql_queries WHERE jql_key = ?", [jql_key]).fetchone() is not None
 
-    def mark_deleted(self, source: str, stream: str, run_id: int) -> int:
-        """After a complete full read: items of this stream not seen in the run are deleted."""
+    def mark_deleted(self, source: str, stream: str, run_id: int, since: datetime | None = None) -> int:
+        """After a complete full read: items of this stream not seen in the run are deleted.
+
+        A read that started at `since` (streams that keep only recent history) vouches only for items
+        created from then on; older items are left alone."""
         total = 0
         with self.write():
-            for table in ("issues", "deployments", "incidents"):
-                cur = self.db.execute(
-                    f"UPDATE {table} SET deleted = 1 WHERE source = ? AND stream = ? AND last_run < ? AND deleted = 0",
-                    [source, stream, run_id],
-                )
-                total += cur.rowcount
+            for table, created in (("issues", "created"), ("deployments", "created"), ("incidents", "opened")):
+                sql = f"UPDATE {table} SET deleted = 1 WHERE source = ? AND stream = ? AND last_run < ? AND deleted = 0"
+                params: list[Any] = [source, stream, run_id]
+                if since is not None:
+                    sql += f" AND {created} >= ?"
+                    params.append(iso(since))
+                total += self.db.execute(sql, params).rowcount
         return total
 
     # -- sync state ----------------------------------------------------------------------------
@@ -359,7 +389,8 @@ class Store:
         with self.write():
             for kr_row in rows:
                 digest = kr_row["item_set"]
-                if digest and self.db.execute("SELECT 1 FROM kr_item_sets WHERE hash = ?", [digest]).fetchone() is None:
+                if digest in item_sets and self.db.execute(
+                        "SELECT 1 FROM kr_item_sets WHERE hash = ?", [digest]).fetchone() is None:
                     ids = item_sets[digest]
                     self.db["kr_item_sets"].insert(
                         {"hash": digest, "count": len(ids), "ids": zlib.compress(_json(ids).encode())}, pk="hash"

@@ -186,7 +186,7 @@ class SyncRunner:
                 # graceful stop: this page is saved; the pending checkpoint resumes the rest next run
                 raise SourceError(f"{name}: stopped before {stream.name} finished (resumes next run)")
         if chain.get("full") or self.full:
-            out.deleted += self.store.mark_deleted(name, stream.name, int(chain["run_id"]))
+            out.deleted += self.store.mark_deleted(name, stream.name, int(chain["run_id"]), since=ctx.since)
         self.store.save_state(name, stream.name, {"cursor": chain["run_started"], "pending": None, "state": state})
         out.fetched += fetched
         out.streams[stream.name] = fetched

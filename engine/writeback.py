@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -30,8 +31,14 @@ def kr_status(comp: Computation, k: KRResult) -> KRStatus:
 
 
 def target_id(target: Any) -> str:
+    """A stable id for a target; a webhook URL can hold a secret, so only its redacted form and a hash show."""
     if target.to == "webhook":
-        return f"webhook:{target.url}"
+        if target.url is None:
+            return f"webhook:${target.url_env}"
+        from okrsync.connectors.webhook.payload import display_url
+
+        shown, _ = display_url(target.url, target.format)
+        return f"webhook:{shown}#{hashlib.sha1(target.url.encode()).hexdigest()[:8]}"
     return f"{target.to}:{target.issue}"
 
 

@@ -1,4 +1,10 @@
-"""Metric definitions: each metric is a SQL query over a selection plus a pure reduction of its rows."""
+"""Metric definitions: each metric is one SQL query over a selection plus a pure reduction of its rows.
+
+Counting metrics aggregate in SQL and return one row; duration and interval metrics return one small
+row per item (durations are computed in SQL and rounded to the millisecond, so they are exact). Each
+result carries the item count and a cheap fingerprint of the counted set; the item ids themselves are
+loaded only when someone needs them (history diff, explain, report).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,9 @@ from .aggregates import aggregate, ratio, union_seconds
 from .selectors import Selection, field_expr
 
 WEEK_DAYS = 7.0
+_MUL, _MOD = 2654435761, 4294967311  # a multiplicative hash of rowids for the set fingerprint
+FP_SQL = f"count(*), total(t.rowid), total((t.rowid * {_MUL}) % {_MOD})"
 
-# (default aggregate, unit) for the duration metrics
 DURATION_DEFAULTS = {
     "resolution_time": ("median", "hours"),
     "time_to_restore": ("median", "hours"),
@@ -63,12 +70,12 @@ class Window:
 @dataclass
 class MetricResult:
     value: float | None
-    item_ids: list[str] = field(default_factory=list)
+    items: int = 0
+    fingerprint: str = "0:0:0"
     detail: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def items(self) -> int:
-        return len(self.item_ids)
+    # how to list the counted items: a query returning "source:id", or the rowids of a table
+    ids_sql: tuple[str, list] | None = None
+    rowids: tuple[str, list[int]] | None = None
 
 
 @dataclass
@@ -76,23 +83,23 @@ class MetricPlan:
     sql: str
     params: list[Any]
     reduce: Callable[[list[tuple]], MetricResult]
+    # order statistics (median, pNN) of a value column, fetched by the engine after the first query:
+    # (sql with LIMIT ? OFFSET ?, params, positions wanted given the count)
+    order_stats: tuple[str, list[Any], Callable[[int], list[int]]] | None = None
+    finish: Callable[[MetricResult, dict[int, float]], MetricResult] | None = None
 
 
-def _ids(rows: list[tuple]) -> list[str]:
-    return [f"{r[0]}:{r[1]}" for r in rows]
+def fingerprint_of(rowids: list[int]) -> str:
+    """The same checksum as FP_SQL, for rows reduced in Python."""
+    return f"{len(rowids)}:{sum(rowids)}:{sum((r * _MUL) % _MOD for r in rowids)}"
 
 
-def _hours(a: str | None, b: str | None) -> float | None:
-    if a is None or b is None:
-        return None
-    return (parse_iso(b) - parse_iso(a)).total_seconds() / 3600.0
+def _fp(row: tuple) -> str:
+    return f"{int(row[0])}:{int(row[1] or 0)}:{int(row[2] or 0)}"
 
 
-def _base(sel: Selection, cols: str, extra: list[str] | None = None, extra_params: list | None = None) -> tuple[str, list]:
-    where = sel.clause()
-    if extra:
-        where += " AND " + " AND ".join(extra)
-    return f"SELECT t.source, t.id{', ' + cols if cols else ''} FROM {sel.table} t WHERE {where}", sel.params + (extra_params or [])
+def _where(sel: Selection, extra: list[str] | None = None) -> str:
+    return " AND ".join([sel.clause(), *(extra or [])])
 
 
 def _in_window(col: str, window: Window) -> tuple[list[str], list]:
@@ -108,94 +115,161 @@ def _opened_col(sel: Selection) -> str:
     return "t.opened" if sel.table == "incidents" else "t.created"
 
 
+def _seconds(a: str, b: str) -> str:
+    """Exact to the millisecond: julianday() noise is far below 1 ms and rounded away."""
+    return f"round((julianday({b}) - julianday({a})) * 86400.0, 3)"
+
+
+def _aggregate_plan(sel: Selection, cols: list[str], extra: list[str], params: list,
+                    value: Callable[[tuple, int], tuple[float | None, dict]]) -> MetricPlan:
+    """One row: fingerprint columns, then cols; value(row_tail, count) -> (value, detail)."""
+    where = _where(sel, extra)
+    sql = f"SELECT {FP_SQL}{''.join(', ' + c for c in cols)} FROM {sel.table} t WHERE {where}"
+    ids = (f"SELECT t.source || ':' || t.id FROM {sel.table} t WHERE {where}", sel.params + params)
+
+    def reduce(rows: list[tuple]) -> MetricResult:
+        row = rows[0]
+        n = int(row[0])
+        v, detail = value(row[3:], n)
+        return MetricResult(v, n, _fp(row), detail, ids_sql=ids)
+
+    return MetricPlan(sql, sel.params + params, reduce)
+
+
+def _row_plan(sel: Selection, cols: list[str], extra: list[str], params: list,
+              keep: Callable[[tuple], Any], value: Callable[[list[Any]], tuple[float | None, dict]],
+              table: str | None = None, sql: str | None = None) -> MetricPlan:
+    """One row per item (rowid first); keep(row) -> a value or None to not count the item."""
+    sql = sql or f"SELECT t.rowid, {', '.join(cols)} FROM {sel.table} t WHERE {_where(sel, extra)}"
+
+    def reduce(rows: list[tuple]) -> MetricResult:
+        kept, rowids = [], []
+        for r in rows:
+            k = keep(r)
+            if k is not None:
+                kept.append(k)
+                rowids.append(r[0])
+        v, detail = value(kept)
+        return MetricResult(v, len(rowids), fingerprint_of(rowids), detail, rowids=(table or sel.table, rowids))
+
+    return MetricPlan(sql, sel.params + params, reduce)
+
+
 def plan(metric: str, sel: Selection, window: Window, *, now: datetime, agg: str | None = None,
          field_name: str | None = None, weighting: str = "count", count_by: str | None = None,
          sla_hours: dict[str, float] | None = None) -> MetricPlan:
     """Build the query and reduction of one (non-ratio) metric."""
-    builder = _BUILDERS[metric]
-    return builder(sel=sel, window=window, now=now, agg=agg, field_name=field_name, weighting=weighting,
-                   count_by=count_by, sla_hours=sla_hours)
+    return _BUILDERS[metric](sel=sel, window=window, now=now, agg=agg, field_name=field_name, weighting=weighting,
+                             count_by=count_by, sla_hours=sla_hours)
 
 
 def _count(sel, window, count_by, **_):
     col = {"resolved": "t.resolved", "updated": "t.updated"}.get(count_by or "", _opened_col(sel))
     cond, params = _in_window(col, window)
-    sql, p = _base(sel, "", cond, params)
-    return MetricPlan(sql, p, lambda rows: MetricResult(float(len(rows)), _ids(rows)))
+    return _aggregate_plan(sel, [], cond, params, lambda row, n: (float(n), {}))
 
 
 def _done_ratio(sel, weighting, **_):
-    sql, p = _base(sel, "t.status_category")
-    weights = {"todo": 0.0, "in_progress": 0.5, "done": 1.0}
+    cols = ["total(t.status_category = 'done')", "total(t.status_category = 'in_progress')"]
 
-    def reduce(rows):
-        if weighting == "status":
-            done = sum(weights.get(r[2], 0.0) for r in rows)
-        else:
-            done = sum(1 for r in rows if r[2] == "done")
-        return MetricResult(ratio(done, len(rows)), _ids(rows), {"done": done, "all": len(rows)})
+    def value(row, n):
+        done = row[0] + (0.5 * row[1] if weighting == "status" else 0.0)
+        return ratio(done, n), {"done": row[0], "in_progress": row[1], "all": n}
 
-    return MetricPlan(sql, p, reduce)
+    return _aggregate_plan(sel, cols, [], [], value)
 
 
 def _points(sel, ratio_of_all: bool):
-    sql, p = _base(sel, "t.status_category, t.story_points")
+    cols = ["total(CASE WHEN t.status_category = 'done' THEN t.story_points END)", "total(t.story_points)"]
 
-    def reduce(rows):
-        done = sum(float(r[3] or 0) for r in rows if r[2] == "done")
-        total = sum(float(r[3] or 0) for r in rows)
-        value = ratio(done, total) if ratio_of_all else done
-        return MetricResult(value, _ids(rows), {"points_done": done, "points_all": total})
+    def value(row, n):
+        done, total = row[0], row[1]
+        return (ratio(done, total) if ratio_of_all else done), {"points_done": done, "points_all": total}
 
-    return MetricPlan(sql, p, reduce)
+    return _aggregate_plan(sel, cols, [], [], value)
 
 
 def _field_values(sel, field_name, how):
     expr = field_expr(sel.table, field_name)
-    sql, p = _base(sel, f"{expr}", [f"{expr} IS NOT NULL"])
 
-    def reduce(rows):
-        values = []
-        counted = []
-        for r in rows:
-            try:
-                values.append(float(r[2]))
-                counted.append(r)
-            except (TypeError, ValueError):
-                continue  # non-numeric values are not counted
-        if how == "sum":
-            value = sum(values) if values else 0.0
-        else:
-            value = aggregate(values, how)
-        return MetricResult(value, _ids(counted))
+    def keep(r):
+        try:
+            return float(r[1])
+        except (TypeError, ValueError):
+            return None  # non-numeric values are not counted
 
-    return MetricPlan(sql, p, reduce)
+    def value(vals):
+        return (sum(vals) if how == "sum" else aggregate(vals, how)), {}
+
+    return _row_plan(sel, [expr], [f"{expr} IS NOT NULL"], [], keep, value)
 
 
 def _throughput(sel, window, **_):
     cond, params = _in_window("t.resolved", window)
-    sql, p = _base(sel, "", cond + _not_cancelled(sel), params)
-    return MetricPlan(sql, p, lambda rows: MetricResult(ratio(float(len(rows)), window.weeks), _ids(rows)))
+    return _aggregate_plan(sel, [], cond + _not_cancelled(sel), params,
+                           lambda row, n: (ratio(float(n), window.weeks), {}))
 
 
-def _durations(sel, window, agg, start_col, end_col, window_col, scale, extra=None):
+def _positions(how: str) -> Callable[[int], list[int]]:
+    """Which sorted positions an aggregate needs, for n values."""
+    if how in ("mean", "sum", "min", "max"):
+        return lambda n: []
+    q = 0.5 if how in ("median", "median_low") else int(how[1:]) / 100.0
+
+    def pos(n: int) -> list[int]:
+        if n == 0:
+            return []
+        if how == "median_low":
+            return [(n - 1) // 2]
+        x = (n - 1) * q
+        return sorted({int(x), min(n - 1, int(x) + (x > int(x)))})
+
+    return pos
+
+
+def _order_value(how: str, n: int, values: dict[int, float]) -> float | None:
+    if n == 0:
+        return None
+    if how == "median_low":
+        return values[(n - 1) // 2]
+    q = 0.5 if how == "median" else int(how[1:]) / 100.0
+    x = (n - 1) * q
+    lo = int(x)
+    hi = min(n - 1, lo + (x > lo))
+    return values[lo] + (values[hi] - values[lo]) * (x - lo)
+
+
+def _durations(sel, window, agg, start_col, end_col, window_col, per):
+    """Duration aggregates in SQL: sum/min/max in one pass, medians and pNN by sorted position."""
     cond, params = _in_window(window_col, window)
-    cond = cond + [f"{start_col} IS NOT NULL", f"{end_col} IS NOT NULL"] + _not_cancelled(sel) + (extra or [])
-    sql, p = _base(sel, f"{start_col}, {end_col}", cond, params)
+    cond += [f"{start_col} IS NOT NULL", f"{end_col} IS NOT NULL"] + _not_cancelled(sel)
+    dur = _seconds(start_col, end_col)
+    how = agg
 
-    def reduce(rows):
-        values = [_hours(r[2], r[3]) * scale for r in rows]
-        return MetricResult(aggregate(values, agg), _ids(rows))
+    def value(row, n):
+        if n == 0:
+            return None, {}
+        total, lo, hi = row
+        simple = {"mean": total / n, "sum": total, "min": lo, "max": hi}
+        return (simple[how] / per if how in simple else None), {}
 
-    return MetricPlan(sql, p, reduce)
+    base = _aggregate_plan(sel, [f"total({dur})", f"min({dur})", f"max({dur})"], cond, params, value)
+    if how in ("mean", "sum", "min", "max"):
+        return base
+    stats_sql = f"SELECT {dur} AS d FROM {sel.table} t WHERE {_where(sel, cond)} ORDER BY d LIMIT ? OFFSET ?"
+
+    def finish(res: MetricResult, values: dict[int, float]) -> MetricResult:
+        v = _order_value(how, res.items, values)
+        res.value = None if v is None else v / per
+        return res
+
+    base.order_stats = (stats_sql, sel.params + params, _positions(how))
+    base.finish = finish
+    return base
 
 
 def _resolution_time(sel, window, agg, **_):
-    return _durations(sel, window, agg or "median", _opened_col(sel), "t.resolved", "t.resolved", 1.0)
-
-
-def _time_to_restore(sel, window, agg, **_):
-    return _durations(sel, window, agg or "median", _opened_col(sel), "t.resolved", "t.resolved", 1.0)
+    return _durations(sel, window, agg or "median", _opened_col(sel), "t.resolved", "t.resolved", 3600.0)
 
 
 def _mtta(sel, window, agg, **_):
@@ -204,91 +278,79 @@ def _mtta(sel, window, agg, **_):
 
 def _deployment_frequency(sel, window, **_):
     cond, params = _in_window("t.finished", window)
-    sql, p = _base(sel, "", cond + ["t.status = 'success'"], params)
-    return MetricPlan(sql, p, lambda rows: MetricResult(ratio(float(len(rows)), window.weeks), _ids(rows)))
+    return _aggregate_plan(sel, [], cond + ["t.status = 'success'"], params,
+                           lambda row, n: (ratio(float(n), window.weeks), {}))
 
 
 def _change_failure_rate(sel, window, **_):
     cond, params = _in_window("t.finished", window)
-    sql, p = _base(sel, "t.status", cond + ["t.status IN ('success', 'failure', 'error')"], params)
 
-    def reduce(rows):
-        failed = sum(1 for r in rows if r[2] in ("failure", "error"))
-        return MetricResult(ratio(float(failed), len(rows)), _ids(rows), {"failed": failed, "finished": len(rows)})
+    def value(row, n):
+        return ratio(row[0], n), {"failed": row[0], "finished": n}
 
-    return MetricPlan(sql, p, reduce)
+    return _aggregate_plan(sel, ["total(t.status IN ('failure', 'error'))"],
+                           cond + ["t.status IN ('success', 'failure', 'error')"], params, value)
 
 
 def _lead_time(sel, window, agg, **_):
     cond, params = _in_window("t.finished", window)
-    where = " AND ".join([sel.clause(), "t.status = 'success'"] + cond)
+    where = _where(sel, ["t.status = 'success'"] + cond)
     sql = (
-        "SELECT p.source, p.id, p.merged_at, min(t.finished) FROM deployments t "
+        f"SELECT p.rowid, {_seconds('p.merged_at', 'min(t.finished)')} FROM deployments t "
         "JOIN deployment_commits c ON c.source = t.source AND c.deployment_id = t.id "
         "JOIN issues p ON p.source = t.source AND p.merge_sha = c.sha AND p.is_pull_request = 1 "
-        "AND p.deleted = 0 AND p.merged_at IS NOT NULL "
-        "AND (t.repo IS NULL OR p.project IS NULL OR lower(p.project) = lower(t.repo)) "
-        f"WHERE {where} GROUP BY p.source, p.id ORDER BY p.source, p.id"
+        "AND p.deleted = 0 AND p.merged_at IS NOT NULL AND (t.repo IS NULL OR p.project IS NULL OR p.project = t.repo) "
+        f"WHERE {where} GROUP BY p.rowid"
     )
-
-    def reduce(rows):
-        values = [max(0.0, _hours(r[2], r[3])) for r in rows]
-        return MetricResult(aggregate(values, agg or "median"), _ids(rows))
-
-    return MetricPlan(sql, sel.params + params, reduce)
+    return _row_plan(sel, [], [], params, lambda r: max(0.0, r[1]) / 3600.0,
+                     lambda vals: (aggregate(vals, agg or "median"), {}), table="issues", sql=sql)
 
 
 def _first_contact(sel, window, **_):
     cond, params = _in_window("t.resolved", window)
-    sql, p = _base(sel, "t.reassignment_count", cond + ["t.reassignment_count IS NOT NULL"] + _not_cancelled(sel), params)
 
-    def reduce(rows):
-        first = sum(1 for r in rows if int(r[2]) == 0)
-        return MetricResult(ratio(float(first), len(rows)), _ids(rows), {"first_contact": first, "resolved": len(rows)})
+    def value(row, n):
+        return ratio(row[0], n), {"first_contact": row[0], "resolved": n}
 
-    return MetricPlan(sql, p, reduce)
+    return _aggregate_plan(sel, ["total(t.reassignment_count = 0)"],
+                           cond + ["t.reassignment_count IS NOT NULL"] + _not_cancelled(sel), params, value)
 
 
 def _sla(sel, window, sla_hours, **_):
     cond, params = _in_window("t.resolved", window)
-    sql, p = _base(sel, "t.opened, t.resolved, t.priority, t.sla_breached", cond + _not_cancelled(sel), params)
+    cond += _not_cancelled(sel)
     hours = {str(k).upper().removeprefix("P"): float(v) for k, v in (sla_hours or {}).items()}
+    if hours:
+        # '1' and 'P1' are the same priority; priorities without SLA hours are not counted
+        cases = " ".join(f"WHEN '{k}' THEN {v * 3600.0!r}" for k, v in hours.items() if k.isalnum())
+        limit = f"(CASE ltrim(upper(t.priority), 'P') {cases} END)"
+        cond += [f"{limit} IS NOT NULL", "t.opened IS NOT NULL"]
+        within = f"total({_seconds('t.opened', 't.resolved')} <= {limit})"
+    else:
+        cond += ["t.sla_breached IS NOT NULL"]
+        within = "total(t.sla_breached = 0)"
 
-    def reduce(rows):
-        counted, met = [], 0
-        for r in rows:
-            if hours:
-                prio = str(r[4] or "").upper().removeprefix("P")
-                if prio not in hours:
-                    continue
-                ok = _hours(r[2], r[3]) <= hours[prio]
-            else:
-                if r[5] is None:
-                    continue
-                ok = not bool(r[5])
-            counted.append(r)
-            met += ok
-        return MetricResult(ratio(float(met), len(counted)), _ids(counted), {"within_sla": met})
+    def value(row, n):
+        return ratio(row[0], n), {"within_sla": row[0]}
 
-    return MetricPlan(sql, p, reduce)
+    return _aggregate_plan(sel, [within], cond, params, value)
 
 
 def _availability(sel, window, now, **_):
     start = _opened_col(sel)
     end = "coalesce(t.resolved, t.closed)" if sel.table == "incidents" else "t.resolved"
-    extra = [f"{start} < ?", f"({end} IS NULL OR {end} > ?)"]
-    if sel.table == "incidents":
-        extra.append("t.status != 'cancelled'")
-    sql, p = _base(sel, f"{start}, {end}", extra, [iso(window.end), iso(window.start)])
+    extra = [f"{start} < ?", f"({end} IS NULL OR {end} > ?)"] + _not_cancelled(sel)
 
-    def reduce(rows):
+    def keep(r):
+        return parse_iso(r[1]), parse_iso(r[2]) if r[2] else max(now, window.start)
+
+    def value(intervals):
         if window.seconds <= 0:
-            return MetricResult(None, [])
-        intervals = [(parse_iso(r[2]), parse_iso(r[3]) if r[3] else max(now, window.start)) for r in rows]
+            return None, {}
         down = union_seconds(intervals, window.start, window.end)
-        return MetricResult(1.0 - down / window.seconds, _ids(rows), {"down_hours": down / 3600.0})
+        return 1.0 - down / window.seconds, {"down_hours": down / 3600.0}
 
-    return MetricPlan(sql, p, reduce)
+    return _row_plan(sel, [start, end], extra, [iso(window.end), iso(window.start)], keep, value)
 
 
 _BUILDERS: dict[str, Callable[..., MetricPlan]] = {
@@ -303,7 +365,7 @@ _BUILDERS: dict[str, Callable[..., MetricPlan]] = {
     "deployment_frequency": _deployment_frequency,
     "lead_time_for_changes": _lead_time,
     "change_failure_rate": _change_failure_rate,
-    "time_to_restore": _time_to_restore,
+    "time_to_restore": _resolution_time,
     "mtta": _mtta,
     "first_contact_resolution": _first_contact,
     "sla_compliance": _sla,
@@ -316,6 +378,4 @@ WINDOWED = {m for m in _BUILDERS if m not in ("done_ratio", "points_done_ratio",
 
 def describe(metric: str, *, agg: str | None, field_name: str | None, count_by: str | None) -> str:
     default_agg = DURATION_DEFAULTS.get(metric, ("mean", ""))[0]
-    return FORMULAS[metric].format(
-        aggregate=agg or default_agg, field=field_name or "?", date=count_by or "created"
-    )
+    return FORMULAS[metric].format(aggregate=agg or default_agg, field=field_name or "?", date=count_by or "created")

@@ -90,14 +90,12 @@ class Selection:
         self.params.extend(params)
 
 
-def _in(sel: Selection, expr: str, values: list, *, lower: bool = False) -> None:
+def _in(sel: Selection, expr: str, values: list) -> None:
+    """expr IN (...); name columns are COLLATE NOCASE in the store, so this is case-insensitive."""
     if not values:
         return
     marks = ", ".join("?" for _ in values)
-    if lower:
-        sel.add(f"lower({expr}) IN ({marks})", *[_str(v).lower() for v in values])
-    else:
-        sel.add(f"{expr} IN ({marks})", *[_str(v) for v in values])
+    sel.add(f"{expr} IN ({marks})", *[_str(v) for v in values])
 
 
 def _priority_values(values: list) -> list[str]:
@@ -128,37 +126,36 @@ def compile_selector(
         out.add("t.is_pull_request = ?", 1 if kind == "pull_request" else 0)
     if sel.jql:
         out.jql_key = jql_key(sel.source, sel.jql)
-        out.add(
-            "EXISTS (SELECT 1 FROM jql_members m WHERE m.jql_key = ? AND m.source = t.source AND m.item_id = t.id)",
-            out.jql_key,
-        )
+        out.add("t.id IN (SELECT m.item_id FROM jql_members m WHERE m.jql_key = ? AND m.source = ?)",
+                out.jql_key, sel.source)
     _in(out, "t.key", _as_list(sel.key))
     if table == "issues":
-        _in(out, "t.project", _as_list(sel.project) + _as_list(sel.repo), lower=True)
+        _in(out, "t.project", _as_list(sel.project) + _as_list(sel.repo))
     elif table == "deployments":
-        _in(out, "t.repo", _as_list(sel.repo), lower=True)
-    _in(out, "t.type", _as_list(sel.type), lower=True)
-    _in(out, "t.status", _as_list(sel.status), lower=True)
+        _in(out, "t.repo", _as_list(sel.repo))
+    _in(out, "t.type", _as_list(sel.type))
+    _in(out, "t.status", _as_list(sel.status))
     _in(out, "t.status_category", _as_list(sel.status_category))
-    _in(out, "t.assignee", _as_list(sel.assignee), lower=True)
+    _in(out, "t.assignee", _as_list(sel.assignee))
     _in(out, "t.parent", _as_list(sel.parent))
-    _in(out, "t.environment", _as_list(sel.environment), lower=True)
+    _in(out, "t.environment", _as_list(sel.environment))
     _in(out, "t.origin", _as_list(sel.origin))
-    _in(out, "t.service", _as_list(sel.service), lower=True)
-    _in(out, "t.urgency", _as_list(sel.urgency), lower=True)
-    _in(out, "t.severity", _as_list(sel.severity), lower=True)
+    _in(out, "t.service", _as_list(sel.service))
+    _in(out, "t.urgency", _as_list(sel.urgency))
+    _in(out, "t.severity", _as_list(sel.severity))
     _in(out, "t.priority", _priority_values(_as_list(sel.priority)))
-    for label in _as_list(sel.labels):
-        out.add("EXISTS (SELECT 1 FROM json_each(t.labels) WHERE lower(value) = ?)", _str(label).lower())
+    labels = [_str(x) for x in _as_list(sel.labels)]
     if sel.linked:
         if kr_id is None:
             raise ValueError("linked: true needs the key result id")
-        out.add("EXISTS (SELECT 1 FROM json_each(t.labels) WHERE lower(value) = ?)", f"kr:{kr_id}".lower())
-    comps = _as_list(sel.components)
-    if comps:
+        labels.append(f"kr:{kr_id}")
+    for label in labels:  # all of them
+        out.add("t.id IN (SELECT l.item_id FROM item_labels l WHERE l.source = ? AND l.label = ?)", sel.source, label)
+    comps = [_str(c) for c in _as_list(sel.components)]
+    if comps:  # any of them
         marks = ", ".join("?" for _ in comps)
-        out.add(f"EXISTS (SELECT 1 FROM json_each(t.components) WHERE lower(value) IN ({marks}))",
-                *[_str(c).lower() for c in comps])
+        out.add(f"t.id IN (SELECT c.item_id FROM item_components c WHERE c.source = ? AND c.component IN ({marks}))",
+                sel.source, *comps)
     _sprint(out, _as_list(sel.sprint), period)
     for name, value in (sel.where or {}).items():
         _where(out, table, str(name), value)
@@ -173,30 +170,30 @@ def _sprint(out: Selection, values: list, period: tuple[datetime, datetime] | No
     params: list[Any] = []
     if names:
         marks = ", ".join("?" for _ in names)
-        parts.append(f"json_extract(s.value, '$.name') IN ({marks})")
+        parts.append(f"p.name IN ({marks})")
         params += names
         out.sprint_names = names
         out.sprint_mode = "name"
     if "active" in values:
-        parts.append("json_extract(s.value, '$.state') = 'active'")
+        parts.append("p.state = 'active'")
         out.sprint_mode = out.sprint_mode or "active"
     if "closed-in-period" in values:
         lo, hi = period if period else (None, None)
-        parts.append(
-            "(json_extract(s.value, '$.state') = 'closed' AND "
-            "coalesce(json_extract(s.value, '$.completed'), json_extract(s.value, '$.end')) >= ? AND "
-            "coalesce(json_extract(s.value, '$.completed'), json_extract(s.value, '$.end')) < ?)"
-        )
+        parts.append("(p.state = 'closed' AND coalesce(p.completed, p.\"end\") >= ? AND "
+                     "coalesce(p.completed, p.\"end\") < ?)")
         params += [iso(lo) if lo else "", iso(hi) if hi else "9999"]
         out.sprint_mode = out.sprint_mode or "closed-in-period"
-    out.add(f"EXISTS (SELECT 1 FROM json_each(t.sprints) s WHERE {' OR '.join(parts)})", *params)
+    out.add("t.id IN (SELECT s.item_id FROM item_sprints s JOIN sprints p ON p.source = s.source AND p.id = s.sprint_id "
+            f"WHERE s.source = ? AND ({' OR '.join(parts)}))", out.source, *params)
 
 
 def _where(out: Selection, table: str, name: str, value: Any) -> None:
     if name in LIST_COLUMNS.get(table, ()):
-        vals = _as_list(value)
+        vals = [_str(v) for v in _as_list(value)]
+        side, col = ("item_labels", "label") if name == "labels" else ("item_components", "component")
         marks = ", ".join("?" for _ in vals)
-        out.add(f"EXISTS (SELECT 1 FROM json_each(t.{name}) WHERE value IN ({marks}))", *[_str(v) for v in vals])
+        out.add(f"t.id IN (SELECT x.item_id FROM {side} x WHERE x.source = ? AND x.{col} IN ({marks}))",
+                out.source, *vals)
         return
     expr = field_expr(table, name)
     if value is None:

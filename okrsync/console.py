@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from okrsync.engine.compute import Computation, KRResult
-from okrsync.engine.records import STATUS_LABELS
+from okrsync.engine.records import STATUS_LABELS, fmt_number, fmt_pct
 from okrsync.engine.store import Store
 
 COLOURS = {
@@ -21,27 +21,6 @@ COLOURS = {
     "no_data": "dim",
     "not_started": "dim",
 }
-
-
-def fmt_number(value: float | None, unit: str | None = None) -> str:
-    if value is None:
-        return "—"
-    if unit in ("%", "percent"):
-        return f"{value * 100:.1f}%"
-    a = abs(value)
-    if a != 0 and (a < 0.01 or a >= 1e6):
-        text = f"{value:.4g}"
-    elif float(value).is_integer():
-        text = f"{int(value)}"
-    elif a < 1:
-        text = f"{value:.4f}".rstrip("0").rstrip(".")
-    else:
-        text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return f"{text} {unit}" if unit else text
-
-
-def fmt_pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.0f}%"
 
 
 def bar(progress: float | None, expected: float | None, width: int = 20) -> Text:

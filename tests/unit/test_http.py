@@ -140,7 +140,7 @@ def test_401_is_an_auth_error_naming_the_variable():
     c, _ = client()
     with pytest.raises(AuthError) as exc:
         c.get("/x")
-    assert str(exc.value) == ("jira: authentication failed for https://api.example.com/ (HTTP 401) "
+    assert str(exc.value) == ("jira: authentication failed for https://api.example.com "
                               "(check OKRSYNC_SOURCES__JIRA__TOKEN)")
 
 

@@ -129,3 +129,11 @@ def test_connections_per_thread(store):
         th.join()
     assert errors == []
     assert store.db.execute("SELECT count(*) FROM issues").fetchone()[0] == 200
+
+
+def test_mark_deleted_limited_to_the_re_read_range(store):
+    store.write_page("gh", "deployments", [deployment(id="old", created="2026-01-01", source="gh"),
+                                           deployment(id="new", created="2026-10-01", source="gh")], run_id=1)
+    assert store.mark_deleted("gh", "deployments", 2, since=t("2026-07-01")) == 1
+    rows = {r["id"]: r["deleted"] for r in store.db.query("SELECT id, deleted FROM deployments")}
+    assert rows == {"old": 0, "new": 1}

@@ -1,0 +1,104 @@
+"""GitHub connector: builds the client and the streams of one `type: github` source."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+from urllib.parse import urlparse
+
+from okrsync.config.settings import SourceCredentials, env_name
+from okrsync.config.sources import is_loopback
+from okrsync.connectors.base import AuthError, ConnectorOptions, Page, ReadContext, SourceError
+from okrsync.connectors.http import HTTPStatusError, HttpOptions, http_options
+
+from .client import GitHubClient, RepoNotFound
+from .deploys import DeploymentsStream, WorkflowRunsStream
+from .streams import IssuesStream, PullsStream, ReleasesStream
+
+
+def make_client(name: str, config: Any, credentials: SourceCredentials | None, options: ConnectorOptions,
+                clock: Callable[[], float] | None = None) -> GitHubClient:
+    """A client for the source's API URL; a token is required except for a loopback host (the sandbox)."""
+    base = config.api_url() if config is not None else "https://api.github.com"
+    token = credentials.token.get_secret_value() if credentials is not None and credentials.token else None
+    if not token and not is_loopback(urlparse(base).hostname):
+        raise AuthError(f"{name}: no token: set {env_name(name, 'token')}")
+    opts = http_options(config, options) if config is not None else HttpOptions(ca_bundle=options.ca_bundle)
+    return GitHubClient(name, base, token, options=options, http_options=opts, clock=clock or options.clock)
+
+
+class RepoCheck:
+    """The last stream: fails the source, in one line, when a repository could not be read.
+
+    It runs after the real streams so they all sync the other repositories and keep their cursors.
+    """
+
+    name = "repo_check"
+    default_from = "all"
+
+    def __init__(self, conn: "GitHubConnector"):
+        self.conn = conn
+
+    def read(self, ctx: ReadContext) -> Iterator[Page]:
+        if self.conn.failures:
+            raise SourceError("; ".join(dict.fromkeys(self.conn.failures.values())))
+        return iter(())
+
+
+class GitHubConnector:
+    def __init__(self, name: str, config: Any, client: GitHubClient):
+        self.name = name
+        self.config = config
+        self.client = client
+        self.failures: dict[str, str] = {}  # repo or stream:repo -> one-line message
+        self._missing: set[str] = set()  # repositories later streams skip
+        self._compared: dict[tuple[str, str, str], tuple[str, ...]] = {}
+
+    def streams(self) -> list[Any]:
+        out: list[Any] = [IssuesStream(self)]
+        if self.config.pull_requests:
+            out.append(PullsStream(self))
+        if self.config.deployments:
+            out.append(DeploymentsStream(self))
+        if self.config.releases:
+            out.append(ReleasesStream(self))
+        if self.config.deploy_workflows:
+            out.append(WorkflowRunsStream(self))
+        out.append(RepoCheck(self))
+        return out
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.requests_made
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- shared by the streams ----------------------------------------------------------------
+    def fail(self, repo: str, message: str, *, repo_wide: bool) -> None:
+        self.failures.setdefault(message, message)
+        if repo_wide:
+            self._missing.add(repo)
+
+    def skipped(self, repo: str) -> bool:
+        return repo in self._missing
+
+    def compare(self, repo: str, base: str, head: str) -> tuple[str, ...]:
+        """Commits in head not in base, cached per run; an unknown or unrelated SHA ships just itself."""
+        key = (repo, base, head)
+        if key not in self._compared:
+            try:
+                self._compared[key] = tuple(self.client.compare(repo, base, head))
+            except RepoNotFound:
+                self._compared[key] = (head,)
+            except HTTPStatusError as exc:
+                if exc.status not in (404, 422):
+                    raise
+                self._compared[key] = (head,)
+        return self._compared[key]
+
+
+def build(name: str, config: Any, credentials: SourceCredentials, options: ConnectorOptions, *,
+          clock: Callable[[], float] | None = None) -> GitHubConnector:
+    """Entry point used by okrsync.connectors.registry."""
+    return GitHubConnector(name, config, make_client(name, config, credentials, options, clock))
+

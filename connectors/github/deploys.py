@@ -1,0 +1,246 @@
+"""GitHub deployment streams: Deployments API (+ statuses), deploy workflow runs, and lead-time commits."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from datetime import date, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+from urllib.parse import quote
+
+from okrsync.connectors.base import Page, ReadContext, Skipped
+from okrsync.engine.records import Deployment, RecordError, iso
+
+from .client import PER_PAGE, RepoError, RepoNotFound
+from .normalize import deployment_result, normalize_deployment, normalize_run, record_key
+from .streams import RepoStream, parse_or_none
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connector import GitHubConnector
+
+log = logging.getLogger("okrsync.github")
+
+# A deployment or run still unfinished after this long is abandoned: we stop re-reading it.
+PENDING_MAX_AGE = timedelta(days=7)
+RUNS_CAP = 1000  # the API returns at most this many runs for a filtered query
+
+
+def assign_commits(conn: "GitHubConnector", repo: str, successes: list[Deployment], last: dict[str, dict],
+                   key: Callable[[Deployment], str]) -> None:
+    """Deployment.commits = SHAs shipped that the previous successful deployment (same key) did not.
+
+    Successes are taken in the order they finished: that is the order the environment changed. The first
+    one known for a key ships (sha,). `last` ({key: {"sha", "finished"}}) is updated in place.
+    """
+    for rec in sorted(successes, key=lambda r: (r.finished, r.id)):
+        if not rec.sha or rec.finished is None:
+            continue
+        k = key(rec)
+        prev = last.get(k)
+        prev_done = parse_or_none(prev.get("finished")) if prev else None
+        if prev is None:
+            rec.commits = (rec.sha,)
+        elif prev_done is not None and prev_done > rec.finished:
+            rec.commits = (rec.sha,)  # learnt late: its predecessor is unknown; keep the newer baseline
+            continue
+        elif prev.get("sha") == rec.sha:
+            rec.commits = ()  # a redeploy ships nothing new
+        else:
+            rec.commits = tuple(conn.compare(repo, prev["sha"], rec.sha))
+        last[k] = {"sha": rec.sha, "finished": iso(rec.finished)}
+
+
+class DeploymentsStream(RepoStream):
+    """GET /repos/{o}/{r}/deployments (newest first, down to `since` by created_at) + statuses per deployment.
+
+    Unit state: etag (list), final {id: created} (settled deployments still inside the window: not re-read),
+    pending {id: {"deployment": payload, "etag": statuses ETag}} (re-read until settled), last {env: sha}.
+    One page per repo, so records and this state are written in one transaction.
+    """
+
+    name = "deployments"
+    default_from = "previous_period"
+
+    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+        repo = unit
+        known = self.known(ctx, st, unit)
+        rs = copy.deepcopy(st["repos"][unit]) if known else {}
+        since = self.since_for(ctx, st, unit)
+        cutoff = ctx.run_started - PENDING_MAX_AGE
+        pending: dict[str, dict] = {
+            k: v for k, v in (rs.get("pending") or {}).items()
+            if (t := parse_or_none((v.get("deployment") or {}).get("created_at"))) is None or t >= cutoff
+        }
+        final = {k: v for k, v in (rs.get("final") or {}).items()
+                 if since is None or (t := parse_or_none(v)) is None or t >= since}
+        last: dict[str, dict] = rs.get("last") or {}
+        list_etag = rs.get("etag")
+
+        fresh: list[dict] = []
+        first_etag, pages = None, 0
+        for page in self.client.pages(f"repos/{repo}/deployments", what=f"repository {repo}",
+                                      params={"per_page": PER_PAGE}, etag=list_etag if known else None):
+            if page.not_modified:
+                first_etag = list_etag
+                break
+            pages += 1
+            if pages == 1:
+                first_etag = page.etag
+            crossed = False
+            for item in page.items:
+                created = parse_or_none(item.get("created_at"))
+                if since is not None and created is not None and created < since:
+                    crossed = True
+                elif str(item.get("id")) not in final:
+                    fresh.append(item)
+            if crossed:
+                break
+
+        fresh_ids = {str(p.get("id")) for p in fresh}
+        work = [(p, None) for p in fresh] + [
+            (v["deployment"], v.get("etag")) for k, v in pending.items() if k not in fresh_ids
+        ]
+        records: list[Deployment] = []
+        skipped: list[Skipped] = []
+        successes: list[Deployment] = []
+        for payload, etag in work:
+            dep_id = str(payload.get("id"))
+            try:
+                got = self.client.list_all(f"repos/{repo}/deployments/{dep_id}/statuses", params={"per_page": PER_PAGE},
+                                           what=f"deployment {dep_id} of {repo}", etag=etag)
+            except RepoNotFound:
+                pending.pop(dep_id, None)  # deleted since we saw it
+                continue
+            if got is None:
+                continue  # 304: its statuses did not change, still pending
+            try:
+                rec = normalize_deployment(payload, got.items, self.source, repo)
+                _, _, settled = deployment_result(got.items)
+            except (RecordError, KeyError, TypeError, ValueError) as exc:
+                skipped.append(Skipped(record_key(payload, repo, "deployment"), str(exc) or type(exc).__name__))
+                pending.pop(dep_id, None)
+                continue
+            records.append(rec)
+            if settled:
+                pending.pop(dep_id, None)
+                final[dep_id] = payload.get("created_at")
+                if rec.status == "success":
+                    successes.append(rec)
+            else:
+                pending[dep_id] = {"deployment": payload, "etag": got.etag}
+        assign_commits(self.conn, repo, successes, last, key=lambda r: r.environment)
+        page = self.done(unit, st, {"etag": first_etag, "pending": pending, "final": final, "last": last})
+        page.records, page.skipped = records, skipped
+        yield page
+
+
+class WorkflowRunsStream(RepoStream):
+    """GET /repos/{o}/{r}/actions/workflows/{file}/runs?created=>=DAY for each deploy workflow.
+
+    Unit = "owner/repo:workflow". The `created` day also covers the oldest run still in progress, so one
+    list re-reads it. Unit state: etag, pending {id: created}, shipped {id: created}, last {"sha", "finished"}.
+    """
+
+    name = "workflow_runs"
+    default_from = "previous_period"
+
+    def units(self) -> list[str]:
+        return [f"{r}:{w}" for r in self.conn.config.repos for w in self.conn.config.deploy_workflows]
+
+    def repo_of(self, unit: str) -> str:
+        return unit.split(":", 1)[0]
+
+    def repo_wide(self, exc: RepoError) -> bool:
+        return False  # a missing workflow file is not a missing repository
+
+    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+        repo, workflow = unit.split(":", 1)
+        env = self.conn.config.deploy_environment
+        known = self.known(ctx, st, unit)
+        rs = copy.deepcopy(st["repos"][unit]) if known else {}
+        since = self.since_for(ctx, st, unit)
+        cutoff = ctx.run_started - PENDING_MAX_AGE
+        pending = {k: v for k, v in (rs.get("pending") or {}).items()
+                   if (t := parse_or_none(v)) is None or t >= cutoff}
+        start = since.astimezone(timezone.utc).date() if since is not None else None
+        for created in pending.values():
+            t = parse_or_none(created)
+            if start is not None and t is not None:
+                start = min(start, t.date())
+        end = ctx.run_started.astimezone(timezone.utc).date()
+        runs, etag = self._list_runs(repo, workflow, start, end, rs.get("etag") if known else None)
+        if runs is None:  # 304: nothing changed
+            yield self.done(unit, st, {**rs, "pending": pending})
+            return
+        shipped = {k: v for k, v in (rs.get("shipped") or {}).items()
+                   if start is None or (t := parse_or_none(v)) is None or t.date() >= start}
+        records: list[Deployment] = []
+        skipped: list[Skipped] = []
+        successes: list[Deployment] = []
+        seen: set[str] = set()
+        for item in runs:
+            run_id = str(item.get("id"))
+            if run_id in seen:
+                continue
+            seen.add(run_id)
+            try:
+                rec = normalize_run(item, self.source, repo, env)
+            except (RecordError, KeyError, TypeError, ValueError) as exc:
+                skipped.append(Skipped(record_key(item, repo, "workflow run"), str(exc) or type(exc).__name__))
+                continue
+            if rec is None:
+                pending.pop(run_id, None)
+            elif rec.status == "in_progress":
+                records.append(rec)
+                pending[run_id] = item.get("created_at")
+            else:
+                records.append(rec)
+                pending.pop(run_id, None)
+                if rec.status == "success" and run_id not in shipped:
+                    shipped[run_id] = item.get("created_at")
+                    successes.append(rec)
+        last = {"_": rs["last"]} if rs.get("last") else {}
+        assign_commits(self.conn, repo, successes, last, key=lambda r: "_")
+        page = self.done(unit, st, {"etag": etag, "pending": pending, "shipped": shipped, "last": last.get("_")})
+        page.records, page.skipped = records, skipped
+        yield page
+
+    def _list_runs(self, repo: str, workflow: str, start: date | None, end: date,
+                   etag: str | None) -> tuple[list[dict] | None, str | None]:
+        """All runs created on/after `start` (sliced by dates past the 1,000-run cap); None on 304."""
+        path = f"repos/{repo}/actions/workflows/{quote(workflow, safe='')}/runs"
+        what = f"workflow {workflow} in {repo}"
+        params: dict[str, Any] = {"per_page": PER_PAGE}
+        if start is not None:
+            params["created"] = f">={start.isoformat()}"
+        first = self.client.list_page(path, what=what, params=params, etag=etag, key="workflow_runs")
+        if first.not_modified:
+            return None, etag
+        total = int((first.body or {}).get("total_count") or 0)
+        if start is not None and total > RUNS_CAP and start < end:
+            return self._halves(path, what, start, end), None
+        runs = list(first.items) + self._rest(first.next_url, what)
+        # a 304 on the first page proves nothing about later pages: keep the ETag of one-page answers only
+        return runs, first.etag if not first.next_url else None
+
+    def _sliced(self, path: str, what: str, start: date, end: date) -> list[dict]:
+        params = {"per_page": PER_PAGE, "created": f"{start.isoformat()}..{end.isoformat()}"}
+        first = self.client.list_page(path, what=what, params=params, key="workflow_runs")
+        total = int((first.body or {}).get("total_count") or 0)
+        if total > RUNS_CAP and start < end:
+            return self._halves(path, what, start, end)
+        if total > RUNS_CAP:
+            log.warning("%s: %s has %d runs on %s; the API lists only %d", self.source, what, total, start, RUNS_CAP)
+        return list(first.items) + self._rest(first.next_url, what)
+
+    def _halves(self, path: str, what: str, start: date, end: date) -> list[dict]:
+        mid = start + (end - start) // 2
+        return self._sliced(path, what, start, mid) + self._sliced(path, what, mid + timedelta(days=1), end)
+
+    def _rest(self, url: str | None, what: str) -> list[dict]:
+        out: list[dict] = []
+        while url:
+            page = self.client.list_page(url, what=what, key="workflow_runs")
+            out.extend(page.items)
+            url = page.next_url
+        return out

@@ -1,0 +1,219 @@
+"""GitHub list streams over every configured repo: issues (since, ascending), pull requests and releases."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from okrsync.connectors.base import Page, ReadContext, Skipped
+from okrsync.engine.records import RecordError, iso, parse_iso
+
+from .client import PER_PAGE, RepoError, RepoNotFound, since_param
+from .normalize import is_pull_request, normalize_issue, normalize_pull, normalize_release, record_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .connector import GitHubConnector
+
+# Re-read this much before a resume point: `since` is compared to the second and items share timestamps.
+OVERLAP = timedelta(seconds=1)
+
+
+def parse_or_none(text: Any) -> datetime | None:
+    try:
+        return parse_iso(text) if isinstance(text, str) else None
+    except RecordError:
+        return None
+
+
+def convert(items: list[dict], fn: Callable[[dict], Any], repo: str, kind: str) -> tuple[list, list[Skipped]]:
+    """Normalize a page; an unparseable item becomes a Skipped and the page goes on."""
+    records, skipped = [], []
+    for item in items:
+        try:
+            rec = fn(item)
+        except (RecordError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            skipped.append(Skipped(record_key(item, repo, kind), str(exc) or type(exc).__name__))
+            continue
+        if rec is not None:
+            records.append(rec)
+    return records, skipped
+
+
+class RepoStream:
+    """One stream read repo by repo (a 'unit' is a repo, or repo:workflow for workflow runs).
+
+    State: {"first_since": iso|None, "repos": {unit: {...}}}. A unit absent from "repos" has never been read
+    completely (a repo added to the workspace later, or one that failed): it is read like a first run.
+    Checkpoint: {"repo": unit, "done": true} after a unit, or a unit-specific resume point inside it.
+    """
+
+    name = ""
+    default_from = "all"
+
+    def __init__(self, conn: "GitHubConnector"):
+        self.conn = conn
+        self.client = conn.client
+        self.source = conn.name
+
+    def units(self) -> list[str]:
+        return list(self.conn.config.repos)
+
+    def repo_of(self, unit: str) -> str:
+        return unit
+
+    def read(self, ctx: ReadContext) -> Iterator[Page]:
+        st = copy.deepcopy(ctx.state) if ctx.state else {}
+        st.setdefault("repos", {})
+        if ctx.first_run or ctx.full:
+            st["first_since"] = iso(ctx.since)
+        units = self.units()
+        start, resume = 0, None
+        cp = ctx.checkpoint or {}
+        if cp.get("repo") in units:
+            i = units.index(cp["repo"])
+            start, resume = (i + 1, None) if cp.get("done") else (i, cp)
+        for i in range(start, len(units)):
+            unit = units[i]
+            if self.conn.skipped(self.repo_of(unit)):
+                continue
+            try:
+                yield from self.read_unit(unit, ctx, st, resume if i == start else None)
+            except RepoError as exc:
+                self.conn.fail(self.repo_of(unit), str(exc), repo_wide=self.repo_wide(exc))
+                yield Page(checkpoint={"repo": unit, "done": True})
+
+    def repo_wide(self, exc: RepoError) -> bool:
+        """A 404 on a repository list means the repository is missing: later streams skip it."""
+        return isinstance(exc, RepoNotFound)
+
+    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+        raise NotImplementedError
+
+    # -- helpers ------------------------------------------------------------------------------
+    def known(self, ctx: ReadContext, st: dict, unit: str) -> bool:
+        """The unit was read completely before (so its ETag and cached state may be used)."""
+        return not ctx.full and unit in st["repos"]
+
+    def since_for(self, ctx: ReadContext, st: dict, unit: str) -> datetime | None:
+        if ctx.full or ctx.first_run or unit in st["repos"]:
+            return ctx.since
+        if "first_since" in st:
+            return parse_or_none(st["first_since"])
+        return None if self.default_from == "all" else ctx.since
+
+    def done(self, unit: str, st: dict, unit_state: dict) -> Page:
+        st["repos"][unit] = unit_state
+        return Page(checkpoint={"repo": unit, "done": True}, state=copy.deepcopy(st))
+
+    def read_newest_first(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None, *, path: str,
+                          params: dict, time_key: str, fn: Callable[[dict], Any], kind: str,
+                          etag_any_page: bool) -> Iterator[Page]:
+        """Newest-first paging that stops after the page crossing `since` (by time_key), never at a stored record.
+
+        etag_any_page: a 304 on the first page proves nothing changed even when more pages were read
+        (true when any change moves an item to the first page, as with pulls sorted by updated).
+        """
+        repo = self.repo_of(unit)
+        since = self.since_for(ctx, st, unit)
+        etag = (st["repos"][unit].get("etag") if self.known(ctx, st, unit) else None)
+        url: str = path
+        query: dict | None = params
+        if resume and resume.get("next"):
+            url, query, etag = resume["next"], None, None
+        first_etag, pages = None, 0
+        while True:
+            page = self.client.list_page(url, what=f"repository {repo}", params=query, etag=etag if not pages else None)
+            if page.not_modified:
+                return  # nothing changed since the last complete read
+            pages += 1
+            if pages == 1:
+                first_etag = page.etag
+            records, skipped = convert(page.items, fn, repo, kind)
+            crossed = since is not None and any(
+                (t := parse_or_none(item.get(time_key))) is not None and t < since for item in page.items
+            )
+            nxt = None if crossed else page.next_url
+            yield Page(records, skipped, checkpoint={"repo": unit, "next": nxt} if nxt else {"repo": unit, "done": True})
+            if not nxt:
+                break
+            url, query = nxt, None
+        keep = first_etag if (etag_any_page or pages == 1) and not resume else None
+        yield self.done(unit, st, {"etag": keep})
+
+
+class IssuesStream(RepoStream):
+    """GET /repos/{o}/{r}/issues?state=all&sort=updated&direction=asc&since=...; PRs are skipped here.
+
+    Pages advance by `since` = last item's updated_at - 1 s (keyset) rather than page=N: with page numbers an
+    issue updated during the read moves to the end and shifts an unread one onto a page already read.
+    When the keyset cannot advance (a page of items sharing one second) the Link rel="next" is followed.
+    """
+
+    name = "issues"
+    default_from = "all"
+
+    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+        repo = unit
+        since = self.since_for(ctx, st, unit)
+        etag = st["repos"][unit].get("etag") if self.known(ctx, st, unit) else None
+        if resume and resume.get("since"):
+            since, etag = parse_iso(resume["since"]) - OVERLAP, None
+        path = f"repos/{repo}/issues"
+        link: str | None = None
+        first_etag, pages, last_seen = None, 0, None
+        while True:
+            params = None
+            if link is None:
+                params = {"state": "all", "sort": "updated", "direction": "asc", "per_page": PER_PAGE}
+                if since is not None:
+                    params["since"] = since_param(since)
+            page = self.client.list_page(link or path, what=f"repository {repo}", params=params,
+                                         etag=etag if not pages else None)
+            if page.not_modified:
+                return
+            pages += 1
+            if pages == 1:
+                first_etag = page.etag
+            items = [i for i in page.items if not is_pull_request(i)]
+            records, skipped = convert(items, lambda p: normalize_issue(p, self.source, repo), repo, "issue")
+            if page.items:
+                last_seen = page.items[-1].get("updated_at") or last_seen
+            # resume point: the unit again from the last updated_at seen
+            yield Page(records, skipped, checkpoint={"repo": unit, "since": last_seen} if last_seen else {"repo": unit})
+            if not page.next_url:
+                break
+            nxt = parse_or_none(last_seen)
+            nxt = nxt - OVERLAP if nxt else None
+            if nxt is not None and (since is None or nxt > since):
+                since, link = nxt, None
+            else:
+                link = page.next_url
+        yield self.done(unit, st, {"etag": first_etag if pages == 1 and not resume else None})
+
+
+class PullsStream(RepoStream):
+    """GET /repos/{o}/{r}/pulls?state=all&sort=updated&direction=desc (no `since`): stop at the cursor."""
+
+    name = "pull_requests"
+    default_from = "all"
+
+    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+        params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PER_PAGE}
+        yield from self.read_newest_first(
+            unit, ctx, st, resume, path=f"repos/{unit}/pulls", params=params, time_key="updated_at",
+            fn=lambda p: normalize_pull(p, self.source, unit), kind="pull request", etag_any_page=True)
+
+
+class ReleasesStream(RepoStream):
+    """GET /repos/{o}/{r}/releases newest first, stopping at the cursor by created_at; drafts skipped."""
+
+    name = "releases"
+    default_from = "previous_period"
+
+    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+        env = self.conn.config.release_environment
+        yield from self.read_newest_first(
+            unit, ctx, st, resume, path=f"repos/{unit}/releases", params={"per_page": PER_PAGE},
+            time_key="created_at", fn=lambda p: normalize_release(p, self.source, unit, env), kind="release",
+            etag_any_page=False)

@@ -1,0 +1,266 @@
+"""Jira HTTP client: auth, Cloud vs Server/DC detection, custom field discovery, search paging."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator
+
+from okrsync.config.settings import SourceCredentials, env_name
+from okrsync.connectors.base import AuthError, ConnectorOptions, QueryError, SourceError
+from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+
+from .normalize import FieldMap
+
+CLOUD_PAGE = 100  # /search/jql with fields: the most Cloud returns per page
+CLOUD_ID_PAGE = 5000  # /search/jql with fields=id only
+DC_PAGE = 1000  # /rest/api/2/search: the usual jira.search.views.default.max (servers may cap lower)
+
+BASE_FIELDS = ("summary", "status", "issuetype", "project", "created", "updated", "resolutiondate", "labels",
+               "components", "parent", "assignee", "priority")
+STORY_POINTS_TYPE = "com.pyxis.greenhopper.jira:jsw-story-points"
+SPRINT_TYPE = "com.pyxis.greenhopper.jira:gh-sprint"
+EPIC_LINK_TYPE = "com.pyxis.greenhopper.jira:gh-epic-link"
+STORY_POINTS_NAMES = ("story points", "story point estimate")  # company-managed / team-managed
+_FIELD_ID = re.compile(r"customfield_\d+")
+_MISSING_PROJECT = re.compile(r"The value '([^']+)' does not exist for the field 'project'", re.I)
+
+
+class JqlRejected(QueryError):
+    """HTTP 400 on a search: Jira's own messages in .detail."""
+
+    def __init__(self, message: str, detail: str, projects: list[str]):
+        super().__init__(message)
+        self.detail = detail
+        self.missing_projects = projects
+
+
+def jira_messages(body: Any) -> str:
+    """errorMessages (and field errors) of a Jira error body, one line."""
+    if not isinstance(body, dict):
+        return " ".join(str(body or "").split())[:300]
+    msgs = [str(m) for m in body.get("errorMessages") or []]
+    errs = body.get("errors")
+    if isinstance(errs, dict):
+        msgs += [f"{k}: {v}" for k, v in errs.items()]
+    return " ".join("; ".join(msgs).split())[:500]
+
+
+class JiraClient:
+    """All Jira requests of a source go through one HttpClient (the one retry layer, counted)."""
+
+    def __init__(self, name: str, config: Any, credentials: SourceCredentials, options: ConnectorOptions):
+        if not config.url:
+            raise SourceError(f"{name}: a jira source needs url: https://<site>.atlassian.net (or the DC URL)")
+        self.name = name
+        self.config = config
+        self.site = config.url.rstrip("/")
+        self.token = credentials.token.get_secret_value() if credentials.token else ""
+        self.email = config.email or credentials.email
+        if not self.token:
+            raise AuthError(f"{name}: no token: set {env_name(name, 'token')}")
+        http = http_options(config, options)
+        self.http = HttpClient(
+            name, self.site, options=http, headers={"Accept": "application/json"},
+            auth_hint=env_name(name, "token"), secrets=[*options.secrets, self.token],
+            sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
+        )
+        self._cloud: bool | None = {"cloud": True, "server": False}.get(config.deployment)
+        if self._cloud is not None:
+            self._use_auth(self._cloud)
+        self._fields: list[dict[str, Any]] | None = None
+        self._field_map: FieldMap | None = None
+        self._myself: dict[str, Any] | None = None
+
+    # -- auth and deployment -------------------------------------------------------------------
+    def _use_auth(self, cloud: bool) -> None:
+        """Cloud: basic email + API token. Server/DC: Authorization: Bearer <personal access token>."""
+        session = self.http.session
+        if cloud:
+            if not self.email:
+                raise AuthError(f"{self.name}: {self.site} is Jira Cloud, which needs an email with the API token: "
+                                f"set email: in the source or {env_name(self.name, 'email')}")
+            session.headers.pop("Authorization", None)
+            session.auth = (self.email, self.token)
+        else:
+            session.auth = None
+            session.headers["Authorization"] = f"Bearer {self.token}"
+
+    @property
+    def is_cloud(self) -> bool:
+        if self._cloud is None:
+            self._cloud = self._detect()
+        return self._cloud
+
+    def _detect(self) -> bool:
+        """GET /rest/api/2/serverInfo: deploymentType == "Cloud".
+
+        Sent with the auth the settings suggest (an email: Cloud basic auth, else a DC bearer token); when
+        basic auth is refused, once more with the bearer token (a Data Center source that also names an email).
+        """
+        self._use_auth(bool(self.email))
+        try:
+            info = self.http.get("rest/api/2/serverInfo")
+        except AuthError as exc:
+            if not self.email:
+                raise AuthError(f"{exc}; a Jira Cloud site also needs email: (or "
+                                f"{env_name(self.name, 'email')})") from None
+            self._use_auth(False)
+            try:
+                info = self.http.get("rest/api/2/serverInfo")
+            except AuthError:
+                raise exc from None
+            if isinstance(info, dict) and info.get("deploymentType") == "Cloud":
+                raise exc
+        cloud = isinstance(info, dict) and info.get("deploymentType") == "Cloud"
+        self._use_auth(cloud)
+        return cloud
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """HttpClient.json once the auth is settled (detection first in deployment: auto)."""
+        self.is_cloud  # noqa: B018
+        return self.http.json(method, path, **kwargs)
+
+    # -- fields --------------------------------------------------------------------------------
+    def fields(self) -> list[dict[str, Any]]:
+        if self._fields is None:
+            body = self.json("GET", "rest/api/2/field")
+            self._fields = [f for f in body if isinstance(f, dict)] if isinstance(body, list) else []
+        return self._fields
+
+    def field_map(self) -> FieldMap:
+        """Story points / sprint / epic link field ids: the source settings, else discovered from /field."""
+        if self._field_map is None:
+            self._field_map = discover_fields(
+                self.fields(), story_points=self.config.story_points_field, sprint=self.config.sprint_field,
+                epic_link=self.config.epic_link_field, source=self.name,
+            )
+        return self._field_map
+
+    def issue_fields(self) -> list[str]:
+        """What the issues search asks for: the normalizer's fields, the discovered ones, the source's extras."""
+        extra = [fid for value in self.config.fields
+                 for fid in resolve_field(self.fields(), value, "fields", self.name)]
+        return list(dict.fromkeys([*BASE_FIELDS, *self.field_map().ids(), *extra]))
+
+    def myself(self) -> dict[str, Any]:
+        if self._myself is None:
+            body = self.json("GET", "rest/api/2/myself")
+            self._myself = body if isinstance(body, dict) else {}
+        return self._myself
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, jql: str, fields: list[str], *, page_size: int | None = None) -> Iterator[list[dict]]:
+        """Pages of issues for a JQL, in the server's order (ours: ORDER BY created ASC)."""
+        id_only = list(fields) == ["id"]
+        if self.is_cloud:
+            limit = CLOUD_ID_PAGE if id_only else CLOUD_PAGE
+            yield from self._search_cloud(jql, fields, min(page_size or limit, limit))
+        else:
+            yield from self._search_dc(jql, fields, min(page_size or DC_PAGE, DC_PAGE))
+
+    def search_ids(self, jql: str) -> set[str]:
+        """The ids of every issue a JQL matches (id-only search, the largest pages)."""
+        out: set[str] = set()
+        for issues in self.search(jql, ["id"]):
+            out.update(str(i["id"]) for i in issues if isinstance(i, dict) and i.get("id"))
+        return out
+
+    def _search_cloud(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict]]:
+        """GET /rest/api/3/search/jql: follow nextPageToken until it is absent (never persisted: it expires)."""
+        params: dict[str, Any] = {"jql": jql, "maxResults": size, "fields": ",".join(fields)}
+        seen: set[str] = set()
+        while True:
+            body = self._search_get("rest/api/3/search/jql", params, jql)
+            yield _issues(body, self.name)
+            token = body.get("nextPageToken")
+            if not token or body.get("isLast") is True:
+                return
+            if token in seen:
+                raise SourceError(f"{self.name}: Jira returned the same nextPageToken twice; stopping to avoid a loop")
+            seen.add(token)
+            params["nextPageToken"] = token
+
+    def _search_dc(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict]]:
+        """GET /rest/api/2/search: startAt advances by the issues actually returned (servers cap maxResults)."""
+        start = 0
+        while True:
+            params = {"jql": jql, "startAt": start, "maxResults": size, "fields": ",".join(fields)}
+            body = self._search_get("rest/api/2/search", params, jql)
+            issues = _issues(body, self.name)
+            yield issues
+            start += len(issues)
+            total = body.get("total")
+            if not issues or (isinstance(total, int) and start >= total):
+                return
+
+    def _search_get(self, path: str, params: dict[str, Any], jql: str) -> dict[str, Any]:
+        try:
+            body = self.json("GET", path, params=params)
+        except HTTPStatusError as exc:
+            if exc.status == 410:
+                raise SourceError(
+                    f"{self.name}: {self.site}/{path} answered 410 Gone: Jira Cloud removed this search endpoint; "
+                    f"this site is Jira Cloud, so set deployment: cloud (or auto) for okrsync to use "
+                    f"/rest/api/3/search/jql") from None
+            if exc.status == 400:
+                detail = jira_messages(exc.body) or "HTTP 400"
+                missing = _MISSING_PROJECT.findall(detail)
+                raise JqlRejected(f"{self.name}: JQL rejected by Jira: {detail} (JQL: {jql})", detail,
+                                  missing) from None
+            raise
+        if not isinstance(body, dict):
+            raise SourceError(f"{self.name}: unexpected response from {path} (not an object)")
+        return body
+
+    @property
+    def requests_made(self) -> int:
+        return self.http.requests_made
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _issues(body: dict[str, Any], name: str) -> list[dict]:
+    issues = body.get("issues")
+    if issues is None:
+        return []
+    if not isinstance(issues, list):
+        raise SourceError(f"{name}: unexpected search response (issues is not a list)")
+    return issues
+
+
+def _custom_type(field: dict[str, Any]) -> str | None:
+    schema = field.get("schema")
+    return schema.get("custom") if isinstance(schema, dict) else None
+
+
+def resolve_field(fields: list[dict[str, Any]], value: str, setting: str, source: str) -> tuple[str, ...]:
+    """A field setting given as an id or a name -> the ids (a name may be used by several fields)."""
+    value = value.strip()
+    if any(f.get("id") == value for f in fields):
+        return (value,)
+    named = tuple(str(f["id"]) for f in fields if str(f.get("name", "")).lower() == value.lower() and f.get("id"))
+    if named:
+        return named
+    if _FIELD_ID.fullmatch(value):
+        return (value,)  # not listed (hidden from this user?): request it anyway
+    raise SourceError(f"{source}: {setting}: no Jira field has the id or name {value!r}")
+
+
+def discover_fields(fields: list[dict[str, Any]], *, story_points: str | None = None, sprint: str | None = None,
+                    epic_link: str | None = None, source: str = "jira") -> FieldMap:
+    """Candidates from GET /rest/api/2/field, the story points type before name matches."""
+    def by_type(custom: str) -> tuple[str, ...]:
+        return tuple(str(f["id"]) for f in fields if _custom_type(f) == custom and f.get("id"))
+
+    if story_points:
+        sp = resolve_field(fields, story_points, "story_points_field", source)
+    else:
+        named = tuple(str(f["id"]) for f in fields
+                      if str(f.get("name", "")).strip().lower() in STORY_POINTS_NAMES and f.get("id"))
+        sp = tuple(dict.fromkeys([*by_type(STORY_POINTS_TYPE), *named]))
+    return FieldMap(
+        story_points=sp,
+        sprint=resolve_field(fields, sprint, "sprint_field", source) if sprint else by_type(SPRINT_TYPE),
+        epic_link=resolve_field(fields, epic_link, "epic_link_field", source) if epic_link else by_type(EPIC_LINK_TYPE),
+    )

@@ -1,0 +1,164 @@
+"""Jira connector: the incremental "issues" stream and the "jql_members" stream of JQL selectors."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator
+
+from okrsync.config.settings import SourceCredentials
+from okrsync.connectors.base import (
+    ClientConnector,
+    ConnectorOptions, Membership, Page, QueryError, ReadContext, Skipped, SourceError,
+)
+from okrsync.engine.records import RecordError, utc
+
+from .client import JiraClient, JqlRejected
+from .normalize import issue_key, normalize_issue
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_PLAIN_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_RESERVED = {"AND", "OR", "NOT", "IN", "IS", "WAS", "EMPTY", "NULL", "ORDER", "BY", "ASC", "DESC", "CHANGED"}
+_ORDER_BY = re.compile(r"\s*\bORDER\s+BY\b.*$", re.I | re.S)
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_NOT_FUNCTIONS = {"in", "and", "or", "not", "was", "is", "by", "on", "before", "after", "during", "from", "to",
+                  "changed", "empty", "null"}
+_RELATIVE_DATE = re.compile(r"(?<![\w.])[-+]?\d+\s*[wdhmy]\b", re.I)
+
+
+def epoch_ms(value: datetime) -> int:
+    """An absolute instant for JQL: JQL date literals are read in the searching user's time zone."""
+    return (utc(value) - EPOCH) // timedelta(milliseconds=1)
+
+
+def strip_order_by(jql: str | None) -> str:
+    """The source's extra filter is ANDed in parentheses: an ORDER BY of its own would break the query."""
+    return _ORDER_BY.sub("", jql or "").strip()
+
+
+def _project(key: str) -> str:
+    if _PLAIN_KEY.fullmatch(key) and key.upper() not in _RESERVED:
+        return key
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def build_jql(projects: list[str], jql: str | None, since: datetime | None, created_from_ms: int | None) -> str:
+    """project in (APP, OPS) [AND (<jql>)] [AND updated >= <ms>] [AND created >= <ms>] ORDER BY created ASC"""
+    parts = []
+    if projects:
+        parts.append(f"project in ({', '.join(_project(p) for p in projects)})")
+    extra = strip_order_by(jql)
+    if extra:
+        parts.append(f"({extra})")
+    if since is not None:
+        parts.append(f"updated >= {epoch_ms(since)}")
+    if created_from_ms is not None:
+        parts.append(f"created >= {created_from_ms}")
+    return " AND ".join(parts) + " ORDER BY created ASC"
+
+
+def volatile(jql: str) -> bool:
+    """Does the JQL's result move with time alone (relative dates, functions such as now(), openSprints())?"""
+    if _RELATIVE_DATE.search(jql):
+        return True
+    bare = _QUOTED.sub('""', jql)
+    return any(m.group(1).lower() not in _NOT_FUNCTIONS for m in _CALL.finditer(bare))
+
+
+def _checkpoint_ms(checkpoint: dict[str, Any] | None) -> int | None:
+    value = (checkpoint or {}).get("created_ms")
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class IssueStream:
+    name = "issues"
+    default_from = "all"
+
+    def __init__(self, connector: "JiraConnector"):
+        self.conn = connector
+
+    def read(self, ctx: ReadContext) -> Iterator[Page]:
+        conn, client = self.conn, self.conn.client
+        conn.issues_changed = None
+        resume = _checkpoint_ms(ctx.checkpoint)
+        jql = build_jql(conn.config.projects, conn.config.jql, ctx.since, resume)
+        fmap = client.field_map()
+        fields = client.issue_fields()
+        # A first, full or resumed read may have changed what selectors match without us seeing it here.
+        changed = ctx.since is None or ctx.full or resume is not None
+        checkpoint = {"created_ms": resume} if resume is not None else None
+        try:
+            for issues in client.search(jql, fields, page_size=conn.config.page_size):
+                if not issues:
+                    continue
+                changed = True
+                records, skipped = [], []
+                for raw in issues:
+                    try:
+                        records.append(normalize_issue(raw, source=conn.name, site=client.site, fields=fmap))
+                    except RecordError as exc:
+                        skipped.append(Skipped(issue_key(raw), str(exc)))
+                if records:
+                    checkpoint = {"created_ms": epoch_ms(records[-1].created)}
+                yield Page(records=records, skipped=skipped, checkpoint=checkpoint)
+        except JqlRejected as exc:
+            if exc.missing_projects:
+                names = ", ".join(dict.fromkeys(exc.missing_projects))
+                raise SourceError(f"{conn.name}: project {names} does not exist in Jira "
+                                  f"(or the token cannot see it)") from None
+            raise QueryError(f"{conn.name}: the issue query was rejected by Jira: {exc.detail} (JQL: {jql})") from None
+        conn.issues_changed = changed
+
+
+class MembershipStream:
+    """Each JQL selector's complete member set (id-only searches), skipped when nothing can have changed."""
+
+    name = "jql_members"
+    default_from = "all"
+
+    def __init__(self, connector: "JiraConnector", selectors: dict[str, tuple[str, list[str]]]):
+        self.conn = connector
+        self.selectors = selectors
+
+    def read(self, ctx: ReadContext) -> Iterator[Page]:
+        conn = self.conn
+        before = dict((ctx.state or {}).get("evaluated") or {})
+        evaluated = {k: v for k, v in before.items() if k in self.selectors}
+        quiet = conn.issues_changed is False and not ctx.full
+        errors: list[str] = []
+        emitted = False
+        for key, (jql, kr_ids) in sorted(self.selectors.items()):
+            known = evaluated.get(key)
+            if quiet and known and known.get("jql") == jql and not volatile(jql):
+                continue
+            try:
+                members = conn.client.search_ids(jql)
+            except JqlRejected as exc:
+                errors.append(f"JQL of {', '.join(kr_ids)} rejected by Jira: {exc.detail}")
+                evaluated.pop(key, None)
+                continue
+            evaluated[key] = {"jql": jql}
+            emitted = True
+            yield Page(memberships=[Membership(key, jql, members)], state={"evaluated": dict(evaluated)})
+        if not emitted and evaluated != before:
+            yield Page(state={"evaluated": dict(evaluated)})
+        if errors:
+            raise QueryError(f"{conn.name}: " + "; ".join(errors))
+
+
+class JiraConnector(ClientConnector):
+    def __init__(self, name: str, config: Any, client: JiraClient, selectors: dict[str, tuple[str, list[str]]]):
+        super().__init__(name, config, client, [IssueStream(self)])
+        # Set by the issues stream when its read completes: did it see any issue (or could it have missed one)?
+        self.issues_changed: bool | None = None
+        if selectors:
+            self._streams.append(MembershipStream(self, selectors))
+
+
+def build(name: str, config: Any, credentials: SourceCredentials, options: ConnectorOptions) -> JiraConnector:
+    if not config.projects and not strip_order_by(config.jql):
+        raise SourceError(f"{name}: set projects: (e.g. [APP, OPS]) or jql: for this Jira source; "
+                          f"Jira Cloud rejects a search without a restriction")
+    client = JiraClient(name, config, credentials, options)
+    return JiraConnector(name, config, client, dict(options.jql_selectors))

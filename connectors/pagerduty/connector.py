@@ -1,0 +1,205 @@
+"""PagerDuty REST v2 incidents: creation-time windows under the 10000 offset cap, re-read of open incidents,
+first acknowledgement from log entries."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any, Iterator
+
+from okrsync.config.settings import SourceCredentials, env_name
+from okrsync.connectors.base import (
+    ClientConnector,
+    AuthError, ConnectorOptions, NotFoundError, Page, QueryError, ReadContext, Skipped, SourceError,
+)
+from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+from okrsync.engine.records import Incident, RecordError, iso, parse_iso
+
+from .normalize import first_acknowledgement, halves, normalize_incident, windows, zulu
+
+LIMIT = 100  # the API's maximum page size
+MAX_OFFSET = 10000  # offset + limit above this answers 400
+DEFAULT_HISTORY = timedelta(days=365)  # a read with no start at all (since=None)
+ACK_MEMORY = timedelta(days=190)  # how long a fetched first-ack is remembered (else re-fetched)
+ACCEPT = "application/vnd.pagerduty+json;version=2"
+
+
+class IncidentStream:
+    name = "incidents"
+    default_from = "previous_period"
+
+    def __init__(self, source: str, config: Any, client: HttpClient):
+        self.source = source
+        self.config = config
+        self.client = client
+        self.limit = min(LIMIT, config.page_size or LIMIT)
+
+    # -- requests ----------------------------------------------------------------------------
+    def filters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, values in (("service_ids[]", self.config.service_ids), ("team_ids[]", self.config.team_ids),
+                            ("urgencies[]", self.config.urgencies)):
+            if values:
+                out[key] = list(values)
+        return out
+
+    def get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            body = self.client.get(path, params=params)
+        except HTTPStatusError as exc:
+            if exc.status == 400:
+                raise QueryError(str(exc)) from None
+            raise
+        if not isinstance(body, dict):
+            raise SourceError(f"{self.source}: unexpected response from {path}")
+        return body
+
+    def list_incidents(self, params: dict[str, Any]) -> tuple[list[dict], bool]:
+        body = self.get("incidents", params)
+        incidents = body.get("incidents")
+        if not isinstance(incidents, list):
+            raise SourceError(f"{self.source}: unexpected response from incidents (no incidents list)")
+        return incidents, bool(body.get("more"))
+
+    def first_ack(self, incident_id: str) -> datetime | None:
+        entries: list[dict] = []
+        offset = 0
+        while offset + self.limit <= MAX_OFFSET:
+            body = self.get(f"incidents/{incident_id}/log_entries",
+                             {"is_overview": "true", "time_zone": "UTC", "limit": self.limit, "offset": offset})
+            page = body.get("log_entries")
+            if not isinstance(page, list):
+                raise SourceError(f"{self.source}: unexpected response from incidents/{incident_id}/log_entries")
+            entries += page
+            if not body.get("more") or not page:
+                break
+            offset += self.limit
+        return first_acknowledgement(entries)
+
+    # -- reading -----------------------------------------------------------------------------
+    def read(self, ctx: ReadContext) -> Iterator[Page]:
+        run = _Run(self, ctx)
+        since = ctx.since or (ctx.run_started - DEFAULT_HISTORY)
+        start = since
+        resume = (ctx.checkpoint or {}).get("from")
+        if resume and parse_iso(resume) > since:
+            start = parse_iso(resume)
+        queue = deque(windows(start, ctx.run_started, self.config.window_days))
+        while queue:
+            lo, hi = queue.popleft()
+            offset = 0
+            while True:
+                if offset + self.limit > MAX_OFFSET:
+                    split = halves(lo, hi)
+                    if split is None:
+                        raise SourceError(f"{self.source}: more than {MAX_OFFSET} incidents created at "
+                                          f"{zulu(lo)}; cannot page past the API's offset cap")
+                    queue.extendleft(reversed(split))
+                    break
+                params = {"since": zulu(lo), "until": zulu(hi), "time_zone": "UTC", "limit": self.limit,
+                          "offset": offset, "sort_by": "created_at:asc", **self.filters()}
+                incidents, more = self.list_incidents(params)
+                yield run.page(incidents, checkpoint={"from": iso(lo)})
+                if not more or not incidents:
+                    break
+                offset += self.limit
+        yield from run.refresh(checkpoint={"from": iso(ctx.run_started)})
+
+
+class _Run:
+    """One read: normalizes pages, fetches first acks once, tracks open incidents in the stream state."""
+
+    def __init__(self, stream: IncidentStream, ctx: ReadContext):
+        self.stream = stream
+        self.source = stream.source
+        state = ctx.state or {}
+        self.prev_open: list[str] = [str(i) for i in state.get("open") or []]
+        self.acks: dict[str, list] = dict(state.get("acks") or {})
+        self.seen: dict[str, str] = {}  # id -> status seen in this run
+        self.gone: set[str] = set()
+        cutoff = min(ctx.since or ctx.run_started, ctx.run_started - ACK_MEMORY)
+        self.cutoff = iso(cutoff)
+
+    def page(self, incidents: list[Any], checkpoint: dict[str, Any]) -> Page:
+        records: list[Incident] = []
+        skipped: list[Skipped] = []
+        for p in incidents:
+            if not isinstance(p, dict):
+                skipped.append(Skipped("?", "incident is not an object"))
+                continue
+            try:
+                rec = normalize_incident(p, source=self.source)
+            except RecordError as exc:
+                key = f"#{p['incident_number']}" if p.get("incident_number") is not None else str(p.get("id") or "?")
+                skipped.append(Skipped(key, str(exc)))
+                continue
+            rec.acknowledged = self._ack(rec)
+            self.seen[rec.id] = rec.status
+            records.append(rec)
+        return Page(records=records, skipped=skipped, checkpoint=checkpoint, state=self.state())
+
+    def _ack(self, rec: Incident) -> datetime | None:
+        known = self.acks.get(rec.id)
+        if known is not None:
+            return parse_iso(known[1]) if known[1] else None
+        if rec.status not in ("acknowledged", "resolved"):
+            return None  # nothing to look for yet
+        ack = self.stream.first_ack(rec.id)
+        if ack is not None or rec.status == "resolved":
+            # an acknowledged incident whose log has no ack entry yet is asked again next time
+            self.acks[rec.id] = [iso(rec.opened), iso(ack) if ack else None]
+        return ack
+
+    def refresh(self, checkpoint: dict[str, Any]) -> Iterator[Page]:
+        """Re-read the incidents left open by the previous run that this run has not seen yet."""
+        pending = [i for i in self.prev_open if i not in self.seen]
+        if not pending:
+            return
+        wanted = set(pending)
+        offset = 0
+        while offset + self.stream.limit <= MAX_OFFSET:
+            params = {"statuses[]": ["triggered", "acknowledged"], "date_range": "all", "time_zone": "UTC",
+                      "limit": self.stream.limit, "offset": offset, **self.stream.filters()}
+            incidents, more = self.stream.list_incidents(params)
+            mine = [p for p in incidents if isinstance(p, dict) and str(p.get("id")) in wanted]
+            if mine:
+                yield self.page(mine, checkpoint)
+            if not more or not incidents or wanted.issubset(self.seen):
+                break
+            offset += self.stream.limit
+        for iid in pending:
+            if iid in self.seen:
+                continue
+            try:
+                body = self.stream.get(f"incidents/{iid}", {"time_zone": "UTC"})
+            except NotFoundError:
+                self.gone.add(iid)  # deleted (or no longer visible): stop asking
+                continue
+            p = body.get("incident")
+            yield self.page([p] if p is not None else [], checkpoint)
+        yield Page(checkpoint=checkpoint, state=self.state())
+
+    def state(self) -> dict[str, Any]:
+        open_now = [i for i in self.prev_open if i not in self.seen and i not in self.gone]
+        open_now += [i for i, s in self.seen.items() if s != "resolved"]
+        acks = {i: v for i, v in self.acks.items() if (v[0] or "") >= self.cutoff or i in self.seen}
+        return {"open": sorted(set(open_now)), "acks": acks}
+
+
+class PagerDutyConnector(ClientConnector):
+    def __init__(self, name: str, config: Any, client: HttpClient):
+        super().__init__(name, config, client, [IncidentStream(name, config, client)])
+
+
+def build(name: str, config: Any, credentials: SourceCredentials, options: ConnectorOptions) -> PagerDutyConnector:
+    token = credentials.token.get_secret_value() if credentials.token else ""
+    if not token:
+        raise AuthError(f"{name}: no token: set {env_name(name, 'token')}")
+    http = http_options(config, options)
+    client = HttpClient(
+        name, config.api_url(), options=http,
+        headers={"Authorization": f"Token token={token}", "Accept": ACCEPT},
+        auth_hint=env_name(name, "token"), secrets=[*options.secrets, token],
+        sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
+    )
+    return PagerDutyConnector(name, config, client)
