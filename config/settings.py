@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     secrets_dir: str | None = None
     thresholds: StatusThresholds = Field(default_factory=StatusThresholds)
     lock_wait: float = 600.0
+    ca_bundle: str | None = None  # CA bundle (PEM) for sources that set none; verification is never turned off
     # Compute "as of" this time instead of now (reproducible reports and tests); syncing still uses the clock.
     now: str | None = None
 

@@ -230,6 +230,7 @@ class HttpClient:
             wait = rate_limit_wait(resp.headers, self.clock())
             if wait is None and status == 403:
                 wait = 60.0  # GitHub secondary limit without retry-after: at least a minute
+            self._blocked_until = 0.0  # the retry wait already covers the reset
             raise RetryableHTTP(f"rate limited (HTTP {status})", wait, resp)
         if status >= 500 and status != 501:
             if method in IDEMPOTENT or retry_unsafe:

@@ -137,6 +137,7 @@ class SyncRunner:
             on_wait=self.reporter.wait,
             sleep=self.sleep,
             secrets=self.settings.secret_values(),
+            ca_bundle=self.settings.ca_bundle,
         )
         connector: Connector | None = None
         try:

@@ -60,7 +60,7 @@ class WritebackDispatcher:
         self.run_id = run_id
         self.dry_run = dry_run
         self.factory = writer_factory
-        self.options = options or ConnectorOptions(secrets=settings.secret_values())
+        self.options = options or ConnectorOptions(secrets=settings.secret_values(), ca_bundle=settings.ca_bundle)
         self._writers: dict[tuple[str, str | None], Writer] = {}
 
     def _writer(self, target: Any) -> Writer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,9 +132,13 @@ def _setup(ctx: click.Context) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (info level).")
 @click.option("--debug", is_flag=True, help="Debug logs and tracebacks for internal errors.")
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CA bundle (PEM) to verify the sources' TLS certificates (also OKRSYNC_CA_BUNDLE).")
 @click.pass_context
-def cli(ctx: click.Context, **_: Any) -> None:
+def cli(ctx: click.Context, ca_bundle: str | None, **_: Any) -> None:
     """okrsync keeps key results honest: it computes them from Jira, GitHub, ServiceNow and PagerDuty."""
+    if ca_bundle:
+        os.environ["OKRSYNC_CA_BUNDLE"] = os.path.abspath(ca_bundle)
     _setup(ctx)
 
 

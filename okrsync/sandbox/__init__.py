@@ -1,1 +1,194 @@
 """Local simulators of Jira, GitHub, ServiceNow and PagerDuty for the demo, e2e tests and benchmarks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+
+from .evolve import advance as _advance
+from .faults import Faults
+from .github import GitHubApp
+from .jira import JiraApp
+from .model import UTC, to_ms
+from .pagerduty import PagerDutyApp
+from .seed import build_world
+from .server import App, BadRequest, Request, RequestLog, Response, SystemServer, json_response
+from .servicenow import ServiceNowApp
+from .world import World
+
+SYSTEMS = ("jira", "github", "servicenow", "pagerduty")
+__all__ = ["Sandbox", "serve_forever", "SYSTEMS", "World", "Faults"]
+
+
+class Sandbox:
+    """Four simulated systems over one seeded world.
+
+    >>> with Sandbox(seed=7, scale=500) as sb:
+    ...     urls = sb.urls            # {"jira": "http://127.0.0.1:PORT", "github": ..., ...}
+    ...     sb.faults.rate_limit(0.3, retry_after=0, system="jira")
+    ...     sb.advance()              # new issues, merges, a deploy, incidents
+    """
+
+    def __init__(self, seed: int = 42, scale: int = 1000, now: datetime | str | None = None,
+                 jira_mode: str = "cloud", require_token: str | Mapping[str, str] | None = None,
+                 github_rate_limit: int = 5000, github_rate_window: float = 3600.0, fault_seed: int | None = None):
+        if isinstance(now, str):
+            now = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        self.live = now is None
+        self.world = build_world(seed, scale, now or datetime.now(UTC))
+        self.world.live = self.live
+        self.seed, self.scale, self.jira_mode = seed, scale, jira_mode
+        tokens = require_token if isinstance(require_token, Mapping) else {s: require_token for s in SYSTEMS}
+        self.faults = Faults(seed if fault_seed is None else fault_seed)
+        self.log = RequestLog()
+        self.apps: dict[str, App] = {
+            "jira": JiraApp(self.world, jira_mode, tokens.get("jira")),
+            "github": GitHubApp(self.world, tokens.get("github"), github_rate_limit, github_rate_window),
+            "servicenow": ServiceNowApp(self.world, tokens.get("servicenow")),
+            "pagerduty": PagerDutyApp(self.world, tokens.get("pagerduty")),
+        }
+        self.servers: dict[str, SystemServer] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self, ports: int | Mapping[str, int] | None = None, host: str = "127.0.0.1") -> dict[str, str]:
+        """Serve the four systems; ports: None (ephemeral), a base port (+0..+3), or {system: port}."""
+        if self.servers:
+            return self.urls
+        for n, system in enumerate(SYSTEMS):
+            if ports is None:
+                port = 0
+            elif isinstance(ports, int):
+                port = ports + n if ports else 0
+            else:
+                port = int(ports.get(system, 0))
+            try:
+                server = SystemServer(self.apps[system], self.faults, self.log, self._control, host, port)
+            except OSError:
+                self.stop()
+                raise
+            self.servers[system] = server
+        for server in self.servers.values():
+            server.start()
+        return self.urls
+
+    def stop(self) -> None:
+        stoppers = [threading.Thread(target=server.stop) for server in self.servers.values()]
+        for t in stoppers:  # in parallel: each waits for its serve loop's next poll
+            t.start()
+        for t in stoppers:
+            t.join()
+        self.servers.clear()
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return {s: srv.url for s, srv in self.servers.items()}
+
+    # -- the world -----------------------------------------------------------------------------------------
+    def advance(self, step: timedelta | float | None = None, to: datetime | None = None) -> dict[str, Any]:
+        """Apply one deterministic round of changes and move the clock: to `to`, else by `step` (default 1 h
+        for an injected now), never behind the wall clock for a live sandbox. Returns what changed."""
+        seconds = step.total_seconds() if isinstance(step, timedelta) else step
+        now = self.world.now_ms
+        if to is not None:
+            target = to_ms(to)
+        elif self.live:
+            target = max(int(time.time() * 1000), now + int((seconds or 0) * 1000))
+        else:
+            target = now + int((3600 if seconds is None else seconds) * 1000)
+        return _advance(self.world, target)
+
+    @property
+    def now(self) -> datetime:
+        return self.world.now
+
+    # -- observation ---------------------------------------------------------------------------------------
+    def requests(self, system: str | None = None) -> list[dict[str, Any]]:
+        """The request log: system, method, path, query, args, status, duration_ms, fault, time."""
+        return self.log.entries(system)
+
+    def counts(self) -> dict[str, int]:
+        return self.log.counts()
+
+    def reset_log(self) -> None:
+        self.log.reset()
+
+    def github_budget(self, limit: int, window: float | None = None, used: int = 0) -> None:
+        """Set GitHub's primary rate budget (X-RateLimit-*); at 0 remaining every call is a 403 until the reset."""
+        self.apps["github"].set_budget(limit, window, used)  # type: ignore[attr-defined]
+
+    # -- /_sandbox control endpoints ------------------------------------------------------------------------
+    def _control(self, system: str, req: Request) -> Response:
+        try:
+            return self._control_route(system, req)
+        except (BadRequest, ValueError, TypeError) as exc:
+            return json_response(400, {"error": str(exc)})
+
+    def _control_route(self, system: str, req: Request) -> Response:
+        path, method = req.path.rstrip("/"), req.method
+        body = req.json() if req.body else {}
+        scope = req.arg("system", system)
+        scope = None if scope in ("*", "all") else scope
+        routes: dict[tuple[str, str], Callable[[], Response]] = {
+            ("GET", "/_sandbox"): lambda: json_response(200, self.info()),
+            ("GET", "/_sandbox/log"): lambda: json_response(200, {"requests": self.requests(scope),
+                                                                  "counts": self.counts()}),
+            ("POST", "/_sandbox/reset-log"): lambda: (self.reset_log(), Response(204))[1],
+            ("GET", "/_sandbox/faults"): lambda: json_response(200, {"rules": self.faults.rules(scope)}),
+            ("POST", "/_sandbox/faults"): lambda: json_response(201, {"rule": self._add_fault(system, body)}),
+            ("DELETE", "/_sandbox/faults"): lambda: (self.faults.clear(scope), Response(204))[1],
+            ("POST", "/_sandbox/advance"): lambda: json_response(200, self.advance(
+                step=(body or {}).get("seconds"),
+                to=datetime.fromisoformat(body["to"].replace("Z", "+00:00")) if (body or {}).get("to") else None)),
+            ("GET", "/_sandbox/writes"): lambda: json_response(200, {"writes": self.world.writes(
+                None if req.arg("system") in (None, "*", "all") else req.arg("system"))}),
+            ("POST", "/_sandbox/rate-limit"): lambda: (self.github_budget(int(body["limit"]), body.get("window")),
+                                                       Response(204))[1],
+        }
+        handler = routes.get((method, path))
+        if handler is None:
+            return json_response(404, {"error": f"no control endpoint {method} {path}"})
+        return handler()
+
+    def _add_fault(self, system: str, body: Any) -> dict[str, Any]:
+        spec = dict(body or {})
+        kind = spec.pop("kind")
+        target = spec.pop("system", system)
+        if "statuses" in spec:
+            spec["statuses"] = tuple(spec["statuses"])
+        return self.faults.add(kind, system=None if target in ("*", "all", None) else target, **spec)
+
+    def info(self) -> dict[str, Any]:
+        return {"urls": self.urls, "seed": self.seed, "scale": self.scale, "jira_mode": self.jira_mode,
+                "now": self.world.now, "live": self.live, "advances": self.world.advances,
+                "periods": self.world.period_bounds()}
+
+
+def serve_forever(ports: int | Mapping[str, int] | None = None, scale: int = 1000, seed: int = 42,
+                  now: datetime | str | None = None, jira_mode: str = "cloud", host: str = "127.0.0.1",
+                  require_token: str | None = None, out: Callable[[str], None] = print,
+                  stop: threading.Event | None = None) -> None:
+    """Start the sandbox, print the URLs, and block until Ctrl-C (or `stop` is set)."""
+    started = time.perf_counter()
+    sb = Sandbox(seed=seed, scale=scale, now=now, jira_mode=jira_mode, require_token=require_token)
+    urls = sb.start(ports, host)
+    out(f"okrsync sandbox (seed {seed}, scale {scale}, Jira {jira_mode}) ready in "
+        f"{time.perf_counter() - started:.1f} s:")
+    for system, url in urls.items():
+        out(f"  {system:<11} {url}")
+    out(f"  control     {urls['jira']}/_sandbox (log, faults, advance, writes) on every port")
+    out(("Only the required token is accepted" if require_token else "Any token is accepted") + "; Ctrl-C stops.")
+    try:
+        (stop or threading.Event()).wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sb.stop()
