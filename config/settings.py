@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 ENV_PREFIX = "OKRSYNC_"
 DEFAULT_SECRETS_DIR = "/run/secrets/okrsync"
+MIN_SECRET = 4
 
 
 def env_name(source: str, key: str) -> str:
@@ -103,10 +104,11 @@ class Settings(BaseSettings):
         return self.sources.get(_norm(source)) or SourceCredentials()
 
     def secret_values(self) -> list[str]:
-        """Every secret value known, for redaction."""
+        """Every secret value known, for redaction (values under 4 characters would mangle every message
+        they occur in and protect nothing, so they are not replaced)."""
         out = []
         for cred in self.sources.values():
             for s in (cred.token, cred.password):
-                if s is not None and s.get_secret_value():
+                if s is not None and len(s.get_secret_value()) >= MIN_SECRET:
                     out.append(s.get_secret_value())
         return out

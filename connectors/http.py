@@ -142,7 +142,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/") + "/"
         self.options = options or HttpOptions()
         self.auth_hint = auth_hint
-        self.secrets = [s for s in (secrets or []) if s]
+        self.secrets = [s for s in (secrets or []) if s and len(s) >= 4]  # shorter ones would mangle messages
         self.sleep = sleep if sleep is not None else time.sleep
         self.clock = clock if clock is not None else time.time
         self.on_wait = on_wait

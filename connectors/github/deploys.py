@@ -153,6 +153,24 @@ class WorkflowRunsStream(RepoStream):
     def repo_wide(self, exc: RepoError) -> bool:
         return False  # a missing workflow file is not a missing repository
 
+    def read(self, ctx: ReadContext) -> Iterator[Page]:
+        self._absent: dict[str, list[str]] = {}
+        yield from super().read(ctx)
+        repos = [r for r in self.conn.config.repos if not self.conn.skipped(r)]
+        for workflow, where in self._absent.items():
+            if repos and sorted(where) == sorted(repos):
+                self.conn.fail(repos[0], f"{self.source}: workflow {workflow} not found in any repository "
+                                         f"({', '.join(repos)})", repo_wide=False)
+
+    def tolerate(self, unit: str, exc: RepoError) -> bool:
+        """Not every repository deploys with every workflow: a missing one fails only when none has it."""
+        if not isinstance(exc, RepoNotFound):
+            return False
+        repo, workflow = unit.split(":", 1)
+        self._absent.setdefault(workflow, []).append(repo)
+        log.info("%s: %s has no workflow %s", self.source, repo, workflow)
+        return True
+
     def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
         repo, workflow = unit.split(":", 1)
         env = self.conn.config.deploy_environment

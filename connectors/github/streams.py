@@ -80,8 +80,13 @@ class RepoStream:
             try:
                 yield from self.read_unit(unit, ctx, st, resume if i == start else None)
             except RepoError as exc:
-                self.conn.fail(self.repo_of(unit), str(exc), repo_wide=self.repo_wide(exc))
+                if not self.tolerate(unit, exc):
+                    self.conn.fail(self.repo_of(unit), str(exc), repo_wide=self.repo_wide(exc))
                 yield Page(checkpoint={"repo": unit, "done": True})
+
+    def tolerate(self, unit: str, exc: RepoError) -> bool:
+        """A failure that is normal for this unit (logged, not failing the source)."""
+        return False
 
     def repo_wide(self, exc: RepoError) -> bool:
         """A 404 on a repository list means the repository is missing: later streams skip it."""

@@ -167,11 +167,19 @@ def test_workflow_runs_over_the_1000_cap_are_sliced_by_date(gh):
     assert created == [">=2026-07-01", "2026-07-01..2026-07-03", "2026-07-04..2026-07-06"]
 
 
-def test_missing_workflow_fails_the_source_but_not_the_repo(gh):
+def test_workflow_missing_everywhere_fails_the_source_but_not_the_repo(gh):
     gh.repo().runs = {}
     cfg = config(pull_requests=False, deployments=False, deploy_workflows=["deploy.yml"])
     errors = MiniEngine().run(connector(cfg), NOW)
-    assert errors == ["github: workflow deploy.yml in acme/web not found (or the token cannot see it)"]
+    assert errors == ["github: workflow deploy.yml not found in any repository (acme/web)"]
+
+
+def test_a_repository_without_the_workflow_is_normal(gh):
+    gh.repo("acme/web").runs = {}  # acme/api deploys with deploy.yml, acme/web does not
+    gh.repo("acme/api").runs = {"deploy.yml": []}
+    cfg = config(repos=["acme/web", "acme/api"], pull_requests=False, deployments=False,
+                 deploy_workflows=["deploy.yml"])
+    assert MiniEngine().run(connector(cfg), NOW) == []
 
 
 WS = """\
