@@ -228,7 +228,7 @@ class Computer:
             baseline = parse_amount(kr.baseline, relative_ok=False)[1]
         t_kind, t_amount = parse_amount(kr.target, relative_ok=True)
         target = resolve_target(t_kind, t_amount, baseline)
-        direction = infer_direction(baseline, target, kr.direction)
+        direction = infer_direction(baseline, target, kr.direction, kr.metric, kr.baseline is not None)
         started = self.now >= span[0]
         ended = self.now >= span[1]
         expected = expected_fraction(span[0], span[1], self.now)

@@ -17,9 +17,16 @@ class Evaluation:
     status: str
 
 
-def infer_direction(baseline: float | None, target: float | None, explicit: str | None) -> str:
+# Metrics where a lower value is better: without a baseline their target is a ceiling to stay under.
+LOWER_IS_BETTER = {"resolution_time", "time_to_restore", "mtta", "lead_time_for_changes", "change_failure_rate"}
+
+
+def infer_direction(baseline: float | None, target: float | None, explicit: str | None,
+                    metric: str | None = None, baseline_given: bool = True) -> str:
     if explicit:
         return explicit
+    if not baseline_given and metric in LOWER_IS_BETTER:
+        return "maintain_below"
     if baseline is None or target is None:
         return "increase"
     return "decrease" if target < baseline else "increase"
@@ -60,13 +67,12 @@ def evaluate(
     base = 0.0 if baseline is None else baseline
     progress = progress_of(value, base, target)
     if direction in ("maintain_above", "maintain_below"):
+        # holding the line is all-or-nothing: progress is the score (the formula means nothing here)
         holds = value >= target - EPS if direction == "maintain_above" else value <= target + EPS
         score = 1.0 if holds else 0.0
-        if progress is None:
-            progress = score
         if not holds:
-            return Evaluation(progress, score, "off_track")
-        return Evaluation(progress, score, "achieved" if ended else "on_track")
+            return Evaluation(score, score, "off_track")
+        return Evaluation(score, score, "achieved" if ended else "on_track")
     if progress is None:
         # target == baseline: met or not
         met = value >= target - EPS if direction == "increase" else value <= target + EPS

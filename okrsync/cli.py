@@ -316,4 +316,4 @@ def main() -> None:
     cli(prog_name="okrsync")
 
 
-from . import commands_ops  # noqa: E402,F401  (run, sandbox, demo register themselves on cli)
+from . import commands_demo, commands_ops  # noqa: E402,F401  (run, sandbox, demo register themselves on cli)

@@ -71,17 +71,28 @@ def print_status(comp: Computation, console: Console) -> None:
                        style="dim"))
 
 
+def _label(table: str, row: dict[str, Any]) -> str:
+    if table == "issues":
+        return row.get("key") or ""
+    if table == "incidents":
+        return row.get("number") or ""
+    sha = (row.get("sha") or "")[:7]
+    title = " ".join(x for x in (row.get("repo"), row.get("environment"), sha and f"@{sha}") if x)
+    row.setdefault("title", f"{row.get('status')} {(row.get('finished') or row.get('created') or '')[:16]}")
+    return title
+
+
 def _item_rows(store: Store, ids: list[str], limit: int) -> list[dict[str, Any]]:
     out = []
     for item in ids[:limit]:
         source, _, iid = item.partition(":")
         row = None
-        for table, label in (("issues", "key"), ("incidents", "number"), ("deployments", "environment")):
+        for table in ("issues", "incidents", "deployments"):
             rows = list(store.db.query(f"SELECT *, '{table}' AS _t FROM {table} WHERE source = ? AND id = ?",
                                        [source, iid]))
             if rows:
                 row = rows[0]
-                row["_label"] = row.get(label) or iid
+                row["_label"] = _label(table, row) or iid
                 break
         out.append(row or {"_label": item, "_t": "?", "url": None, "title": ""})
     return out

@@ -84,3 +84,7 @@ def test_example_workspaces_validate(path):
     from okrsync.config.workspace import load_workspace
 
     load_workspace(path)
+
+
+def test_demo_template_is_the_example():
+    assert (ROOT / "okrsync" / "templates" / "demo.yaml").read_text() == (ROOT / "examples" / "demo" / "okrsync.yaml").read_text()

@@ -24,6 +24,14 @@ def test_infer_direction(baseline, target, explicit, expected):
     assert infer_direction(baseline, target, explicit) == expected
 
 
+@pytest.mark.parametrize("metric,baseline_given,expected", [
+    ("mtta", False, "maintain_below"), ("change_failure_rate", False, "maintain_below"),
+    ("mtta", True, "decrease"), ("done_ratio", False, "increase"), ("count", False, "increase"),
+])
+def test_lower_is_better_without_baseline_is_a_ceiling(metric, baseline_given, expected):
+    assert infer_direction(10 if baseline_given else 0, 5, None, metric, baseline_given) == expected
+
+
 def ev(value, baseline, target, expected=0.5, direction=None, started=True, ended=False):
     direction = direction or infer_direction(baseline, target, None)
     return evaluate(value, baseline, target, direction=direction, expected=expected, started=started, ended=ended)
