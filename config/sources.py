@@ -58,6 +58,7 @@ class SourceBase(BaseModel):
     timeout: float = 30.0  # read timeout, seconds
     connect_timeout: float = 10.0
     max_attempts: int = Field(default=6, ge=1, le=20)
+    retry_backoff: float = Field(default=1.0, ge=0, le=60)  # first backoff step, seconds (doubles, with jitter)
     ca_bundle: str | None = None  # a CA bundle file for private PKI (TLS verification stays on)
     page_size: int | None = Field(default=None, ge=1)
 

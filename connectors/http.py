@@ -106,7 +106,7 @@ def backoff(attempt: int, base: float = 1.0, cap: float = MAX_BACKOFF, rng: rand
 def http_options(config: Any, options: Any = None) -> "HttpOptions":
     """Timeouts, attempts and CA bundle of a source's settings (a global CA bundle as the fallback)."""
     return HttpOptions(connect_timeout=config.connect_timeout, read_timeout=config.timeout,
-                       max_attempts=config.max_attempts,
+                       max_attempts=config.max_attempts, backoff_base=getattr(config, "retry_backoff", 1.0),
                        ca_bundle=config.ca_bundle or getattr(options, "ca_bundle", None))
 
 

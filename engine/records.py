@@ -214,6 +214,12 @@ STATUS_LABELS = {
 }
 
 
+def _significant(value: float | None, digits: int) -> float | None:
+    if value is None or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
 @dataclass(frozen=True)
 class KRStatus:
     """What write-back targets receive for one key result."""
@@ -254,7 +260,12 @@ class KRStatus:
 
         body = self.machine()
         body.pop("computed_at")
-        # the expected pace moves every run: round it so a target is not rewritten for nothing
+        # values over a growing window (per week, uptime) and the expected pace move a little every run:
+        # compare at the precision people read, so a target is not rewritten for nothing
+        for key in ("value", "baseline", "target"):
+            body[key] = _significant(body[key], 4)
+        for key in ("progress", "score"):
+            body[key] = None if body[key] is None else round(body[key], 3)
         body["expected"] = round(self.expected, 2)
         return hashlib.sha1(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
