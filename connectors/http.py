@@ -207,6 +207,9 @@ class HttpClient:
         with self._lock:
             self.requests_made += 1
         timeout = (self.options.connect_timeout, self.options.read_timeout)
+        if self.options.ca_bundle:
+            # per request: a session-level verify loses to REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE in the environment
+            kwargs.setdefault("verify", self.options.ca_bundle)
         try:
             resp = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.exceptions.ConnectTimeout as exc:

@@ -96,8 +96,8 @@ class Env:
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
 
-    def krs(self) -> dict[str, dict]:
-        return {k["id"]: k for o in self.status()["objectives"] for k in o["key_results"]}
+    def krs(self, **kw) -> dict[str, dict]:
+        return {k["id"]: k for o in self.status(**kw)["objectives"] for k in o["key_results"]}
 
 
 @pytest.fixture
@@ -110,16 +110,27 @@ def env(tmp_path) -> Env:
     sb.stop()
 
 
-def snapshot(db: Path) -> dict[str, list[tuple]]:
-    """The items a store holds, without run bookkeeping (first_run/last_run) - for convergence checks."""
+def snapshot(db: Path, urls: dict[str, str] | None = None) -> dict[str, list[tuple]]:
+    """The items a store holds, without run bookkeeping (first_run/last_run) - for convergence checks.
+
+    Sandbox URLs (their ports differ between two sandboxes) are replaced by the system's name."""
+    import re
+
+    ports = re.compile(r"http://127\.0\.0\.1:\d+")
+
+    def norm(v):
+        return ports.sub("http://sandbox", v) if isinstance(v, str) else v
+
     conn = sqlite3.connect(db)
     out = {}
     try:
         for table in ("issues", "deployments", "incidents", "deployment_commits", "item_labels", "item_sprints",
                       "jql_members"):
             cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] not in ("first_run", "last_run")]
-            out[table] = sorted(conn.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall(),
-                                key=lambda r: tuple("" if v is None else str(v) for v in r))
+            rows = [tuple(norm(v) for v in r) for r in conn.execute(f"SELECT {', '.join(cols)} FROM {table}")]
+            if "hash" in cols:  # the row hash covers the raw payload (with the URLs): compare the rest instead
+                rows = [r[:cols.index("hash")] + r[cols.index("hash") + 1:] for r in rows]
+            out[table] = sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r))
     finally:
         conn.close()
     return out

@@ -210,3 +210,19 @@ def test_backoff_is_exponential_with_jitter_and_capped():
     for n, v in enumerate(values, start=1):
         d = min(60.0, 2 ** (n - 1))
         assert d / 2 <= v <= d
+
+
+@responses.activate
+def test_a_configured_ca_bundle_wins_over_requests_ca_bundle_in_the_environment(monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    seen = []
+
+    def cb(request):
+        seen.append(request.req_kwargs.get("verify"))
+        return (200, {}, "{}")
+
+    responses.add_callback(responses.GET, f"{BASE}/x", callback=cb)
+    clock = Clock()
+    c = HttpClient("x", BASE, options=HttpOptions(ca_bundle="/etc/okrsync/private-ca.pem"), sleep=clock.sleep)
+    c.get("/x")
+    assert seen == ["/etc/okrsync/private-ca.pem"]
