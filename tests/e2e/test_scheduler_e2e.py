@@ -1,0 +1,55 @@
+"""`okrsync run`: runs on a schedule, a failed run backs off without ending the loop, SIGTERM stops cleanly."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from .test_faults_e2e import READ_ONLY
+
+pytestmark = pytest.mark.e2e
+
+
+def test_every_runs_repeatedly_and_a_failure_backs_off(env):
+    env.write_workspace(READ_ONLY)
+    # the first run fails (ServiceNow answers 500 for good), later ones succeed
+    env.sandbox.faults.server_errors(6, system="servicenow")
+    r = env.run("run", "--every", "1s", "--max-runs", "3", timeout=180)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "run failed (exit 1); retry at " in out
+    assert out.count("next run at ") >= 1
+    assert "okrsync: servicenow: HTTP 50" in r.stderr
+    conn = sqlite3.connect(env.db)
+    statuses = [s for (s,) in conn.execute("SELECT status FROM runs ORDER BY id")]
+    assert statuses[0] == "partial" and statuses[-1] == "ok" and len(statuses) == 3
+
+
+def test_sigterm_finishes_the_page_saves_and_exits_0(env):
+    env.write_workspace(READ_ONLY)
+    env.sandbox.faults.slow(0.2, system="jira", method="GET", path="/rest/api/3/search")
+    proc = env.run("run", "--every", "15m", background=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        searches = [q for q in env.sandbox.requests("jira") if "search" in q["path"]]
+        if len(searches) >= 2:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "SIGTERM: finishing the current page, then stopping" in err
+    assert "Traceback" not in err
+    conn = sqlite3.connect(env.db)
+    pending, cursor = conn.execute("SELECT pending, cursor FROM sync_state WHERE source = 'jira' AND stream = 'issues'"
+                                   ).fetchone()
+    saved = conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0]
+    assert cursor is None and pending and saved >= 100  # pages kept, the read resumes next time
+    env.sandbox.faults.clear()
+    r = env.run("run", "--once")
+    assert r.returncode == 0, r.stderr
+    assert conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0] == len(
+        env.sandbox.world.jira_issues())
