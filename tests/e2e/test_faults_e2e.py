@@ -75,7 +75,7 @@ def test_past_the_retry_bound_the_source_fails_cleanly_and_resumes(env):
     assert r.returncode == 1
     errors = [line for line in r.stderr.splitlines() if line.startswith("okrsync: ")]
     assert len(errors) == 1, r.stderr
-    assert errors[0].startswith(f"okrsync: jira: HTTP 50")  # the burst cycles 500, 502, 503
+    assert errors[0].startswith("okrsync: jira: HTTP 50")  # the burst cycles 500, 502, 503
     assert errors[0].endswith(f" from {env.sandbox.urls['jira']}/rest/api/3/search/jql, gave up after 3 attempts")
     assert "Traceback" not in r.stderr
     assert "run 1: partial" in r.stdout

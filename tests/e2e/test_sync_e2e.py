@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 

@@ -39,7 +39,7 @@ class FakeStream:
         start = (ctx.checkpoint or {}).get("page", 0)
         for i, page in enumerate(self.pages[start:], start=start):
             if self.fail_after is not None and i >= self.fail_after:
-                raise SourceError(f"jira: HTTP 503 from https://acme.atlassian.net/rest/api/3/search/jql, gave up after 6 attempts")
+                raise SourceError("jira: HTTP 503 from https://acme.atlassian.net/rest/api/3/search/jql, gave up after 6 attempts")
             page.checkpoint = {"page": i + 1}
             yield page
 

@@ -8,7 +8,6 @@ import struct
 import subprocess
 import zlib
 from collections import Counter
-from pathlib import Path
 
 import pytest
 

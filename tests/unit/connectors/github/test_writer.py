@@ -68,7 +68,7 @@ NEW = f"{S}\nnew\n{E}"
     (f"intro\n\n{S}\nold\n{E}\n\noutro", f"intro\n\n{NEW}\n\noutro"),  # edited in place
     (f"a\n{S}\nold\n{E}\nb\n{S}\ndup\n{E}\nc", f"a\n{NEW}\nb\nc"),  # a duplicate collapses into one
     (f"a\n{S}\nhalf written", f"a\n\nhalf written\n\n{NEW}\n"),  # a stray start marker is dropped
-    (f"x\n<!-- okrsync:KR10 -->\nten\n<!-- /okrsync:KR10 -->",
+    ("x\n<!-- okrsync:KR10 -->\nten\n<!-- /okrsync:KR10 -->",
      f"x\n<!-- okrsync:KR10 -->\nten\n<!-- /okrsync:KR10 -->\n\n{NEW}\n"),  # KR10 is not KR1
 ])
 def test_apply_section(body, expected):
