@@ -146,12 +146,16 @@ INIT_TEMPLATE = Path(__file__).parent / "templates" / "okrsync.yaml"
 
 
 @cli.command()
-@click.option("-w", "--workspace", type=click.Path(dir_okay=False), default="okrsync.yaml", show_default=True)
+@click.option("-w", "--workspace", type=click.Path(dir_okay=False), default=None,
+              help="Where to write it (default: ./okrsync.yaml).")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="Accepted for symmetry; the store is created by the first sync.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_context
 @guarded
-def init(workspace: str, force: bool) -> None:
+def init(ctx: click.Context, workspace: str | None, db: str | None, force: bool) -> None:
     """Write a commented okrsync.yaml to start from."""
-    path = Path(workspace)
+    path = Path(workspace or ctx.find_root().params.get("workspace") or "okrsync.yaml")
     if path.exists() and not force:
         raise UsageError(f"{path} exists (use --force to overwrite it)")
     path.write_text(INIT_TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")

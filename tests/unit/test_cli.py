@@ -53,6 +53,12 @@ def test_expected_commands_exist():
     assert {"init", "validate", "sync", "status", "explain", "history", "report", "run"} <= set(cli.commands)
 
 
+@pytest.mark.parametrize("name", sorted(set(cli.commands) - {"sandbox", "demo"}))
+def test_every_workspace_command_takes_workspace_and_db(name):
+    opts = {o for p in cli.commands[name].params for o in p.opts}
+    assert {"-w", "--workspace", "--db"} <= opts
+
+
 def test_init_then_validate(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = invoke(["init"])
