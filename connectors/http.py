@@ -278,8 +278,10 @@ class HttpClient:
             ) from None
 
     def json(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), retry_unsafe: bool = False,
-             **kwargs: Any) -> Any:
-        """request() + status check + JSON parsing; a page that is not JSON is retried like a 5xx."""
+             parse: Callable[[str], Any] | None = None, **kwargs: Any) -> Any:
+        """request() + status check + JSON parsing; a page that is not JSON is retried like a 5xx.
+
+        parse: turns the body text into the value instead of json.loads (raising ValueError when it is not JSON)."""
         method = method.upper()
         url = self.url(path)
         attempts = 0
@@ -292,6 +294,8 @@ class HttpClient:
             if resp.status_code == 204 or not resp.content:
                 return None
             try:
+                if parse is not None:
+                    return parse(resp.content.decode(resp.encoding or "utf-8"))
                 return resp.json()
             except (ValueError, json.JSONDecodeError):
                 if attempts >= self.options.max_attempts or method not in IDEMPOTENT:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable
@@ -82,6 +84,9 @@ class Computation:
 
     def all_krs(self) -> list[KRResult]:
         return [k for o in self.objectives for k in o.key_results]
+
+
+COMPUTE_THREADS = min(4, os.cpu_count() or 1)
 
 
 class Computer:
@@ -277,9 +282,20 @@ class Computer:
 
     def run(self) -> Computation:
         results: dict[str, ObjectiveResult] = {}
+        pairs = [(obj, kr) for obj in self.ws.objectives for kr in obj.key_results]
+        workers = min(COMPUTE_THREADS, len(pairs))
+        if workers > 1:
+            # SQLite runs a query without the GIL and the store gives each thread its own connection: the
+            # KRs' queries run side by side (results keep the workspace order)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okrsync-compute") as pool:
+                computed = list(pool.map(lambda pair: self.key_result(*pair), pairs))
+        else:
+            computed = [self.key_result(obj, kr) for obj, kr in pairs]
+        by_obj: dict[str, list[KRResult]] = {}
+        for (obj, _), res in zip(pairs, computed):
+            by_obj.setdefault(obj.id, []).append(res)
         for obj in self.ws.objectives:
-            krs = [self.key_result(obj, kr) for kr in obj.key_results]
-            results[obj.id] = ObjectiveResult(obj, None, "no_data", krs)
+            results[obj.id] = ObjectiveResult(obj, None, "no_data", by_obj.get(obj.id, []))
         # roll up: children before parents
         children: dict[str, list[str]] = {}
         for obj in self.ws.objectives:
@@ -333,8 +349,15 @@ def history_rows(comp: Computation, store: Store, run_id: int | None) -> tuple[l
     The item ids are loaded only when the set's fingerprint differs from the previous value's."""
     rows: list[dict] = []
     sets: dict[str, list[str]] = {}
-    for k in comp.all_krs():
-        prev = store.last_value(k.kr.id)
+    krs = comp.all_krs()
+    previous = {k.kr.id: store.last_value(k.kr.id) for k in krs}
+    stale = [k for k in krs if not (previous[k.kr.id] is not None and previous[k.kr.id]["fingerprint"] == k.fingerprint
+                                    and previous[k.kr.id]["item_set"])]
+    if len(stale) > 1 and COMPUTE_THREADS > 1:  # load the changed item sets side by side (SQL without the GIL)
+        with ThreadPoolExecutor(max_workers=min(COMPUTE_THREADS, len(stale))) as pool:
+            list(pool.map(lambda k: k.item_ids, stale))
+    for k in krs:
+        prev = previous[k.kr.id]
         if prev is not None and prev["fingerprint"] == k.fingerprint and prev["item_set"]:
             digest, added, removed = prev["item_set"], [], []
         else:

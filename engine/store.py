@@ -37,42 +37,102 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_UTC = timezone.utc
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str).encode
+
+# Item columns after the bookkeeping ones (source, id, stream, raw, hash, deleted, first_run, last_run).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "issues": ("key", "title", "type", "status", "status_category", "created", "updated", "resolved", "project",
+               "labels", "components", "parent", "sprints", "story_points", "assignee", "url", "is_pull_request",
+               "merged_at", "merge_sha"),
+    "deployments": ("environment", "status", "created", "finished", "sha", "ref", "url", "repo", "origin",
+                    "updated"),
+    "incidents": ("number", "title", "status", "opened", "service", "priority", "severity", "urgency",
+                  "acknowledged", "resolved", "closed", "updated", "reassignment_count", "sla_breached",
+                  "assignment_group", "url"),
+}
+_BOOK = ("source", "id", "stream", "raw", "hash", "deleted", "first_run", "last_run")
+
+
+def _upsert_sql(table: str) -> str:
+    cols = _BOOK + COLUMNS[table]
+    keep = ("source", "id", "first_run")  # first_run is the run that first saw the item: never overwritten
+    names = ", ".join(f'"{c}"' for c in cols)
+    marks = ", ".join("?" for _ in cols)
+    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in keep)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (source, id) DO UPDATE SET {sets}"
+
+
+_UPSERT = {table: _upsert_sql(table) for table in COLUMNS}
+
+
+def _iso(v: datetime | None) -> str | None:
+    """records.iso(), faster: the store's UTC ISO-8601 with milliseconds."""
+    if v is None:
+        return None
+    if v.tzinfo is not _UTC:
+        v = v.replace(tzinfo=_UTC) if v.tzinfo is None else v.astimezone(_UTC)
+    return v.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
 def _sprint_dict(s) -> dict:
-    return {"id": s.id, "name": s.name, "state": s.state, "start": iso(s.start), "end": iso(s.end),
-            "completed": iso(s.completed)}
+    return {"id": s.id, "name": s.name, "state": s.state, "start": _iso(s.start), "end": _iso(s.end),
+            "completed": _iso(s.completed)}
+
+
+def _values(rec: Record, sprint_cache: dict | None = None) -> tuple[str, tuple]:
+    """(table, the item columns of COLUMNS[table] in order)."""
+    if isinstance(rec, Issue):
+        if rec.sprints:
+            parts = []
+            for sp in rec.sprints:
+                text = sprint_cache.get(sp) if sprint_cache is not None else None
+                if text is None:
+                    text = _encode(_sprint_dict(sp))
+                    if sprint_cache is not None:
+                        sprint_cache[sp] = text
+                parts.append(text)
+            sprints = "[" + ",".join(parts) + "]"
+        else:
+            sprints = "[]"
+        return "issues", (
+            rec.key, rec.title, rec.type, rec.status, rec.status_category, _iso(rec.created), _iso(rec.updated),
+            _iso(rec.resolved), rec.project, _encode(list(rec.labels)), _encode(list(rec.components)), rec.parent,
+            sprints, None if rec.story_points is None else float(rec.story_points), rec.assignee, rec.url,
+            int(bool(rec.is_pull_request)), _iso(rec.merged_at), rec.merge_sha,
+        )
+    if isinstance(rec, Deployment):
+        return "deployments", (
+            rec.environment, rec.status, _iso(rec.created), _iso(rec.finished), rec.sha, rec.ref, rec.url, rec.repo,
+            rec.origin, _iso(rec.updated),
+        )
+    if isinstance(rec, Incident):
+        return "incidents", (
+            rec.number, rec.title, rec.status, _iso(rec.opened), rec.service, rec.priority, rec.severity, rec.urgency,
+            _iso(rec.acknowledged), _iso(rec.resolved), _iso(rec.closed), _iso(rec.updated), rec.reassignment_count,
+            None if rec.sla_breached is None else int(rec.sla_breached), rec.assignment_group, rec.url,
+        )
+    raise TypeError(f"not a record: {type(rec).__name__}")
+
+
+def _raw_text(raw: Any) -> str:
+    """The raw payload as stored: the API's own JSON text when the connector kept it, else encoded."""
+    text = getattr(raw, "json_text", None)
+    return text if type(text) is str else _encode(raw)
+
+
+def _row_hash(values: tuple, raw: str, extra: tuple = ()) -> str:
+    """What decides new/changed/unchanged: the stored columns, the raw payload (and a deployment's commits)."""
+    return hashlib.sha1(f"{values!r}{extra!r}\x00{raw}".encode()).hexdigest()
 
 
 def record_row(rec: Record) -> dict[str, Any]:
     """A record as a store row (without run bookkeeping)."""
-    raw = _json(rec.raw)
+    table, values = _values(rec)
+    raw = _raw_text(rec.raw)
     row: dict[str, Any] = {"source": rec.source, "id": str(rec.id), "raw": raw}
-    if isinstance(rec, Issue):
-        row.update(
-            key=rec.key, title=rec.title, type=rec.type, status=rec.status, status_category=rec.status_category,
-            created=iso(rec.created), updated=iso(rec.updated), resolved=iso(rec.resolved), project=rec.project,
-            labels=_json(list(rec.labels)), components=_json(list(rec.components)), parent=rec.parent,
-            sprints=_json([_sprint_dict(s) for s in rec.sprints]),
-            story_points=None if rec.story_points is None else float(rec.story_points),
-            assignee=rec.assignee, url=rec.url, is_pull_request=int(bool(rec.is_pull_request)),
-            merged_at=iso(rec.merged_at), merge_sha=rec.merge_sha,
-        )
-    elif isinstance(rec, Deployment):
-        row.update(
-            environment=rec.environment, status=rec.status, created=iso(rec.created), finished=iso(rec.finished),
-            sha=rec.sha, ref=rec.ref, url=rec.url, repo=rec.repo, origin=rec.origin, updated=iso(rec.updated),
-        )
-    elif isinstance(rec, Incident):
-        row.update(
-            number=rec.number, title=rec.title, status=rec.status, opened=iso(rec.opened), service=rec.service,
-            priority=rec.priority, severity=rec.severity, urgency=rec.urgency,
-            acknowledged=iso(rec.acknowledged), resolved=iso(rec.resolved), closed=iso(rec.closed),
-            updated=iso(rec.updated), reassignment_count=rec.reassignment_count,
-            sla_breached=None if rec.sla_breached is None else int(rec.sla_breached),
-            assignment_group=rec.assignment_group, url=rec.url,
-        )
-    else:  # pragma: no cover
-        raise TypeError(f"not a record: {type(rec).__name__}")
-    row["hash"] = hashlib.sha1(_json({k: v for k, v in row.items() if k != "raw"}).encode() + raw.encode()).hexdigest()
+    row.update(zip(COLUMNS[table], values))
+    row["hash"] = _row_hash(values, raw, rec.commits if isinstance(rec, Deployment) else ())
     return row
 
 
@@ -184,88 +244,108 @@ class Store:
         state: dict[str, Any] | None = None,
         memberships: Iterable[tuple[str, set[str] | None, set[str], str | None]] = (),
     ) -> PageCounts:
-        """Upsert one page of records and save the stream's state, in one transaction."""
-        by_table: dict[str, list[dict]] = {}
-        commits: list[tuple[str, str, tuple[str, ...]]] = []
-        sprints: dict[tuple[str, str], dict] = {}
-        issue_recs: list[Issue] = []
+        """Upsert one page of records and save the stream's state, in one transaction.
+
+        Rows are upserted by (source, id). An item whose row hash is unchanged only gets its run bookkeeping
+        touched (no index or side-table rewrite); new and changed items are written whole."""
+        # (table, source) -> id -> (record, values, raw, hash); the last copy of an id in a page wins
+        prepared: dict[tuple[str, str], dict[str, tuple]] = {}
+        sprint_cache: dict = {}
         for rec in records:
-            row = record_row(rec)
-            row["stream"] = stream
-            row["last_run"] = run_id
-            row["deleted"] = 0
-            by_table.setdefault(TABLE_OF[type(rec)], []).append(row)
-            if isinstance(rec, Deployment) and rec.commits:
-                commits.append((rec.source, str(rec.id), rec.commits))
-            if isinstance(rec, Issue):
-                issue_recs.append(rec)
-                for s in rec.sprints:
-                    sprints[(rec.source, s.id)] = {"source": rec.source, **_sprint_dict(s)}
+            table, values = _values(rec, sprint_cache)
+            raw = _raw_text(rec.raw)
+            extra = rec.commits if isinstance(rec, Deployment) else ()
+            prepared.setdefault((table, rec.source), {})[str(rec.id)] = (rec, values, raw,
+                                                                       _row_hash(values, raw, extra))
         counts = PageCounts()
-        db = self.db
+        conn = self.db.conn
         with self.write():
-            for table, rows in by_table.items():
-                known = self._existing_hashes(table, source, [r["id"] for r in rows])
-                fresh = []
-                for row in rows:
-                    old = known.get(row["id"])
+            for (table, src), items in prepared.items():
+                known = self._existing(table, src, list(items))
+                full: list[tuple] = []
+                touch: list[tuple] = []
+                written: list[Record] = []
+                replaced: list[str] = []
+                for iid, (rec, values, raw, digest) in items.items():
+                    old = known.get(iid)
                     if old is None:
                         counts.new += 1
-                        row["first_run"] = run_id
-                        fresh.append(row)
+                        first = run_id
+                    elif old[0] == digest:
+                        counts.unchanged += 1
+                        if not old[2]:  # not deleted: only the run bookkeeping moves
+                            touch.append((stream, run_id, src, iid))
+                            continue
+                        first = old[1]
+                        replaced.append(iid)
                     else:
-                        counts.changed += old[0] != row["hash"]
-                        counts.unchanged += old[0] == row["hash"]
-                        row["first_run"] = old[1]
-                        fresh.append(row)
-                db[table].upsert_all(fresh, pk=("source", "id"))
-            for src, dep_id, shas in commits:
-                db.execute("DELETE FROM deployment_commits WHERE source = ? AND deployment_id = ?", [src, dep_id])
-                db["deployment_commits"].insert_all(
-                    [{"source": src, "deployment_id": dep_id, "sha": s} for s in dict.fromkeys(shas)],
-                    pk=("source", "deployment_id", "sha"), replace=True,
-                )
-            if sprints:
-                db["sprints"].upsert_all(list(sprints.values()), pk=("source", "id"))
-            if issue_recs:
-                self._write_issue_links(issue_recs)
+                        counts.changed += 1
+                        first = old[1]
+                        replaced.append(iid)
+                    full.append((src, iid, stream, raw, digest, 0, first, run_id, *values))
+                    written.append(rec)
+                if full:
+                    conn.executemany(_UPSERT[table], full)
+                if touch:
+                    conn.executemany(f"UPDATE {table} SET stream = ?, last_run = ? WHERE source = ? AND id = ?",
+                                     touch)
+                if table == "issues" and written:
+                    self._write_issue_links(src, written, replaced)  # type: ignore[arg-type]
+                elif table == "deployments":
+                    for rec in written:
+                        if rec.commits:  # type: ignore[union-attr]
+                            conn.execute("DELETE FROM deployment_commits WHERE source = ? AND deployment_id = ?",
+                                         [src, str(rec.id)])
+                            conn.executemany(
+                                "INSERT OR REPLACE INTO deployment_commits (source, deployment_id, sha) VALUES (?, ?, ?)",
+                                [(src, str(rec.id), sha) for sha in dict.fromkeys(rec.commits)])  # type: ignore[union-attr]
             for jql_key, checked, members, jql in memberships:
                 self._apply_members(source, jql_key, checked, members, jql, run_id)
             if state is not None:
                 self._save_state(source, stream, state)
         return counts
 
-    def _write_issue_links(self, recs: list[Issue]) -> None:
-        """Labels, components and sprint membership as indexed side tables (selectors use them)."""
-        db = self.db
-        by_source: dict[str, list[Issue]] = {}
-        for r in recs:
-            by_source.setdefault(r.source, []).append(r)
-        for source, items in by_source.items():
-            ids = [str(r.id) for r in items]
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                marks = ",".join("?" for _ in chunk)
-                for table in ("item_labels", "item_components", "item_sprints"):
-                    db.execute(f"DELETE FROM {table} WHERE source = ? AND item_id IN ({marks})", [source, *chunk])
-            labels = {(source, str(r.id), lab.lower()): lab for r in items for lab in r.labels}
-            comps = {(source, str(r.id), c.lower()): c for r in items for c in r.components}
-            links = {(source, str(r.id), s.id) for r in items for s in r.sprints}
-            db.conn.executemany("INSERT INTO item_labels (source, item_id, label) VALUES (?, ?, ?)",
-                                [(s, i, lab) for (s, i, _), lab in labels.items()])
-            db.conn.executemany("INSERT INTO item_components (source, item_id, component) VALUES (?, ?, ?)",
-                                [(s, i, c) for (s, i, _), c in comps.items()])
-            db.conn.executemany("INSERT INTO item_sprints (source, item_id, sprint_id) VALUES (?, ?, ?)", list(links))
+    def _write_issue_links(self, source: str, items: list[Issue], replaced: list[str]) -> None:
+        """Labels, components and sprint membership as indexed side tables (selectors use them), and the
+        sprints themselves. Only items written whole come here; `replaced` had rows before (cleared first)."""
+        conn = self.db.conn
+        for i in range(0, len(replaced), 500):
+            chunk = replaced[i:i + 500]
+            marks = ",".join("?" for _ in chunk)
+            for table in ("item_labels", "item_components", "item_sprints"):
+                conn.execute(f"DELETE FROM {table} WHERE source = ? AND item_id IN ({marks})", [source, *chunk])
+        labels = {(str(r.id), lab.lower()): lab for r in items for lab in r.labels}
+        comps = {(str(r.id), c.lower()): c for r in items for c in r.components}
+        links = {(str(r.id), s.id) for r in items for s in r.sprints}
+        sprints = {s.id: s for r in items for s in r.sprints}
+        if labels:
+            conn.executemany("INSERT INTO item_labels (source, item_id, label) VALUES (?, ?, ?)",
+                             [(source, i, lab) for (i, _), lab in labels.items()])
+        if comps:
+            conn.executemany("INSERT INTO item_components (source, item_id, component) VALUES (?, ?, ?)",
+                             [(source, i, c) for (i, _), c in comps.items()])
+        if links:
+            conn.executemany("INSERT INTO item_sprints (source, item_id, sprint_id) VALUES (?, ?, ?)",
+                             [(source, i, sid) for i, sid in links])
+        if sprints:
+            conn.executemany(
+                'INSERT INTO sprints (source, id, name, state, start, "end", completed) VALUES (?, ?, ?, ?, ?, ?, ?) '
+                'ON CONFLICT (source, id) DO UPDATE SET name = excluded.name, state = excluded.state, '
+                'start = excluded.start, "end" = excluded."end", completed = excluded.completed',
+                [(source, s.id, s.name, s.state, _iso(s.start), _iso(s.end), _iso(s.completed))
+                 for s in sprints.values()])
 
-    def _existing_hashes(self, table: str, source: str, ids: list[str]) -> dict[str, tuple[str, int]]:
-        out: dict[str, tuple[str, int]] = {}
+    def _existing(self, table: str, source: str, ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        """id -> (hash, first_run, deleted) of the rows already stored."""
+        out: dict[str, tuple[str, int, int]] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             marks = ",".join("?" for _ in chunk)
-            for row in self.db.execute(
-                f"SELECT id, hash, first_run FROM {table} WHERE source = ? AND id IN ({marks})", [source, *chunk]
+            for row in self.db.conn.execute(
+                f"SELECT id, hash, first_run, deleted FROM {table} WHERE source = ? AND id IN ({marks})",
+                [source, *chunk],
             ):
-                out[row[0]] = (row[1], row[2])
+                out[row[0]] = (row[1], row[2], row[3])
         return out
 
     def _apply_members(self, source: str, jql_key: str, checked: set[str] | None, members: set[str],
@@ -282,10 +362,8 @@ class Store:
                 db.execute(f"DELETE FROM jql_members WHERE jql_key = ? AND source = ? AND item_id IN ({marks})",
                            [jql_key, source, *chunk])
         if members:
-            db["jql_members"].insert_all(
-                [{"jql_key": jql_key, "source": source, "item_id": m} for m in members],
-                pk=("jql_key", "source", "item_id"), replace=True,
-            )
+            db.conn.executemany("INSERT OR REPLACE INTO jql_members (jql_key, source, item_id) VALUES (?, ?, ?)",
+                                [(jql_key, source, m) for m in members])
         if checked is None and jql is not None:
             db["jql_queries"].upsert(
                 {"jql_key": jql_key, "source": source, "jql": jql, "evaluated_at": iso(now_utc()), "run_id": run_id},
@@ -311,6 +389,26 @@ class Store:
                 total += self.db.execute(sql, params).rowcount
         return total
 
+    def refresh_stats(self, growth: float = 0.5, minimum: int = 1000) -> list[str]:
+        """Planner statistics (ANALYZE) for the item tables when there are none yet or an item table grew or
+        shrank by more than `growth` since. Without them SQLite takes `source = ?` (a handful of values) for a
+        selective index and picks plans that scan a whole source; with them each metric query finds its rows.
+        Returns the tables analyzed (none for small stores: every plan is cheap there)."""
+        conn = self.db.conn
+        sizes = {t: conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0]
+                 for t in ("issues", "deployments", "incidents")}
+        known: dict[str, int] = {}
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
+            for tbl, stat in conn.execute("SELECT tbl, stat FROM sqlite_stat1 WHERE tbl IN "
+                                          "('issues', 'deployments', 'incidents')"):
+                known[tbl] = max(known.get(tbl, 0), int(str(stat).split()[0]))
+        stale = [t for t, n in sizes.items() if n >= minimum and (t not in known or
+                                                                  abs(n - known[t]) > growth * max(known[t], 1))]
+        if stale:
+            with self.write():
+                conn.execute("ANALYZE")  # every table: the side tables grow with the items
+        return stale
+
     # -- sync state ----------------------------------------------------------------------------
     def get_state(self, source: str, stream: str) -> dict[str, Any]:
         row = self.db.execute(
@@ -322,19 +420,21 @@ class Store:
                 "state": json.loads(row[2]) if row[2] else {}}
 
     def _save_state(self, source: str, stream: str, state: dict[str, Any]) -> None:
-        current = self.get_state(source, stream)
-        merged = {**current, **state}
-        self.db["sync_state"].upsert(
-            {
-                "source": source,
-                "stream": stream,
-                "cursor": merged.get("cursor"),
-                "pending": _json(merged["pending"]) if merged.get("pending") else None,
-                "state": _json(merged.get("state") or {}),
-                "updated_at": iso(now_utc()),
-            },
-            pk=("source", "stream"),
-        )
+        """Set the given keys (cursor, pending, state) of a stream's row; the others keep their values."""
+        cols: dict[str, Any] = {}
+        if "cursor" in state:
+            cols["cursor"] = state["cursor"]
+        if "pending" in state:
+            cols["pending"] = _json(state["pending"]) if state["pending"] else None
+        if "state" in state:
+            cols["state"] = _json(state["state"] or {})
+        cols["updated_at"] = iso(now_utc())
+        names = ", ".join(cols)
+        marks = ", ".join("?" for _ in cols)
+        sets = ", ".join(f"{c} = excluded.{c}" for c in cols)
+        self.db.conn.execute(
+            f"INSERT INTO sync_state (source, stream, {names}) VALUES (?, ?, {marks}) "
+            f"ON CONFLICT (source, stream) DO UPDATE SET {sets}", [source, stream, *cols.values()])
 
     def save_state(self, source: str, stream: str, state: dict[str, Any]) -> None:
         with self.write():

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
+from time import monotonic
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from okrsync.config.keyresults import MetricSpec
 from okrsync.config.settings import Settings, env_name
 from okrsync.config.workspace import Workspace
-from okrsync.connectors.base import Connector, ConnectorOptions, ReadContext, SourceError, Stream
+from okrsync.connectors.base import Connector, ConnectorOptions, Page, ReadContext, SourceError, Stream
 from okrsync.connectors.registry import build_connector
 from okrsync.mappings.selectors import jql_key
 
@@ -166,7 +168,7 @@ class SyncRunner:
         ctx, chain = self.context(name, stream)
         fetched = 0
         state = ctx.state
-        for page in stream.read(ctx):
+        for page in prefetched(stream.read(ctx), f"okrsync-{name}-{stream.name}"):
             if page.state is not None:
                 state = page.state
             pending = {**chain, "checkpoint": page.checkpoint}
@@ -197,7 +199,74 @@ class SyncRunner:
             return {}
         with ThreadPoolExecutor(max_workers=min(8, len(names)), thread_name_prefix="okrsync-source") as pool:
             futures = {n: pool.submit(self.sync_source, n) for n in names}
-            return {n: f.result() for n, f in futures.items()}
+            out = {n: f.result() for n, f in futures.items()}
+        try:
+            self.store.refresh_stats()  # after a large read, so the recompute that follows plans well
+        except Exception:  # statistics are an optimisation: never fail a sync over them
+            log.warning("could not refresh the store's planner statistics", exc_info=True)
+        return out
+
+
+PREFETCH = 8  # pages a stream may read ahead of the page being written
+
+
+def prefetched(pages: Iterator[Page], thread_name: str, depth: int = PREFETCH) -> Iterator[Page]:
+    """The pages of a stream, read ahead in a background thread so fetching overlaps writing.
+
+    Each page is still written (records + checkpoint + state) in its own transaction by the caller, in
+    order; a page read ahead but not written is simply read again on resume. The stream's errors are
+    raised here, in the caller's thread. When the caller stops early the reader stops after its page."""
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not put(page):
+                    break
+            else:
+                put(done)
+        except BaseException as exc:  # handed to the caller, raised in its thread
+            put(_Failure(exc))
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=read, name=thread_name, daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        # unblock the reader; a request it is still waiting on is not waited for long (it is a daemon)
+        deadline = monotonic() + 5.0
+        while reader.is_alive() and monotonic() < deadline:
+            try:
+                slots.get(timeout=0.05)
+            except queue.Empty:
+                pass
+
+
+@dataclass
+class _Failure:
+    exc: BaseException
 
 
 def missing_credentials(name: str, cfg: Any, settings: Settings) -> str | None:

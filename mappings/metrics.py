@@ -8,6 +8,8 @@ loaded only when someone needs them (history diff, explain, report).
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
@@ -98,8 +100,24 @@ def _fp(row: tuple) -> str:
     return f"{int(row[0])}:{int(row[1] or 0)}:{int(row[2] or 0)}"
 
 
+_MEMBER = re.compile(r"t\.id IN \(SELECT (\w+)\.item_id FROM (.+?) WHERE (.+)\)", re.S)
+
+
+def _probe(clause: str) -> str:
+    """`t.id IN (SELECT x.item_id FROM ... WHERE c)` -> `EXISTS (SELECT 1 FROM ... WHERE (c) AND x.item_id = t.id)`
+    (same parameters, same order): a primary-key probe per candidate row instead of a member list to walk."""
+    m = _MEMBER.fullmatch(clause)
+    return f"EXISTS (SELECT 1 FROM {m[2]} WHERE ({m[3]}) AND {m[1]}.item_id = t.id)" if m else clause
+
+
 def _where(sel: Selection, extra: list[str] | None = None) -> str:
-    return " AND ".join([sel.clause(), *(extra or [])])
+    """The selection's conditions and the metric's. In a time window the window's index is the narrow part
+    (a label or JQL member list can hold a third of a source): members are then probed per row, not listed."""
+    extra = list(extra or [])
+    clauses = sel.where or ["1"]
+    if any(c.endswith((" >= ?", " < ?")) for c in extra):
+        clauses = [_probe(c) for c in clauses]
+    return " AND ".join([*clauses, *extra])
 
 
 def _in_window(col: str, window: Window) -> tuple[list[str], list]:
@@ -297,9 +315,12 @@ def _lead_time(sel, window, agg, **_):
     where = _where(sel, ["t.status = 'success'"] + cond)
     sql = (
         f"SELECT p.rowid, {_seconds('p.merged_at', 'min(t.finished)')} FROM deployments t "
-        "JOIN deployment_commits c ON c.source = t.source AND c.deployment_id = t.id "
-        "JOIN issues p ON p.source = t.source AND p.merge_sha = c.sha AND p.is_pull_request = 1 "
-        "AND p.deleted = 0 AND p.merged_at IS NOT NULL AND (t.repo IS NULL OR p.project IS NULL OR p.project = t.repo) "
+        # CROSS JOIN fixes the order: the deployments, their commits, then the PR of each commit
+        "CROSS JOIN deployment_commits c ON c.source = t.source AND c.deployment_id = t.id "
+        # unary + keeps is_pull_request/deleted out of index choice: the PR is found by its merge commit
+        # (idx_issues_merge_sha), never by scanning every PR of the source for each deployment
+        "CROSS JOIN issues p ON p.source = t.source AND p.merge_sha = c.sha AND +p.is_pull_request = 1 "
+        "AND +p.deleted = 0 AND p.merged_at IS NOT NULL AND (t.repo IS NULL OR p.project IS NULL OR p.project = t.repo) "
         f"WHERE {where} GROUP BY p.rowid"
     )
     return _row_plan(sel, [], [], params, lambda r: max(0.0, r[1]) / 3600.0,

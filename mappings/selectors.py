@@ -183,8 +183,9 @@ def _sprint(out: Selection, values: list, period: tuple[datetime, datetime] | No
                      "coalesce(p.completed, p.\"end\") < ?)")
         params += [iso(lo) if lo else "", iso(hi) if hi else "9999"]
         out.sprint_mode = out.sprint_mode or "closed-in-period"
-    out.add("t.id IN (SELECT s.item_id FROM item_sprints s JOIN sprints p ON p.source = s.source AND p.id = s.sprint_id "
-            f"WHERE s.source = ? AND ({' OR '.join(parts)}))", out.source, *params)
+    # the (few) matching sprints first, then their items by idx_item_sprints_sprint
+    out.add("t.id IN (SELECT s.item_id FROM sprints p CROSS JOIN item_sprints s ON s.source = p.source AND "
+            f"s.sprint_id = p.id WHERE p.source = ? AND ({' OR '.join(parts)}))", out.source, *params)
 
 
 def _where(out: Selection, table: str, name: str, value: Any) -> None:

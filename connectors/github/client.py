@@ -12,6 +12,7 @@ import requests
 from okrsync.config.settings import env_name
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError
 from okrsync.connectors.http import HttpClient, HttpOptions
+from okrsync.connectors.rawjson import parse_page
 
 API_VERSION = "2022-11-28"
 PER_PAGE = 100  # the API maximum for every list we read
@@ -73,7 +74,8 @@ class GitHubClient:
     # -- one call -----------------------------------------------------------------------------
     def call(self, method: str, path: str, *, what: str, params: dict[str, Any] | None = None,
              etag: str | None = None, json: Any = None, expect: tuple[int, ...] = (200,),
-             retry_unsafe: bool = False) -> tuple[Any, requests.Response | None]:
+             retry_unsafe: bool = False, parse: Callable[[str], Any] | None = None
+             ) -> tuple[Any, requests.Response | None]:
         """One request through HttpClient; returns (JSON body or None, the final response).
 
         `what` names the object for error lines: 'repository acme/web', 'issue acme/okrs#3'.
@@ -84,6 +86,8 @@ class GitHubClient:
             seen.append(resp)
 
         kwargs: dict[str, Any] = {"params": params, "hooks": {"response": [grab]}}
+        if parse is not None:
+            kwargs["parse"] = parse
         if etag:
             kwargs["headers"] = {"If-None-Match": etag}
             expect = tuple(expect) + (304,)
@@ -109,7 +113,9 @@ class GitHubClient:
                   key: str | None = None) -> ListPage:
         """One page of a list; `key` names the array inside a wrapped document (workflow_runs)."""
         self._same_host(path)
-        body, resp = self.call("GET", path, what=what, params=params, etag=etag)
+        # listed items keep their JSON text: the store saves it as the raw payload without re-encoding
+        body, resp = self.call("GET", path, what=what, params=params, etag=etag,
+                               parse=lambda text: parse_page(text, key))
         if resp is not None and resp.status_code == 304:
             return ListPage(not_modified=True, etag=etag)
         items = body.get(key) if key and isinstance(body, dict) else body

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any, Iterator
 
 from okrsync.config.settings import SourceCredentials, env_name
-from okrsync.connectors.base import AuthError, ConnectorOptions, QueryError, SourceError
+from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, QueryError, SourceError
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+from okrsync.connectors.rawjson import parse_page
 
 from .normalize import FieldMap
 
@@ -23,6 +26,10 @@ EPIC_LINK_TYPE = "com.pyxis.greenhopper.jira:gh-epic-link"
 STORY_POINTS_NAMES = ("story points", "story point estimate")  # company-managed / team-managed
 _FIELD_ID = re.compile(r"customfield_\d+")
 _MISSING_PROJECT = re.compile(r"The value '([^']+)' does not exist for the field 'project'", re.I)
+
+
+class StaleDiscovery(SourceError):
+    """What the stream state remembered about the site (Cloud or Data Center) no longer holds."""
 
 
 class JqlRejected(QueryError):
@@ -69,7 +76,9 @@ class JiraClient:
             self._use_auth(self._cloud)
         self._fields: list[dict[str, Any]] | None = None
         self._field_map: FieldMap | None = None
+        self._issue_fields: list[str] | None = None
         self._myself: dict[str, Any] | None = None
+        self._cached_cloud = False  # the deployment type came from the stream state, not from serverInfo
 
     # -- auth and deployment -------------------------------------------------------------------
     def _use_auth(self, cloud: bool) -> None:
@@ -138,9 +147,49 @@ class JiraClient:
 
     def issue_fields(self) -> list[str]:
         """What the issues search asks for: the normalizer's fields, the discovered ones, the source's extras."""
-        extra = [fid for value in self.config.fields
-                 for fid in resolve_field(self.fields(), value, "fields", self.name)]
-        return list(dict.fromkeys([*BASE_FIELDS, *self.field_map().ids(), *extra]))
+        if self._issue_fields is None:
+            extra = [fid for value in self.config.fields
+                     for fid in resolve_field(self.fields(), value, "fields", self.name)]
+            self._issue_fields = list(dict.fromkeys([*BASE_FIELDS, *self.field_map().ids(), *extra]))
+        return self._issue_fields
+
+    # -- discovery kept in the stream state (a no-change sync is then one search request) -------
+    def discovery_key(self) -> str:
+        """The settings discovery depends on: a change to any of them means discovering again."""
+        c = self.config
+        parts = [self.site, c.deployment, bool(self.email), c.story_points_field, c.sprint_field,
+                 c.epic_link_field, *c.fields]
+        return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+    def discovery(self) -> dict[str, Any]:
+        """Deployment type, field map and the search's field list, discovering what is not known yet."""
+        fmap = self.field_map()
+        return {"key": self.discovery_key(), "cloud": self.is_cloud, "fields": self.issue_fields(),
+                "field_map": {"story_points": list(fmap.story_points), "sprint": list(fmap.sprint),
+                              "epic_link": list(fmap.epic_link)}}
+
+    def use_discovery(self, saved: Any) -> bool:
+        """Take a previous run's discovery (False: unusable, or made with other settings)."""
+        try:
+            if saved["key"] != self.discovery_key():
+                return False
+            cloud = bool(saved["cloud"])
+            fmap = FieldMap(**{k: tuple(str(x) for x in saved["field_map"][k])
+                               for k in ("story_points", "sprint", "epic_link")})
+            fields = [str(f) for f in saved["fields"]]
+        except (KeyError, TypeError, ValueError):
+            return False
+        if self._cloud is None:
+            self._use_auth(cloud)
+            self._cloud, self._cached_cloud = cloud, True
+        self._field_map, self._issue_fields = fmap, fields
+        return True
+
+    def forget_discovery(self) -> None:
+        """Discover again (serverInfo, field) on the next use."""
+        self._fields = self._field_map = self._issue_fields = None
+        if self._cached_cloud:
+            self._cloud, self._cached_cloud = None, False
 
     def myself(self) -> dict[str, Any]:
         if self._myself is None:
@@ -195,8 +244,15 @@ class JiraClient:
 
     def _search_get(self, path: str, params: dict[str, Any], jql: str) -> dict[str, Any]:
         try:
-            body = self.json("GET", path, params=params)
+            # the issues keep their JSON text: the store saves it as the raw payload without re-encoding
+            body = self.json("GET", path, params=params, parse=_issues_page)
+        except NotFoundError:
+            if self._cached_cloud:  # e.g. /search/jql on a site that is Data Center after all
+                raise StaleDiscovery(f"{self.name}: {path} not found; the saved deployment type is stale") from None
+            raise
         except HTTPStatusError as exc:
+            if exc.status == 410 and self._cached_cloud:
+                raise StaleDiscovery(f"{self.name}: {path} is gone; the saved deployment type is stale") from None
             if exc.status == 410:
                 raise SourceError(
                     f"{self.name}: {self.site}/{path} answered 410 Gone: Jira Cloud removed this search endpoint; "
@@ -218,6 +274,10 @@ class JiraClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+def _issues_page(text: str) -> Any:
+    return parse_page(text, "issues")
 
 
 def _issues(body: dict[str, Any], name: str) -> list[dict]:

@@ -13,7 +13,7 @@ from okrsync.connectors.base import (
 )
 from okrsync.engine.records import RecordError, utc
 
-from .client import JiraClient, JqlRejected
+from .client import JiraClient, JqlRejected, StaleDiscovery
 from .normalize import issue_key, normalize_issue
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -79,12 +79,28 @@ class IssueStream:
         self.conn = connector
 
     def read(self, ctx: ReadContext) -> Iterator[Page]:
+        """Issues updated since ctx.since. The deployment type and field map discovered by a first (or --full)
+        run are kept in the stream state, so an incremental run is only the search; they are discovered again
+        when the settings change, when a remembered custom field is no longer returned, or when the saved
+        deployment type is contradicted by the search endpoint."""
+        client = self.conn.client
+        saved = (ctx.state or {}).get("discovery")
+        cached = not (ctx.first_run or ctx.full) and saved is not None and client.use_discovery(saved)
+        try:
+            yield from self._read(ctx, cached, saved)
+        except StaleDiscovery:
+            client.forget_discovery()
+            yield from self._read(ctx, False, None)
+
+    def _read(self, ctx: ReadContext, cached: bool, saved: Any) -> Iterator[Page]:
         conn, client = self.conn, self.conn.client
         conn.issues_changed = None
         resume = _checkpoint_ms(ctx.checkpoint)
         jql = build_jql(conn.config.projects, conn.config.jql, ctx.since, resume)
         fmap = client.field_map()
         fields = client.issue_fields()
+        discovery = client.discovery()
+        state = None if cached and discovery == saved else {"discovery": discovery}
         # A first, full or resumed read may have changed what selectors match without us seeing it here.
         changed = ctx.since is None or ctx.full or resume is not None
         checkpoint = {"created_ms": resume} if resume is not None else None
@@ -92,6 +108,9 @@ class IssueStream:
             for issues in client.search(jql, fields, page_size=conn.config.page_size):
                 if not issues:
                     continue
+                if cached and _fields_gone(issues, fmap):
+                    raise StaleDiscovery(f"{conn.name}: a remembered custom field is no longer returned")
+                cached = False  # checked once: the rest of the read trusts it
                 changed = True
                 records, skipped = [], []
                 for raw in issues:
@@ -101,14 +120,28 @@ class IssueStream:
                         skipped.append(Skipped(issue_key(raw), str(exc)))
                 if records:
                     checkpoint = {"created_ms": epoch_ms(records[-1].created)}
-                yield Page(records=records, skipped=skipped, checkpoint=checkpoint)
+                yield Page(records=records, skipped=skipped, checkpoint=checkpoint, state=state)
+                state = None
         except JqlRejected as exc:
             if exc.missing_projects:
                 names = ", ".join(dict.fromkeys(exc.missing_projects))
                 raise SourceError(f"{conn.name}: project {names} does not exist in Jira "
                                   f"(or the token cannot see it)") from None
             raise QueryError(f"{conn.name}: the issue query was rejected by Jira: {exc.detail} (JQL: {jql})") from None
-        conn.issues_changed = changed
+        conn.issues_changed = changed  # (a read that found nothing saves no discovery: the next one discovers)
+
+
+def _fields_gone(issues: list[Any], fmap: Any) -> bool:
+    """A remembered custom field id that none of the page's issues carries (Jira omits unknown fields; it
+    returns fields without a value as null): the field was deleted or replaced, discover again."""
+    wanted = set(fmap.ids())
+    for raw in issues:
+        f = raw.get("fields") if isinstance(raw, dict) else None
+        if isinstance(f, dict):
+            wanted -= f.keys()
+            if not wanted:
+                return False
+    return bool(wanted)
 
 
 class MembershipStream:

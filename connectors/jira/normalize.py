@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from okrsync.engine.records import Issue, RecordError, Sprint, parse_iso, parse_time
+from okrsync.engine.records import Issue, RecordError, Sprint, parse_time
 
 # statusCategory.key -> our category; never derived from status names (they are localized and renamed).
 STATUS_CATEGORIES = {"new": "todo", "indeterminate": "in_progress", "done": "done"}
@@ -88,12 +87,30 @@ def _sprint(values: dict[str, Any]) -> Sprint:
     )
 
 
+_SPRINT_FIELDS = ("id", "name", "state", "startDate", "endDate", "completeDate")
+_SPRINTS: dict[tuple, Sprint] = {}  # the same sprint objects come with every issue of the sprint
+
+
+def _sprint_object(value: dict[str, Any]) -> Sprint:
+    key = tuple(value.get(k) for k in _SPRINT_FIELDS)
+    try:
+        hit = _SPRINTS.get(key)
+    except TypeError:  # an unhashable value: parse it the long way (and fail there if it is bad)
+        return _sprint(value)
+    if hit is None:
+        hit = _sprint(value)
+        if len(_SPRINTS) >= 4096:
+            _SPRINTS.clear()
+        _SPRINTS[key] = hit
+    return hit
+
+
 def parse_sprint(value: Any) -> Sprint | None:
     """One sprint value: an object (Cloud, newer DC) or a legacy string (older Server/DC)."""
     if value is None:
         return None
     if isinstance(value, dict):
-        return _sprint(value)
+        return _sprint_object(value)
     if isinstance(value, str):
         return parse_legacy_sprint(value) if value.strip() else None
     raise RecordError(f"unreadable sprint value {value!r}")

@@ -1,5 +1,5 @@
 """PagerDuty REST v2 incidents: creation-time windows under the 10000 offset cap, re-read of open incidents,
-first acknowledgement from log entries."""
+first acknowledgements from the account-wide log entries."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from .normalize import first_acknowledgement, halves, normalize_incident, window
 LIMIT = 100  # the API's maximum page size
 MAX_OFFSET = 10000  # offset + limit above this answers 400
 DEFAULT_HISTORY = timedelta(days=365)  # a read with no start at all (since=None)
-ACK_MEMORY = timedelta(days=190)  # how long a fetched first-ack is remembered (else re-fetched)
+ACK_MEMORY = timedelta(days=190)
+LOG_WINDOW_DAYS = 180  # account-wide log entries: ranges of at most ~6 months, halved past the offset cap  # how long a fetched first-ack is remembered (else re-fetched)
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 
 
@@ -76,10 +77,45 @@ class IncidentStream:
             offset += self.limit
         return first_acknowledgement(entries)
 
+    def account_acks(self, lo: datetime, hi: datetime) -> dict[str, datetime]:
+        """First acknowledgement per incident id from the account-wide log (GET /log_entries, overview entries
+        created in [lo, hi)): one request per 100 entries instead of one per incident. A window holding more
+        than the offset cap is halved first (its `total` is asked on the first page)."""
+        acks: dict[str, datetime] = {}
+        queue = deque(windows(lo, hi, LOG_WINDOW_DAYS))
+        while queue:
+            w_lo, w_hi = queue.popleft()
+            offset = 0
+            while True:
+                params = {"since": zulu(w_lo), "until": zulu(w_hi), "is_overview": "true", "time_zone": "UTC",
+                          "limit": self.limit, "offset": offset}
+                if offset == 0:
+                    params["total"] = "true"
+                body = self.get("log_entries", params)
+                entries = body.get("log_entries")
+                if not isinstance(entries, list):
+                    raise SourceError(f"{self.source}: unexpected response from log_entries (no log_entries list)")
+                total = body.get("total")
+                if offset == 0 and isinstance(total, int) and total > MAX_OFFSET:
+                    split = halves(w_lo, w_hi)
+                    if split is not None:
+                        queue.extendleft(reversed(split))
+                        break
+                for e in entries:
+                    incident = e.get("incident") if isinstance(e, dict) else None
+                    iid = str(incident.get("id") or "") if isinstance(incident, dict) else ""
+                    at = first_acknowledgement([e])
+                    if iid and at is not None and (iid not in acks or at < acks[iid]):
+                        acks[iid] = at
+                offset += self.limit
+                if not body.get("more") or not entries or offset + self.limit > MAX_OFFSET:
+                    break
+        return acks
+
     # -- reading -----------------------------------------------------------------------------
     def read(self, ctx: ReadContext) -> Iterator[Page]:
-        run = _Run(self, ctx)
         since = ctx.since or (ctx.run_started - DEFAULT_HISTORY)
+        run = _Run(self, ctx, since)
         start = since
         resume = (ctx.checkpoint or {}).get("from")
         if resume and parse_iso(resume) > since:
@@ -109,9 +145,14 @@ class IncidentStream:
 class _Run:
     """One read: normalizes pages, fetches first acks once, tracks open incidents in the stream state."""
 
-    def __init__(self, stream: IncidentStream, ctx: ReadContext):
+    def __init__(self, stream: IncidentStream, ctx: ReadContext, since: datetime):
         self.stream = stream
         self.source = stream.source
+        # Acknowledgements this read can need happened at or after `since`: the incidents it lists were
+        # opened since then, and one re-read because it was open last time was acknowledged after that run.
+        self.ack_from = since
+        self.ack_index: dict[str, datetime] | None = None
+        self.stream_started = ctx.run_started
         state = ctx.state or {}
         self.prev_open: list[str] = [str(i) for i in state.get("open") or []]
         self.acks: dict[str, list] = dict(state.get("acks") or {})
@@ -144,7 +185,12 @@ class _Run:
             return parse_iso(known[1]) if known[1] else None
         if rec.status not in ("acknowledged", "resolved"):
             return None  # nothing to look for yet
-        ack = self.stream.first_ack(rec.id)
+        if self.ack_index is None:
+            # up to a day past the run's start: an incident read a little after it may have been acked since
+            self.ack_index = self.stream.account_acks(self.ack_from, self.stream_started + timedelta(days=1))
+        ack = self.ack_index.get(rec.id)
+        if ack is None and rec.status == "acknowledged":
+            ack = self.stream.first_ack(rec.id)  # not in the account log yet (it lags): ask the incident
         if ack is not None or rec.status == "resolved":
             # an acknowledged incident whose log has no ack entry yet is asked again next time
             self.acks[rec.id] = [iso(rec.opened), iso(ack) if ack else None]

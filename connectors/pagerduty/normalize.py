@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from okrsync.engine.records import Incident, RecordError, parse_iso, parse_time
+from okrsync.engine.records import Incident, RecordError, parse_time
 
 STATUSES = {"triggered": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
 

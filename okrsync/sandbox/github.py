@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import bisect
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -18,6 +21,7 @@ from .server import App, BadRequest, Request, Response, dumps, json_response
 from .world import Repo
 
 JSON = "application/json; charset=utf-8"
+_GQL_REPO = re.compile(r'(\w+)\s*:\s*repository\(\s*name:\s*"([^"]+)"\s*,\s*owner:\s*"([^"]+)"\s*\)')
 
 
 class GitHubApp(GitHubWrites, GitHubDelivery, App):
@@ -36,6 +40,7 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
         rp = "/repos/{owner}/{repo}"
         for method, path, handler in (
             ("GET", "/rate_limit", self.rate_limit),
+            ("POST", "/graphql", self.graphql),
             ("GET", rp, self.get_repo),
             ("GET", f"{rp}/issues", self.list_issues),
             ("GET", f"{rp}/issues/{{number}}", self.get_issue),
@@ -155,6 +160,26 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
                                       "graphql": {"limit": 5000, "used": 0, "remaining": 5000, "reset": later}},
                         "rate": core})
 
+    def graphql(self, req: Request) -> Response:
+        """POST /graphql: only aliased `repository(name:, owner:) { nameWithOwner databaseId }` lookups (what
+        Singer taps send first to resolve repository ids); an unknown repository is null, as on GitHub."""
+        body = req.json() or {}
+        query = str(body.get("query") or "") if isinstance(body, dict) else ""
+        asks = _GQL_REPO.findall(query)
+        if not asks:
+            return self.ok({"errors": [{"message": "The sandbox answers repository(name:, owner:) lookups only"}]})
+        data: dict[str, Any] = {}
+        errors = []
+        for alias, name, owner in asks:
+            r = self.w.repos.get(f"{owner}/{name}")
+            data[alias] = {"nameWithOwner": r.name, "databaseId": r.id} if r else None
+            if r is None:
+                errors.append({"type": "NOT_FOUND", "path": [alias],
+                               "message": f"Could not resolve to a Repository with the name '{owner}/{name}'."})
+        if "rateLimit" in query:
+            data["rateLimit"] = {"cost": 1}
+        return self.ok({"data": data, **({"errors": errors} if errors else {})})
+
     def ok(self, obj: Any, status: int = 200, headers: list[tuple[str, str]] | None = None) -> Response:
         return Response(status, dumps(obj), [("Content-Type", JSON)] + (headers or []))
 
@@ -194,6 +219,8 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
         per_page = _int(req.arg("per_page"), default)
         per_page = default if per_page < 1 else min(per_page, maximum)
         page = max(1, _int(req.arg("page"), 1))
+        if req.arg("after"):  # a cursor from a rel="next" link (GitHub's cursor-paginated lists)
+            page = _cursor_page(req.arg("after") or "")
         chunk = items[(page - 1) * per_page: page * per_page]
         with self.w.lock:
             resp = self.ok([render(x) for x in chunk])
@@ -206,12 +233,16 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
                 rels += [(page + 1, "next"), (last, "last")]
             if page > 1:
                 rels.append((1, "first"))
-            resp.headers.append(("Link", ", ".join(f'<{self._page_url(req, p)}>; rel="{rel}"' for p, rel in rels)))
+            resp.headers.append(("Link", ", ".join(f'<{self._page_url(req, p, rel == "next")}>; rel="{rel}"'
+                                                   for p, rel in rels)))
         return resp
 
-    def _page_url(self, req: Request, page: int) -> str:
-        pairs = [(k, v) for k, v in req.pairs if k != "page"] + [("page", str(page))]
-        return f"{self.base_url}{req.path}?{urlencode(pairs)}"
+    def _page_url(self, req: Request, page: int, cursor: bool = False) -> str:
+        """A page link; rel="next" also carries an `after` cursor, for clients that page by cursor."""
+        pairs = [(k, v) for k, v in req.pairs if k not in ("page", "after")]
+        if cursor:
+            pairs.append(("after", base64.urlsafe_b64encode(f"page:{page}".encode()).decode().rstrip("=")))
+        return f"{self.base_url}{req.path}?{urlencode(pairs + [('page', str(page))])}"
 
     # -- repositories and issues -------------------------------------------------------------------------
     def get_repo(self, req: Request) -> Response:
@@ -231,12 +262,13 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
 
         def build() -> list:
             out = [it for it in r.items if (state == "all" or it.state == state)
-                   and (since is None or it.updated // 1000 * 1000 >= since)
                    and all(x in it.labels for x in labels)]
             out.sort(key=keyfn, reverse=direction == "desc")
             return out
 
-        items = self.cached(("issues", r.name, state, sort, direction, labels, since), build)
+        items = self.cached(("issues", r.name, state, sort, direction, labels), build)
+        if since is not None:
+            items = _since_filter(items, since, by_updated=sort == "updated", ascending=direction == "asc")
         return self.paged(req, items, lambda it: self.r.issue(r, it))
 
     def get_issue(self, req: Request) -> Response:
@@ -274,6 +306,27 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
             raise BadRequest("Not Found", 404)
         with self.w.lock:
             return self.ok(self.r.pull(r, it))
+
+def _since_filter(items: list, since: int, *, by_updated: bool, ascending: bool) -> list:
+    """Items updated at or after `since` (compared in whole seconds, like GitHub); a list sorted by updated
+    is cut with a binary search (keyset paging by `since` stays cheap at any size)."""
+    def key(it: GhItem) -> int:
+        return it.updated // 1000 * 1000
+
+    if not by_updated:
+        return [it for it in items if key(it) >= since]
+    if ascending:
+        return items[bisect.bisect_left(items, since, key=key):]
+    return items[:bisect.bisect_right(items, -since, key=lambda it: -key(it))]
+
+
+def _cursor_page(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return max(1, int(text.removeprefix("page:")))
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("Bad cursor", 422) from None
+
 
 def _bare(tag: str) -> str:
     tag = tag.strip()

@@ -29,6 +29,7 @@ class PagerDutyApp(App):
         self.route("GET", "/incidents", self.list_incidents)
         self.route("GET", "/incidents/{id}", self.get_incident)
         self.route("GET", "/incidents/{id}/log_entries", self.list_log_entries)
+        self.route("GET", "/log_entries", self.list_account_log_entries)
         self.route("GET", "/services", self.list_services)
         self.route("GET", "/priorities", self.list_priorities)
 
@@ -259,6 +260,32 @@ class PagerDutyApp(App):
             entries = [e for e in reversed(x.log) if (not overview or e[0] in OVERVIEW)
                        and (since is None or e[1] >= since) and (until is None or e[1] < until)]  # newest first
         return self._page(req, "log_entries", entries, lambda e: self.log_entry(x, e, tz), limit, offset)
+
+    def list_account_log_entries(self, req: Request) -> Response:
+        """GET /log_entries: every incident's log entries created in [since, until), newest first (the account's
+        time zone reads times without an offset; default range: the last 30 days)."""
+        tz = self._tz(req)
+        limit, offset = self._paging(req)
+        since, until = self._time(req, "since", tz), self._time(req, "until", tz)
+        now = self.w.clock()
+        until = now if until is None else until
+        since = until - 30 * DAY_MS if since is None else since
+        if until < since:
+            raise BadRequest("Invalid Input Provided", 400, errors=["Since must be before until."])
+        overview = (req.arg("is_overview") or "").lower() == "true"
+        key = ("log_entries", since, until, overview, self.w.version)
+        with self._lock:
+            entries = self._cache.get(key)
+        if entries is None:
+            with self.w.lock:
+                entries = [(x, e) for x in self.w.pd for e in x.log if (not overview or e[0] in OVERVIEW)
+                           and since <= e[1] < until]
+            entries.sort(key=lambda xe: (xe[1][1], xe[0].number), reverse=True)
+            with self._lock:
+                self._cache[key] = entries
+                while len(self._cache) > 16:
+                    self._cache.popitem(last=False)
+        return self._page(req, "log_entries", entries, lambda xe: self.log_entry(xe[0], xe[1], tz), limit, offset)
 
     def list_services(self, req: Request) -> Response:
         limit, offset = self._paging(req)

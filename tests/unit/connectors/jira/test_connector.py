@@ -294,8 +294,9 @@ def test_engine_no_change_incremental_sync_is_one_search(rsps, engine, store):
         {"jql": "project in (APP, OPS) AND updated >= 1794743400000 ORDER BY created ASC"}, strict_match=False)])
     second = engine(datetime(2026, 11, 15, 12, 15, tzinfo=timezone.utc))
     assert second.error is None
-    assert [path(c) for c in rsps.calls] == ["/rest/api/2/serverInfo", "/rest/api/2/field", "/rest/api/3/search/jql"]
-    assert second.requests == 3
+    # the deployment type and the field map come from the stream state: one search, nothing else
+    assert [path(c) for c in rsps.calls] == ["/rest/api/3/search/jql"]
+    assert second.requests == 1
     assert store.db.execute("SELECT item_id FROM jql_members WHERE jql_key = ?", [key]).fetchall() == [("10001",)]
 
 

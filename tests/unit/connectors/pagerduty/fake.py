@@ -1,4 +1,5 @@
-"""A small in-memory PagerDuty for `responses`: /incidents (windows, offset cap), /incidents/{id}, log entries."""
+"""A small in-memory PagerDuty for `responses`: /incidents (windows, offset cap), /incidents/{id}, log entries
+(per incident and account-wide)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ class FakePagerDuty:
         return self._sorted, self._keys
 
     def register(self, rsps) -> None:
+        rsps.add_callback("GET", re.compile(re.escape(BASE) + r"/log_entries(\?.*)?$"), self._account_logs)
         rsps.add_callback("GET", re.compile(re.escape(BASE) + r"/incidents/[^/?]+/log_entries(\?.*)?$"), self._logs)
         rsps.add_callback("GET", re.compile(re.escape(BASE) + r"/incidents/[^/?]+(\?.*)?$"), self._one)
         rsps.add_callback("GET", re.compile(re.escape(BASE) + r"/incidents(\?.*)?$"), self._list)
@@ -115,3 +117,21 @@ class FakePagerDuty:
         page = entries[offset:offset + limit]
         return 200, {}, json.dumps({"log_entries": page, "limit": limit, "offset": offset,
                                     "more": offset + limit < len(entries), "total": None})
+
+    def _account_logs(self, request):
+        """GET /log_entries: every incident's entries created in [since, until), newest first."""
+        _, q = self._record(request)
+        if (f := self._failure()) is not None:
+            return f
+        offset, limit = int(q.get("offset", ["0"])[0]), int(q.get("limit", ["25"])[0])
+        if offset + limit > CAP:
+            return 400, {}, json.dumps({"error": {"message": "Invalid Input Provided",
+                                                  "errors": ["Offset must be less than 10000."]}})
+        since, until = q["since"][0], q["until"][0]
+        items = [{**e, "incident": {"id": iid, "type": "incident_reference"}}
+                 for iid, entries in self.logs.items() for e in entries if since <= e["created_at"] < until]
+        items.sort(key=lambda e: e["created_at"], reverse=True)
+        page = items[offset:offset + limit]
+        return 200, {}, json.dumps({"log_entries": page, "limit": limit, "offset": offset,
+                                    "more": offset + limit < len(items),
+                                    "total": len(items) if q.get("total") == ["true"] else None})

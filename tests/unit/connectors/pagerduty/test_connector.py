@@ -155,10 +155,11 @@ def test_first_ack_comes_from_log_entries_fetched_only_when_needed(api):
     assert recs["P000002"].acknowledged == datetime(2026, 7, 2, 11, 2, 30, tzinfo=UTC)
     assert recs["P000003"].acknowledged is None  # resolved without an ack
     assert recs["P000004"].acknowledged is None
+    # one account-wide read of the log over the read's range (not one per incident)
     log_calls = [(p, q) for p, q in api.calls if p.endswith("/log_entries")]
-    assert [p for p, _ in log_calls] == [f"/incidents/P00000{i}/log_entries" for i in (1, 2, 3)]
-    for _, q in log_calls:
-        assert q == {"is_overview": ["true"], "time_zone": ["UTC"], "limit": ["100"], "offset": ["0"]}
+    assert log_calls == [("/log_entries", {
+        "since": ["2026-07-01T00:00:00Z"], "until": ["2026-07-04T00:00:00Z"], "is_overview": ["true"],
+        "time_zone": ["UTC"], "limit": ["100"], "offset": ["0"], "total": ["true"]})]
     state = last_state(pages)
     assert state["open"] == ["P000001", "P000004"]
     assert state["acks"] == {
@@ -191,7 +192,7 @@ def test_unresolved_incidents_are_re_read_until_they_resolve(api):
     pages = read(conn, since=SINCE, run_started=run1, first_run=True)
     state1 = last_state(pages)
     assert state1["open"] == ["P000001", "P000002"]
-    assert conn.requests_made == 1 + 2  # one window + two log reads (2 acknowledged, 3 resolved)
+    assert conn.requests_made == 1 + 1  # one window + one account-wide log read (for 2 and 3)
 
     # between the runs: #1 is acknowledged and resolved, #2 stays acknowledged
     api.put(pd(1, "2026-07-02T10:00:00Z", status="resolved", resolved_at="2026-07-05T09:00:00Z",
@@ -205,8 +206,9 @@ def test_unresolved_incidents_are_re_read_until_they_resolve(api):
         "/incidents",  # the window [run1 - 10 min, run2): nothing new
         "/incidents",  # the still-open ones
         "/incidents/P000001",  # open last run, no longer in that list
-        "/incidents/P000001/log_entries",  # resolved now, its ack never fetched
+        "/log_entries",  # resolved now, its ack never fetched: the account log since the last run
     ]
+    assert api.calls[3][1]["since"] == ["2026-07-02T23:50:00Z"]
     open_list = api.calls[1][1]
     assert open_list == {"statuses[]": ["triggered", "acknowledged"], "date_range": ["all"], "time_zone": ["UTC"],
                          "limit": ["100"], "offset": ["0"]}
@@ -362,8 +364,7 @@ def test_the_engine_carries_the_open_set_between_two_syncs(api, tmp_path, monkey
     api.put(pd(1, "2026-07-02T10:00:00Z", status="resolved", resolved_at="2026-07-12T00:00:00Z"))
     api.calls.clear()
     second = sync(datetime(2026, 7, 20, tzinfo=UTC))
-    assert [p for p, _ in api.calls] == ["/incidents", "/incidents", "/incidents/P000001",
-                                         "/incidents/P000001/log_entries"]
+    assert [p for p, _ in api.calls] == ["/incidents", "/incidents", "/incidents/P000001", "/log_entries"]
     assert api.calls[0][1]["since"] == ["2026-07-09T23:50:00Z"]  # cursor - 10 min lookback
     assert second.requests == 4
     assert store.get_state("pagerduty", "incidents")["state"]["open"] == []

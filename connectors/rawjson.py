@@ -1,0 +1,99 @@
+"""Parse a page of JSON keeping each listed item's own text, so the store keeps the payload without re-encoding it.
+
+`parse_page(text, key)` is json.loads(text), except that the items of the list at top-level `key` (or of the
+top-level list when key is None) come back as RawItem: a dict that also carries `json_text`, its exact JSON.
+The same C scanner json.loads uses does the work; only the top level is walked here.
+"""
+
+from __future__ import annotations
+
+import json
+from json.decoder import WHITESPACE, scanstring
+from typing import Any
+
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+
+
+class RawItem(dict):
+    """A payload parsed from a page; json_text is its JSON as the API sent it. Treat it as read-only."""
+
+    __slots__ = ("json_text",)
+
+
+def _ws(text: str, i: int) -> int:
+    return WHITESPACE.match(text, i).end()
+
+
+def _fail(text: str, i: int, what: str) -> ValueError:
+    return json.JSONDecodeError(f"expected {what}", text, i)
+
+
+def _items(text: str, i: int) -> tuple[list[Any], int]:
+    """The array starting at text[i] == '['; dict elements become RawItem."""
+    out: list[Any] = []
+    i = _ws(text, i + 1)
+    if text[i:i + 1] == "]":
+        return out, i + 1
+    while True:
+        try:
+            value, end = _SCAN(text, i)
+        except StopIteration:
+            raise _fail(text, i, "a value") from None
+        if type(value) is dict:
+            item = RawItem(value)
+            item.json_text = text[i:end]
+            value = item
+        out.append(value)
+        i = _ws(text, end)
+        sep = text[i:i + 1]
+        if sep == "]":
+            return out, i + 1
+        if sep != ",":
+            raise _fail(text, i, "',' or ']'")
+        i = _ws(text, i + 1)
+
+
+def parse_page(text: str, key: str | None = None) -> Any:
+    """json.loads(text) with the items of the list at `key` (None: the top-level list) as RawItem."""
+    i = _ws(text, 0)
+    if key is None:
+        if text[i:i + 1] != "[":
+            return json.loads(text)
+        value, end = _items(text, i)
+    elif text[i:i + 1] != "{":
+        return json.loads(text)
+    else:
+        value, end = _object(text, i, key)
+    if _ws(text, end) != len(text):
+        raise _fail(text, end, "the end of the document")
+    return value
+
+
+def _object(text: str, i: int, key: str) -> tuple[dict[str, Any], int]:
+    out: dict[str, Any] = {}
+    i = _ws(text, i + 1)
+    if text[i:i + 1] == "}":
+        return out, i + 1
+    while True:
+        if text[i:i + 1] != '"':
+            raise _fail(text, i, "a property name")
+        name, i = scanstring(text, i + 1)
+        i = _ws(text, i)
+        if text[i:i + 1] != ":":
+            raise _fail(text, i, "':'")
+        i = _ws(text, i + 1)
+        if name == key and text[i:i + 1] == "[":
+            value, i = _items(text, i)
+        else:
+            try:
+                value, i = _SCAN(text, i)
+            except StopIteration:
+                raise _fail(text, i, "a value") from None
+        out[name] = value
+        i = _ws(text, i)
+        sep = text[i:i + 1]
+        if sep == "}":
+            return out, i + 1
+        if sep != ",":
+            raise _fail(text, i, "',' or '}'")
+        i = _ws(text, i + 1)

@@ -1,0 +1,52 @@
+"""Page parsing that keeps each item's JSON text, and the fast path of payload time parsing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from okrsync.connectors.rawjson import RawItem, parse_page
+from okrsync.engine import records
+from okrsync.engine.records import RecordError
+
+
+@pytest.mark.parametrize("text, key", [
+    ('{"issues": [{"id": "1", "f": {"a": [1, 2.5, null]}}, {"id": "2"}], "nextPageToken": "x", "isLast": false}',
+     "issues"),
+    (' [ {"n": 1} , {"n": "\\u00e9\\"q"} ] ', None),
+    ('{"total": 2, "issues": [], "names": {"a": "b"}}', "issues"),
+    ('{"other": [{"x": 1}]}', "issues"),
+    ('[]', None),
+    ('{"issues": [1, "s", {"k": true}]}', "issues"),
+])
+def test_parse_page_equals_json_loads_and_keeps_item_text(text, key):
+    value = parse_page(text, key)
+    assert value == json.loads(text)
+    items = value if key is None else value.get(key, [])
+    for item in items:
+        if isinstance(item, dict) and (key is None or key in value):
+            assert isinstance(item, RawItem) and json.loads(item.json_text) == item
+
+
+@pytest.mark.parametrize("text", ['{"issues": [1,', '[1 2]', '{"a": 1} x', '', '{"issues": [{"a": }]}', '[{"a":1},]'])
+def test_parse_page_rejects_what_json_rejects(text):
+    with pytest.raises(ValueError):
+        parse_page(text, "issues")
+
+
+@pytest.mark.parametrize("text", [
+    "2026-10-05T09:00:00.000+0200", "2026-10-05T09:00:00Z", "2026-03-29T02:30:00.5-0700",
+    "2026-10-05T09:00:00.123456+05:30", "2026-10-05T09:00:00+0000", "2026-10-05T23:59:59.999-1200",
+    "2026-10-05T09:00:00.123456789Z", "2026-10-05 09:00:00", "2026-10-05", " 2026-10-05T09:00:00Z ",
+])
+def test_fast_path_equals_the_general_path(text):
+    assert records.parse_time(text, "x") == records._parse_general(text)
+    assert records.parse_iso(text) == records._parse_general(text)
+
+
+@pytest.mark.parametrize("value", ["2026-13-01T00:00:00.000+0000", "yesterday", 5])
+def test_fast_times_fail_like_records(value):
+    with pytest.raises(RecordError) as exc:
+        records.parse_time(value, "created")
+    assert str(exc.value) == f"bad created time {value!r}"
