@@ -2,7 +2,9 @@
 
 Names users select on (project, type, environment, service, labels, ...) are COLLATE NOCASE so a
 case-insensitive selector still uses its index. Labels, components and sprint membership live in side
-tables so a selector on them is an index lookup, not a JSON scan of every row.
+tables so a selector on them is an index lookup, not a JSON scan of every row. The raw payloads (the
+replayable raw layer, ~2 KB a record) live in <table>_raw keyed by the item's rowid, so the item rows the
+metric queries read stay small.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ _ITEM_COMMON = """
     source TEXT NOT NULL,
     id TEXT NOT NULL,
     stream TEXT,
-    raw TEXT,
     hash TEXT,
     deleted INTEGER NOT NULL DEFAULT 0,
     first_run INTEGER,
@@ -78,6 +79,9 @@ CREATE TABLE incidents ({_ITEM_COMMON}
     url TEXT,
     PRIMARY KEY (source, id)
 );
+CREATE TABLE issues_raw (id INTEGER PRIMARY KEY, raw TEXT NOT NULL);
+CREATE TABLE deployments_raw (id INTEGER PRIMARY KEY, raw TEXT NOT NULL);
+CREATE TABLE incidents_raw (id INTEGER PRIMARY KEY, raw TEXT NOT NULL);
 CREATE TABLE item_labels (source TEXT NOT NULL, item_id TEXT NOT NULL, label TEXT COLLATE NOCASE NOT NULL,
     PRIMARY KEY (source, item_id, label));
 CREATE TABLE item_components (source TEXT NOT NULL, item_id TEXT NOT NULL, component TEXT COLLATE NOCASE NOT NULL,
@@ -146,10 +150,12 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 """.replace("{_ITEM_COMMON}", _ITEM_COMMON)
 
 _INDEXES = """
-CREATE INDEX idx_issues_project_created ON issues (source, is_pull_request, deleted, project, created);
-CREATE INDEX idx_issues_project_resolved ON issues (source, is_pull_request, deleted, project, resolved);
+-- covering: counts in a window, done ratios and points of a project, durations of a project or type
+CREATE INDEX idx_issues_project_created ON issues (source, is_pull_request, deleted, project, created, type,
+    status_category, story_points);
+CREATE INDEX idx_issues_project_resolved ON issues (source, is_pull_request, deleted, project, resolved, created, type);
 CREATE INDEX idx_issues_type_created ON issues (source, is_pull_request, deleted, type, created);
-CREATE INDEX idx_issues_type_resolved ON issues (source, is_pull_request, deleted, type, resolved);
+CREATE INDEX idx_issues_type_resolved ON issues (source, is_pull_request, deleted, type, resolved, created);
 CREATE INDEX idx_issues_parent ON issues (source, is_pull_request, deleted, parent, status_category, story_points);
 CREATE INDEX idx_issues_created ON issues (source, is_pull_request, deleted, created);
 CREATE INDEX idx_issues_resolved ON issues (source, is_pull_request, deleted, resolved);

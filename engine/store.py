@@ -51,7 +51,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
                   "acknowledged", "resolved", "closed", "updated", "reassignment_count", "sla_breached",
                   "assignment_group", "url"),
 }
-_BOOK = ("source", "id", "stream", "raw", "hash", "deleted", "first_run", "last_run")
+_BOOK = ("source", "id", "stream", "hash", "deleted", "first_run", "last_run")
 
 
 def _upsert_sql(table: str) -> str:
@@ -266,6 +266,7 @@ class Store:
                 touch: list[tuple] = []
                 written: list[Record] = []
                 replaced: list[str] = []
+                raws: dict[str, str] = {}
                 for iid, (rec, values, raw, digest) in items.items():
                     old = known.get(iid)
                     if old is None:
@@ -282,10 +283,12 @@ class Store:
                         counts.changed += 1
                         first = old[1]
                         replaced.append(iid)
-                    full.append((src, iid, stream, raw, digest, 0, first, run_id, *values))
+                    full.append((src, iid, stream, digest, 0, first, run_id, *values))
                     written.append(rec)
+                    raws[iid] = raw
                 if full:
                     conn.executemany(_UPSERT[table], full)
+                    self._write_raw(table, src, raws)
                 if touch:
                     conn.executemany(f"UPDATE {table} SET stream = ?, last_run = ? WHERE source = ? AND id = ?",
                                      touch)
@@ -334,6 +337,25 @@ class Store:
                 'start = excluded.start, "end" = excluded."end", completed = excluded.completed',
                 [(source, s.id, s.name, s.state, _iso(s.start), _iso(s.end), _iso(s.completed))
                  for s in sprints.values()])
+
+    def _write_raw(self, table: str, source: str, raws: dict[str, str]) -> None:
+        """The raw payloads of the rows just written, in <table>_raw under each item's rowid."""
+        conn = self.db.conn
+        ids = list(raws)
+        rows: list[tuple[int, str]] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" for _ in chunk)
+            rows += [(rowid, raws[iid]) for iid, rowid in conn.execute(
+                f"SELECT id, rowid FROM {table} WHERE source = ? AND id IN ({marks})", [source, *chunk])]
+        conn.executemany(f"INSERT OR REPLACE INTO {table}_raw (id, raw) VALUES (?, ?)", rows)
+
+    def raw(self, table: str, source: str, item_id: str) -> Any:
+        """An item's raw payload (parsed), or None."""
+        row = self.db.conn.execute(
+            f"SELECT r.raw FROM {table} t JOIN {table}_raw r ON r.id = t.rowid WHERE t.source = ? AND t.id = ?",
+            [source, item_id]).fetchone()
+        return json.loads(row[0]) if row else None
 
     def _existing(self, table: str, source: str, ids: list[str]) -> dict[str, tuple[str, int, int]]:
         """id -> (hash, first_run, deleted) of the rows already stored."""

@@ -8,7 +8,6 @@ loaded only when someone needs them (history diff, explain, report).
 
 from __future__ import annotations
 
-import re
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,24 +99,12 @@ def _fp(row: tuple) -> str:
     return f"{int(row[0])}:{int(row[1] or 0)}:{int(row[2] or 0)}"
 
 
-_MEMBER = re.compile(r"t\.id IN \(SELECT (\w+)\.item_id FROM (.+?) WHERE (.+)\)", re.S)
-
-
-def _probe(clause: str) -> str:
-    """`t.id IN (SELECT x.item_id FROM ... WHERE c)` -> `EXISTS (SELECT 1 FROM ... WHERE (c) AND x.item_id = t.id)`
-    (same parameters, same order): a primary-key probe per candidate row instead of a member list to walk."""
-    m = _MEMBER.fullmatch(clause)
-    return f"EXISTS (SELECT 1 FROM {m[2]} WHERE ({m[3]}) AND {m[1]}.item_id = t.id)" if m else clause
-
-
 def _where(sel: Selection, extra: list[str] | None = None) -> str:
     """The selection's conditions and the metric's. In a time window the window's index is the narrow part
     (a label or JQL member list can hold a third of a source): members are then probed per row, not listed."""
     extra = list(extra or [])
-    clauses = sel.where or ["1"]
-    if any(c.endswith((" >= ?", " < ?")) for c in extra):
-        clauses = [_probe(c) for c in clauses]
-    return " AND ".join([*clauses, *extra])
+    windowed = any(c.endswith((" >= ?", " < ?")) for c in extra)
+    return " AND ".join([sel.clause(probe=windowed), *extra])
 
 
 def _in_window(col: str, window: Window) -> tuple[list[str], list]:

@@ -66,28 +66,51 @@ def field_expr(table: str, name: str, alias: str = "t") -> str:
     if name in COLUMNS[table] or name in LIST_COLUMNS.get(table, ()):
         return f"{alias}.{name}"
     name = name[4:] if name.startswith("raw.") else name
-    return f"json_extract({alias}.raw, '{raw_path(name)}')"
+    # the raw payload lives in <table>_raw under the item's rowid (the item rows stay small)
+    return f"json_extract((SELECT r.raw FROM {table}_raw r WHERE r.id = {alias}.rowid), '{raw_path(name)}')"
+
+
+@dataclass
+class Condition:
+    sql: str
+    params: list[Any]
+    probe: str | None = None  # a membership's per-row form (same params): EXISTS (... AND m.item_id = t.id)
+    late: bool = False  # costly per row (a raw payload path): evaluated after everything else
 
 
 @dataclass
 class Selection:
-    """A compiled selector: FROM table AS t WHERE sql (with params)."""
+    """A compiled selector: FROM table AS t WHERE clause() with params."""
 
     table: str
     kind: str
     source: str
-    where: list[str] = field(default_factory=list)
-    params: list[Any] = field(default_factory=list)
+    conditions: list[Condition] = field(default_factory=list)
     jql_key: str | None = None
     sprint_names: list[str] = field(default_factory=list)
     sprint_mode: str | None = None  # name | active | closed-in-period
 
-    def clause(self) -> str:
-        return " AND ".join(self.where) if self.where else "1"
+    def _ordered(self) -> list[Condition]:
+        return [c for c in self.conditions if not c.late] + [c for c in self.conditions if c.late]
 
-    def add(self, sql: str, *params: Any) -> None:
-        self.where.append(sql)
-        self.params.extend(params)
+    def clause(self, probe: bool = False) -> str:
+        """probe=True: memberships as per-row probes (when a time window's index is the narrow part; a label
+        or JQL member list can hold a third of a source), else as member lists to walk."""
+        parts = [c.probe if probe and c.probe else c.sql for c in self._ordered()]
+        return " AND ".join(parts) if parts else "1"
+
+    @property
+    def params(self) -> list[Any]:
+        return [p for c in self._ordered() for p in c.params]
+
+    def add(self, sql: str, *params: Any, late: bool = False) -> None:
+        self.conditions.append(Condition(sql, list(params), late=late))
+
+    def member(self, alias: str, table: str, where: str, *params: Any) -> None:
+        """t.id is in `table` (alias) rows matching `where`."""
+        self.conditions.append(Condition(
+            f"t.id IN (SELECT {alias}.item_id FROM {table} WHERE {where})", list(params),
+            probe=f"EXISTS (SELECT 1 FROM {table} WHERE ({where}) AND {alias}.item_id = t.id)"))
 
 
 def _in(sel: Selection, expr: str, values: list) -> None:
@@ -126,8 +149,7 @@ def compile_selector(
         out.add("t.is_pull_request = ?", 1 if kind == "pull_request" else 0)
     if sel.jql:
         out.jql_key = jql_key(sel.source, sel.jql)
-        out.add("t.id IN (SELECT m.item_id FROM jql_members m WHERE m.jql_key = ? AND m.source = ?)",
-                out.jql_key, sel.source)
+        out.member("m", "jql_members m", "m.jql_key = ? AND m.source = ?", out.jql_key, sel.source)
     _in(out, "t.key", _as_list(sel.key))
     if table == "issues":
         _in(out, "t.project", _as_list(sel.project) + _as_list(sel.repo))
@@ -150,12 +172,11 @@ def compile_selector(
             raise ValueError("linked: true needs the key result id")
         labels.append(f"kr:{kr_id}")
     for label in labels:  # all of them
-        out.add("t.id IN (SELECT l.item_id FROM item_labels l WHERE l.source = ? AND l.label = ?)", sel.source, label)
+        out.member("l", "item_labels l", "l.source = ? AND l.label = ?", sel.source, label)
     comps = [_str(c) for c in _as_list(sel.components)]
     if comps:  # any of them
         marks = ", ".join("?" for _ in comps)
-        out.add(f"t.id IN (SELECT c.item_id FROM item_components c WHERE c.source = ? AND c.component IN ({marks}))",
-                sel.source, *comps)
+        out.member("c", "item_components c", f"c.source = ? AND c.component IN ({marks})", sel.source, *comps)
     _sprint(out, _as_list(sel.sprint), period)
     for name, value in (sel.where or {}).items():
         _where(out, table, str(name), value)
@@ -184,8 +205,8 @@ def _sprint(out: Selection, values: list, period: tuple[datetime, datetime] | No
         params += [iso(lo) if lo else "", iso(hi) if hi else "9999"]
         out.sprint_mode = out.sprint_mode or "closed-in-period"
     # the (few) matching sprints first, then their items by idx_item_sprints_sprint
-    out.add("t.id IN (SELECT s.item_id FROM sprints p CROSS JOIN item_sprints s ON s.source = p.source AND "
-            f"s.sprint_id = p.id WHERE p.source = ? AND ({' OR '.join(parts)}))", out.source, *params)
+    out.member("s", "sprints p CROSS JOIN item_sprints s ON s.source = p.source AND s.sprint_id = p.id",
+               f"p.source = ? AND ({' OR '.join(parts)})", out.source, *params)
 
 
 def _where(out: Selection, table: str, name: str, value: Any) -> None:
@@ -193,25 +214,25 @@ def _where(out: Selection, table: str, name: str, value: Any) -> None:
         vals = [_str(v) for v in _as_list(value)]
         side, col = ("item_labels", "label") if name == "labels" else ("item_components", "component")
         marks = ", ".join("?" for _ in vals)
-        out.add(f"t.id IN (SELECT x.item_id FROM {side} x WHERE x.source = ? AND x.{col} IN ({marks}))",
-                out.source, *vals)
+        out.member("x", f"{side} x", f"x.source = ? AND x.{col} IN ({marks})", out.source, *vals)
         return
     expr = field_expr(table, name)
+    late = expr.startswith("json_extract")
     if value is None:
-        out.add(f"{expr} IS NULL")
+        out.add(f"{expr} IS NULL", late=late)
         return
     vals = _as_list(value)
     if all(isinstance(v, bool) for v in vals):
         # JSON true/false come back from json_extract as 1/0; columns store 1/0 too
-        _in_raw(out, expr, [1 if v else 0 for v in vals])
+        _in_raw(out, expr, [1 if v else 0 for v in vals], late)
     elif all(isinstance(v, (int, float)) for v in vals):
-        _in_raw(out, expr, vals)
+        _in_raw(out, expr, vals, late)
     else:
         # compare as text so '1' (ServiceNow strings) matches 1
         marks = ", ".join("?" for _ in vals)
-        out.add(f"CAST({expr} AS TEXT) IN ({marks})", *[_str(v) for v in vals])
+        out.add(f"CAST({expr} AS TEXT) IN ({marks})", *[_str(v) for v in vals], late=late)
 
 
-def _in_raw(out: Selection, expr: str, vals: list) -> None:
+def _in_raw(out: Selection, expr: str, vals: list, late: bool) -> None:
     marks = ", ".join("?" for _ in vals)
-    out.add(f"({expr} IN ({marks}) OR CAST({expr} AS TEXT) IN ({marks}))", *vals, *[_str(v) for v in vals])
+    out.add(f"({expr} IN ({marks}) OR CAST({expr} AS TEXT) IN ({marks}))", *vals, *[_str(v) for v in vals], late=late)

@@ -131,6 +131,10 @@ def snapshot(db: Path, urls: dict[str, str] | None = None) -> dict[str, list[tup
             if "hash" in cols:  # the row hash covers the raw payload (with the URLs): compare the rest instead
                 rows = [r[:cols.index("hash")] + r[cols.index("hash") + 1:] for r in rows]
             out[table] = sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r))
+        for table in ("issues", "deployments", "incidents"):  # the raw payloads, by item
+            out[f"{table}_raw"] = sorted(
+                (s, i, norm(raw)) for s, i, raw in conn.execute(
+                    f"SELECT t.source, t.id, r.raw FROM {table} t JOIN {table}_raw r ON r.id = t.rowid"))
     finally:
         conn.close()
     return out

@@ -20,11 +20,15 @@ def test_issue_row_exact(store):
     row = next(store.db.query("SELECT * FROM issues"))
     assert {k: row[k] for k in ("source", "id", "key", "title", "status_category", "created", "resolved", "labels",
                                 "story_points", "parent", "project", "is_pull_request", "deleted", "first_run",
-                                "last_run", "stream", "raw")} == {
+                                "last_run", "stream")} == {
         "source": "jira", "id": "10007", "key": "APP-7", "title": "Checkout", "status_category": "done",
         "created": "2026-10-02T00:00:00.000Z", "resolved": "2026-10-03T00:00:00.000Z", "labels": '["a","kr:KR1"]',
         "story_points": 3.5, "parent": "APP-100", "project": "APP", "is_pull_request": 0, "deleted": 0,
-        "first_run": 5, "last_run": 5, "stream": "issues", "raw": '{"key":"APP-7"}'}
+        "first_run": 5, "last_run": 5, "stream": "issues"}
+    # the raw payload lives beside the row, under its rowid
+    assert store.db.execute("SELECT r.raw FROM issues t JOIN issues_raw r ON r.id = t.rowid").fetchone() == (
+        '{"key":"APP-7"}',)
+    assert store.raw("issues", "jira", "10007") == {"key": "APP-7"}
     assert json.loads(row["sprints"])[0]["name"] == "Sprint 42"
     assert list(store.db.query("SELECT id, name, state FROM sprints")) == [{"id": "42", "name": "Sprint 42", "state": "active"}]
     assert store.get_state("jira", "issues")["cursor"] == "2026-10-05T00:00:00.000Z"
