@@ -18,7 +18,7 @@ from okrsync.engine.records import Deployment, Incident, Issue, Record, Sprint
 from okrsync.engine.store import Store
 from okrsync.mappings.selectors import jql_key
 
-FORMAT = 4
+FORMAT = 5
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc)
 START = NOW - timedelta(days=400)
 PROJECTS = ("APP", "OPS", "WEB", "MOB", "DATA", "PAY", "SEC", "INFRA", "API", "UX")

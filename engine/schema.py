@@ -156,12 +156,11 @@ CREATE INDEX idx_issues_project_created ON issues (source, is_pull_request, dele
 CREATE INDEX idx_issues_project_resolved ON issues (source, is_pull_request, deleted, project, resolved, created, type);
 CREATE INDEX idx_issues_type_created ON issues (source, is_pull_request, deleted, type, created);
 CREATE INDEX idx_issues_type_resolved ON issues (source, is_pull_request, deleted, type, resolved, created);
-CREATE INDEX idx_issues_parent ON issues (source, is_pull_request, deleted, parent, status_category, story_points);
+CREATE INDEX idx_issues_parent ON issues (source, is_pull_request, deleted, parent, status_category, story_points)
+    WHERE parent IS NOT NULL;
 CREATE INDEX idx_issues_created ON issues (source, is_pull_request, deleted, created);
 CREATE INDEX idx_issues_resolved ON issues (source, is_pull_request, deleted, resolved);
-CREATE INDEX idx_issues_key ON issues (source, key);
-CREATE INDEX idx_issues_merge_sha ON issues (source, merge_sha);
-CREATE INDEX idx_issues_stream ON issues (source, stream, last_run);
+CREATE INDEX idx_issues_merge_sha ON issues (source, merge_sha) WHERE merge_sha IS NOT NULL;
 CREATE INDEX idx_deployments_env_finished ON deployments (source, deleted, environment, finished, status);
 CREATE INDEX idx_deployments_env_created ON deployments (source, deleted, environment, created);
 CREATE INDEX idx_deployments_finished ON deployments (source, deleted, finished, status);
