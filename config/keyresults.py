@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-METRICS = (
-    "count",
-    "done_ratio",
-    "points_done_ratio",
-    "points_done",
-    "sum",
-    "mean",
-    "throughput",
-    "resolution_time",
-    "deployment_frequency",
-    "lead_time_for_changes",
-    "change_failure_rate",
-    "time_to_restore",
-    "mtta",
-    "first_contact_resolution",
-    "sla_compliance",
-    "availability",
-    "ratio",
-)
 MetricName = Literal[
     "count",
     "done_ratio",
@@ -46,6 +27,7 @@ MetricName = Literal[
     "availability",
     "ratio",
 ]
+METRICS: tuple[str, ...] = get_args(MetricName)
 
 _AGGREGATE = re.compile(r"mean|median|median_low|min|max|sum|p([1-9]\d?|100)")
 _WINDOW = re.compile(r"period|sprint|rolling\s+\d+(\.\d+)?\s*[dhw]")
