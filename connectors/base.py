@@ -9,6 +9,13 @@ from typing import Any, Callable, Iterator, Protocol
 from okrsync.engine.records import KRStatus, Record
 
 
+def redact(text: str, secrets: list[str]) -> str:
+    """Every known secret value replaced by *** (longest first, so a secret inside another leaves no tail)."""
+    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(s, "***")
+    return text
+
+
 class SourceError(Exception):
     """A source (or a write-back target) failed. str() is one line naming it; never a secret."""
 

@@ -19,7 +19,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from okrsync import __version__
 
-from .base import AuthError, NotFoundError, SourceError
+from .base import AuthError, NotFoundError, SourceError, redact
 
 log = logging.getLogger("okrsync.http")
 
@@ -169,9 +169,7 @@ class HttpClient:
         return urljoin(self.base_url, path.lstrip("/"))
 
     def redact(self, text: str) -> str:
-        for s in self.secrets:
-            text = text.replace(s, "***")
-        return text
+        return redact(text, self.secrets)
 
     def _where(self, url: str) -> str:
         parts = urlsplit(url)

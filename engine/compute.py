@@ -205,7 +205,7 @@ class Computer:
         return rows
 
     def key_result(self, obj: Objective, kr: KeyResult) -> KRResult:
-        sources = _sources_of(kr)
+        sources = sources_of(kr)
         synced = [self.synced.get(s) for s in sources]
         synced_at = None if any(s is None for s in synced) or not synced else min(synced)
         never = [s for s, at in zip(sources, synced) if at is None]
@@ -319,13 +319,13 @@ class Computer:
         return Computation(self.now, self.ws, [results[o.id] for o in self.ws.objectives])
 
 
-def _sources_of(spec: MetricSpec, inherited: Selector | None = None) -> list[str]:
+def sources_of(spec: MetricSpec, inherited: Selector | None = None) -> list[str]:
     sel = spec.select or inherited
     if spec.metric == "ratio":
         out: list[str] = []
         for part in (spec.numerator, spec.denominator):
             if isinstance(part, MetricSpec):
-                out += _sources_of(part, sel)
+                out += sources_of(part, sel)
         return list(dict.fromkeys(out))
     return [sel.source] if sel else []
 

@@ -140,8 +140,9 @@ def iso(value: datetime | None) -> str | None:
     """The store's time format: UTC ISO-8601 with milliseconds, sortable as text."""
     if value is None:
         return None
-    v = utc(value)
-    return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+    if value.tzinfo is not timezone.utc:
+        value = utc(value)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 # 2026-10-05T09:00:00Z, ...T09:00:00.000+0200, ...T09:00:00.123456+02:00: what the APIs send, parsed by

@@ -37,7 +37,6 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_UTC = timezone.utc
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str).encode
 
 # Item columns after the bookkeeping ones (source, id, stream, raw, hash, deleted, first_run, last_run).
@@ -66,18 +65,9 @@ def _upsert_sql(table: str) -> str:
 _UPSERT = {table: _upsert_sql(table) for table in COLUMNS}
 
 
-def _iso(v: datetime | None) -> str | None:
-    """records.iso(), faster: the store's UTC ISO-8601 with milliseconds."""
-    if v is None:
-        return None
-    if v.tzinfo is not _UTC:
-        v = v.replace(tzinfo=_UTC) if v.tzinfo is None else v.astimezone(_UTC)
-    return v.isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
 def _sprint_dict(s) -> dict:
-    return {"id": s.id, "name": s.name, "state": s.state, "start": _iso(s.start), "end": _iso(s.end),
-            "completed": _iso(s.completed)}
+    return {"id": s.id, "name": s.name, "state": s.state, "start": iso(s.start), "end": iso(s.end),
+            "completed": iso(s.completed)}
 
 
 def _values(rec: Record, sprint_cache: dict | None = None) -> tuple[str, tuple]:
@@ -96,20 +86,20 @@ def _values(rec: Record, sprint_cache: dict | None = None) -> tuple[str, tuple]:
         else:
             sprints = "[]"
         return "issues", (
-            rec.key, rec.title, rec.type, rec.status, rec.status_category, _iso(rec.created), _iso(rec.updated),
-            _iso(rec.resolved), rec.project, _encode(list(rec.labels)), _encode(list(rec.components)), rec.parent,
+            rec.key, rec.title, rec.type, rec.status, rec.status_category, iso(rec.created), iso(rec.updated),
+            iso(rec.resolved), rec.project, _encode(list(rec.labels)), _encode(list(rec.components)), rec.parent,
             sprints, None if rec.story_points is None else float(rec.story_points), rec.assignee, rec.url,
-            int(bool(rec.is_pull_request)), _iso(rec.merged_at), rec.merge_sha,
+            int(bool(rec.is_pull_request)), iso(rec.merged_at), rec.merge_sha,
         )
     if isinstance(rec, Deployment):
         return "deployments", (
-            rec.environment, rec.status, _iso(rec.created), _iso(rec.finished), rec.sha, rec.ref, rec.url, rec.repo,
-            rec.origin, _iso(rec.updated),
+            rec.environment, rec.status, iso(rec.created), iso(rec.finished), rec.sha, rec.ref, rec.url, rec.repo,
+            rec.origin, iso(rec.updated),
         )
     if isinstance(rec, Incident):
         return "incidents", (
-            rec.number, rec.title, rec.status, _iso(rec.opened), rec.service, rec.priority, rec.severity, rec.urgency,
-            _iso(rec.acknowledged), _iso(rec.resolved), _iso(rec.closed), _iso(rec.updated), rec.reassignment_count,
+            rec.number, rec.title, rec.status, iso(rec.opened), rec.service, rec.priority, rec.severity, rec.urgency,
+            iso(rec.acknowledged), iso(rec.resolved), iso(rec.closed), iso(rec.updated), rec.reassignment_count,
             None if rec.sla_breached is None else int(rec.sla_breached), rec.assignment_group, rec.url,
         )
     raise TypeError(f"not a record: {type(rec).__name__}")
@@ -335,7 +325,7 @@ class Store:
                 'INSERT INTO sprints (source, id, name, state, start, "end", completed) VALUES (?, ?, ?, ?, ?, ?, ?) '
                 'ON CONFLICT (source, id) DO UPDATE SET name = excluded.name, state = excluded.state, '
                 'start = excluded.start, "end" = excluded."end", completed = excluded.completed',
-                [(source, s.id, s.name, s.state, _iso(s.start), _iso(s.end), _iso(s.completed))
+                [(source, s.id, s.name, s.state, iso(s.start), iso(s.end), iso(s.completed))
                  for s in sprints.values()])
 
     def _write_raw(self, table: str, source: str, raws: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from okrsync.config.keyresults import MetricSpec
 from okrsync.config.settings import Settings, env_name
 from okrsync.config.workspace import Workspace
-from okrsync.connectors.base import Connector, ConnectorOptions, Page, ReadContext, SourceError, Stream
+from okrsync.connectors.base import Connector, ConnectorOptions, Page, ReadContext, SourceError, Stream, redact
 from okrsync.connectors.registry import build_connector
 from okrsync.mappings.selectors import jql_key
 
@@ -293,8 +293,5 @@ def _loopback(cfg: Any) -> bool:
 
 
 def _one_line(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return " ".join(text.split())
+    return " ".join(redact(text, secrets).split())
 

@@ -9,10 +9,10 @@ from typing import Any, Callable
 
 from okrsync.config.settings import Settings
 from okrsync.config.workspace import Workspace
-from okrsync.connectors.base import ConnectorOptions, SourceError, Writer
+from okrsync.connectors.base import ConnectorOptions, SourceError, Writer, redact
 from okrsync.connectors.registry import build_writer
 
-from .compute import Computation, KRResult, _sources_of
+from .compute import Computation, KRResult, sources_of
 from .records import KRStatus, iso
 from .store import Store
 
@@ -82,7 +82,7 @@ class WritebackDispatcher:
         for k in comp.all_krs():
             if not k.kr.writeback:
                 continue
-            if failed_sources.intersection(_sources_of(k.kr)):
+            if failed_sources.intersection(sources_of(k.kr)):
                 summary.skipped += len(k.kr.writeback)
                 log.warning("%s: write-back skipped: its source failed in this run", k.kr.id)
                 continue
@@ -112,7 +112,7 @@ class WritebackDispatcher:
                 return
             result = writer.write(target, status, prev["remote_ref"] if prev else None)
         except SourceError as exc:
-            msg = _redact(str(exc), self.settings.secret_values())
+            msg = redact(str(exc), self.settings.secret_values())
             summary.errors.append(f"write-back {kr_id} -> {tid}: {msg}")
             self.store.save_writeback(kr_id, tid, rendered_hash=None, remote_ref=None, run_id=self.run_id,
                                       actions=[("write", "failed", msg)])
@@ -122,9 +122,3 @@ class WritebackDispatcher:
         self.store.save_writeback(kr_id, tid, rendered_hash=fp, remote_ref=result.remote_ref, run_id=self.run_id,
                                   actions=[(a, "ok", d) for a, d in result.actions] or [("write", "ok", "")])
 
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text

@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from okrsync.connectors.base import redact
+
 
 class RedactingFilter(logging.Filter):
     """Replaces secret values in every record's final message (and drops exc args that hold them)."""
@@ -16,9 +18,7 @@ class RedactingFilter(logging.Filter):
         self.secrets = [s for s in secrets if s]
 
     def redact(self, text: str) -> str:
-        for s in self.secrets:
-            text = text.replace(s, "***")
-        return text
+        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:

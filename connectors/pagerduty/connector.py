@@ -20,8 +20,8 @@ from .normalize import first_acknowledgement, halves, normalize_incident, window
 LIMIT = 100  # the API's maximum page size
 MAX_OFFSET = 10000  # offset + limit above this answers 400
 DEFAULT_HISTORY = timedelta(days=365)  # a read with no start at all (since=None)
-ACK_MEMORY = timedelta(days=190)
-LOG_WINDOW_DAYS = 180  # account-wide log entries: ranges of at most ~6 months, halved past the offset cap  # how long a fetched first-ack is remembered (else re-fetched)
+ACK_MEMORY = timedelta(days=190)  # how long a fetched first-ack is remembered (else re-fetched)
+LOG_WINDOW_DAYS = 180  # account-wide log entries: ranges of at most ~6 months, halved past the offset cap
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 
 

@@ -50,7 +50,7 @@ from okrsync.config.keyresults import WebhookTarget
 from okrsync.config.sources import check_url
 from okrsync.engine.records import KRStatus, iso
 
-from ..base import AuthError, ConnectorOptions, NotFoundError, SourceError, WriteResult
+from ..base import AuthError, ConnectorOptions, NotFoundError, SourceError, WriteResult, redact
 from ..http import HttpClient, HttpOptions
 from . import payload as P
 
@@ -187,9 +187,7 @@ class WebhookWriter:
 
 
 def _redact(text: str, secrets: list[str]) -> str:
-    for s in sorted(secrets, key=len, reverse=True):
-        text = text.replace(s, "***")
-    return text.replace("\n", " ")
+    return redact(text, secrets).replace("\n", " ")
 
 
 def build_writer(name: Any, config: Any, credentials: Any, options: ConnectorOptions) -> WebhookWriter:
