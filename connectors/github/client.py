@@ -147,20 +147,24 @@ class GitHubClient:
         return out
 
     def compare(self, repo: str, base: str, head: str) -> list[str]:
-        """SHAs reachable from head but not from base (oldest first), paging past the first answer."""
+        """SHAs reachable from head but not from base, oldest first.
+
+        https://docs.github.com/rest/commits/commits#compare-two-commits: "When calling this endpoint without
+        any paging parameter (per_page or page), the returned list is limited to 250 commits, and the last
+        commit in the list is the most recent of the entire comparison." Paged answers run from the earliest
+        commit instead, so every call pages explicitly (page 1, 2, ...) up to `total_commits`: the unpaged
+        list is never used (mixing it in would lose the oldest commits of a long comparison).
+        """
         path = f"repos/{repo}/compare/{base}...{head}"
         what = f"comparison {base[:12]}...{head[:12]} in {repo}"
-        body = self.get(path, what=what) or {}
-        shas = dict.fromkeys(c["sha"] for c in body.get("commits") or [] if c.get("sha"))
-        total = int(body.get("total_commits") or 0)
-        page = len(shas) // PER_PAGE + 1
-        while len(shas) < total and page <= COMPARE_MAX_PAGES:
-            more = self.get(path, what=what, params={"per_page": PER_PAGE, "page": page}) or {}
+        shas: dict[str, None] = {}
+        for page in range(1, COMPARE_MAX_PAGES + 1):
+            body = self.get(path, what=what, params={"per_page": PER_PAGE, "page": page}) or {}
+            commits = [c["sha"] for c in body.get("commits") or [] if isinstance(c, dict) and c.get("sha")]
             before = len(shas)
-            shas.update(dict.fromkeys(c["sha"] for c in more.get("commits") or [] if c.get("sha")))
-            if len(shas) == before:
+            shas.update(dict.fromkeys(commits))
+            if len(shas) >= int(body.get("total_commits") or 0) or len(shas) == before:
                 break
-            page += 1
         return list(shas)
 
     def _same_host(self, url: str) -> None:

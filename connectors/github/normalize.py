@@ -133,13 +133,18 @@ def normalize_deployment(payload: dict[str, Any], statuses: list[dict[str, Any]]
 
 
 def normalize_release(payload: dict[str, Any], source: str, repo: str, environment: str) -> Deployment | None:
-    """A published release as a successful deployment; drafts are not releases yet (None)."""
+    """A published release as a successful deployment; drafts are not releases yet (None).
+
+    It happens when published: created and finished are `published_at`. The payload's `created_at` is the date
+    of the release's commit, not of the release (GitHub's "Get the latest release" documentation); it stays in raw.
+    """
     if payload.get("draft"):
         return None
     commitish = str(payload.get("target_commitish") or "")
+    published = parse_iso(_req(payload, "published_at"))
     return Deployment(
         source=source, id=f"release:{_req(payload, 'id')}", environment=environment, status="success",
-        created=_time(payload, "created_at", True), finished=_time(payload, "published_at", True),
+        created=published, finished=published,
         sha=commitish if _SHA.fullmatch(commitish) else None, ref=payload.get("tag_name"),
         url=payload.get("html_url"), repo=repo, origin="release",
         updated=_time(payload, "updated_at") or _time(payload, "published_at"), raw=payload,

@@ -112,9 +112,10 @@ class RepoStream:
         return Page(checkpoint={"repo": unit, "done": True}, state=copy.deepcopy(st))
 
     def read_newest_first(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None, *, path: str,
-                          params: dict, time_key: str, fn: Callable[[dict], Any], kind: str,
+                          params: dict, time_key: str | None, fn: Callable[[dict], Any], kind: str,
                           etag_any_page: bool) -> Iterator[Page]:
-        """Newest-first paging that stops after the page crossing `since` (by time_key), never at a stored record.
+        """Newest-first paging that stops after the page crossing `since` (by time_key), never at a stored record;
+        time_key None reads every page.
 
         etag_any_page: a 304 on the first page proves nothing changed even when more pages were read
         (true when any change moves an item to the first page, as with pulls sorted by updated).
@@ -135,7 +136,7 @@ class RepoStream:
             if pages == 1:
                 first_etag = page.etag
             records, skipped = convert(page.items, fn, repo, kind)
-            crossed = since is not None and any(
+            crossed = since is not None and time_key is not None and any(
                 (t := parse_or_none(item.get(time_key))) is not None and t < since for item in page.items
             )
             nxt = None if crossed else page.next_url
@@ -211,14 +212,29 @@ class PullsStream(RepoStream):
 
 
 class ReleasesStream(RepoStream):
-    """GET /repos/{o}/{r}/releases newest first, stopping at the cursor by created_at; drafts skipped."""
+    """GET /repos/{o}/{r}/releases, every page each run; releases published since the cursor are kept.
+
+    A release happens when it is published: `published_at`. Its `created_at` is the date of its commit
+    ("The created_at attribute is the date of the commit used for the release, and not the date when the release
+    was drafted or published": https://docs.github.com/rest/releases/releases#get-the-latest-release), and the
+    list's order is not documented (it follows created_at), so no position in it bounds the publication dates
+    still to come: a release of an old commit published today may sit on the last page. Release lists are short;
+    a one-page list is read conditionally (ETag), so an unchanged repository costs one free 304.
+    """
 
     name = "releases"
     default_from = "previous_period"
 
     def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
         env = self.conn.config.release_environment
+        since = self.since_for(ctx, st, unit)
+
+        def published_since(p: dict) -> Any:
+            published = parse_or_none(p.get("published_at"))
+            if since is not None and published is not None and published < since:
+                return None  # published before the window: read by an earlier run
+            return normalize_release(p, self.source, unit, env)
+
         yield from self.read_newest_first(
             unit, ctx, st, resume, path=f"repos/{unit}/releases", params={"per_page": PER_PAGE},
-            time_key="created_at", fn=lambda p: normalize_release(p, self.source, unit, env), kind="release",
-            etag_any_page=False)
+            time_key=None, fn=published_since, kind="release", etag_any_page=False)

@@ -22,6 +22,10 @@ MAX_OFFSET = 10000  # offset + limit above this answers 400
 DEFAULT_HISTORY = timedelta(days=365)  # a read with no start at all (since=None)
 ACK_MEMORY = timedelta(days=190)  # how long a fetched first-ack is remembered (else re-fetched)
 LOG_WINDOW_DAYS = 180  # account-wide log entries: ranges of at most ~6 months, halved past the offset cap
+# The API reference does not say whether since/until are inclusive: each slice after the first starts one
+# second (the API's resolution) before the previous one ended, and incidents are de-duplicated by id, so an
+# incident created on a boundary is read once whichever way the API goes.
+BOUNDARY_OVERLAP = timedelta(seconds=1)
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 
 
@@ -121,8 +125,10 @@ class IncidentStream:
         if resume and parse_iso(resume) > since:
             start = parse_iso(resume)
         queue = deque(windows(start, ctx.run_started, self.config.window_days))
+        listed: set[str] = set()  # ids read by this read's slices (a boundary incident may be in two)
         while queue:
             lo, hi = queue.popleft()
+            since_at = lo - BOUNDARY_OVERLAP if lo > start else lo
             offset = 0
             while True:
                 if offset + self.limit > MAX_OFFSET:
@@ -132,10 +138,13 @@ class IncidentStream:
                                           f"{zulu(lo)}; cannot page past the API's offset cap")
                     queue.extendleft(reversed(split))
                     break
-                params = {"since": zulu(lo), "until": zulu(hi), "time_zone": "UTC", "limit": self.limit,
+                params = {"since": zulu(since_at), "until": zulu(hi), "time_zone": "UTC", "limit": self.limit,
                           "offset": offset, "sort_by": "created_at:asc", **self.filters()}
                 incidents, more = self.list_incidents(params)
-                yield run.page(incidents, checkpoint={"from": iso(lo)})
+                ids = [str(p.get("id")) if isinstance(p, dict) else None for p in incidents]
+                fresh = [p for p, i in zip(incidents, ids) if i is None or i not in listed]
+                listed.update(i for i in ids if i is not None)
+                yield run.page(fresh, checkpoint={"from": iso(lo)})
                 if not more or not incidents:
                     break
                 offset += self.limit

@@ -1,9 +1,10 @@
-"""ServiceNow Table API incidents: keyset paging by (sys_updated_on, sys_id), basic or bearer auth."""
+"""ServiceNow Table API incidents: keyset paging by (sys_updated_on, sys_id) without ^NQ, basic or bearer auth."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Iterator
+
+import requests
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.connectors.base import (
@@ -11,7 +12,7 @@ from okrsync.connectors.base import (
     AuthError, ConnectorOptions, Page, QueryError, ReadContext, Skipped, SourceError,
 )
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
-from okrsync.engine.records import RecordError
+from okrsync.engine.records import Record, RecordError
 
 from .normalize import format_time, normalize_incident, value
 
@@ -30,7 +31,7 @@ def fields_param(extra: list[str] | tuple[str, ...] = ()) -> str:
 
 
 def check_user_query(query: str | None) -> str | None:
-    """The source's query: is ANDed into every ^NQ group, so it may not hold ^NQ or ORDERBY itself."""
+    """The source's query: ANDed into every page's query, so it may not hold ^NQ or ORDERBY itself."""
     if query is None or not query.strip():
         return None
     q = query.strip()
@@ -42,26 +43,38 @@ def check_user_query(query: str | None) -> str | None:
     return q
 
 
-def keyset_query(since: datetime | None, after: tuple[str, str] | None, user_query: str | None = None) -> str:
+# How a page's query bounds (sys_updated_on, sys_id). One ^NQ-free query each: ServiceNow documents neither
+# conditions nor ORDERBY across ^NQ groups (KB0564887 shows a condition applying to the first group only).
+FROM = "from"    # sys_updated_on>=L, ordered by (sys_updated_on, sys_id); rows up to the position are skipped
+SAME = "same"    # sys_updated_on=L^sys_id>ID, ordered by sys_id: the rest of one timestamp
+AFTER = "after"  # sys_updated_on>L, ordered by (sys_updated_on, sys_id)
+
+
+def page_query(mode: str, lower: str | None, pos: tuple[str, str] | None, user_query: str | None = None) -> str:
     """The encoded query of one page.
 
-    First page:  sys_updated_on>=SINCE[^Q]^ORDERBYsys_updated_on^ORDERBYsys_id
-    Next pages:  sys_updated_on>L[^Q]^NQsys_updated_on=L^sys_id>ID[^Q]^ORDERBY...
-    (^NQ ORs whole groups, so the user's query Q is repeated in each group.)
+    FROM:  sys_updated_on>=L[^Q]^ORDERBYsys_updated_on^ORDERBYsys_id   (L: the position's time, else `lower`)
+    SAME:  sys_updated_on=L^sys_id>ID[^Q]^ORDERBYsys_id
+    AFTER: sys_updated_on>L[^Q]^ORDERBYsys_updated_on^ORDERBYsys_id
     """
     extra = [user_query] if user_query else []
-    if after is None:
-        lower = [f"sys_updated_on>={format_time(since)}"] if since is not None else []
-        groups = ["^".join(lower + extra)]
-    else:
-        last, sys_id = after
-        groups = ["^".join([f"sys_updated_on>{last}", *extra]),
-                  "^".join([f"sys_updated_on={last}", f"sys_id>{sys_id}", *extra])]
-    cond = "^NQ".join(g for g in groups if g)
-    return f"{cond}^{ORDER}" if cond else ORDER
+    if mode == SAME and pos is not None:
+        return "^".join([f"sys_updated_on={pos[0]}", f"sys_id>{pos[1]}", *extra, "ORDERBYsys_id"])
+    at = pos[0] if pos is not None else lower
+    cond = [] if at is None else [f"sys_updated_on{'>' if mode == AFTER else '>='}{at}"]
+    return "^".join([*cond, *extra, ORDER])
 
 
 class IncidentStream:
+    """Keyset paging by (sys_updated_on, sys_id) without ^NQ.
+
+    A FROM page re-reads the rows of its lower second and skips those up to the position (de-duplicated at the
+    boundary). A page ending inside the second it started in (a bulk update sharing one sys_updated_on) is
+    followed by SAME pages for the rest of that second, then AFTER. ACLs filter rows after the query ran, so a
+    page may be short, or hold no new row, before the end (KB3047115): the read ends on an empty page, or on a
+    page holding its query's whole result (as many rows as X-Total-Count), never on a short page.
+    """
+
     name = "incidents"
     default_from = "previous_period"
 
@@ -85,12 +98,20 @@ class IncidentStream:
             "sysparm_display_value": "false",
             "sysparm_exclude_reference_link": "true",
             "sysparm_limit": str(self.page_size),
-            "sysparm_no_count": "true",
         }
 
-    def fetch(self, query: str) -> list[dict[str, Any]]:
+    def fetch(self, query: str, offset: int = 0) -> tuple[list[dict[str, Any]], int | None]:
+        """(rows, X-Total-Count or None)."""
+        seen: list[requests.Response] = []
+
+        def grab(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+            seen.append(resp)
+
+        params = self.params(query)
+        if offset:
+            params["sysparm_offset"] = str(offset)
         try:
-            body = self.client.get(f"api/now/table/{self.table}", params=self.params(query))
+            body = self.client.get(f"api/now/table/{self.table}", params=params, hooks={"response": [grab]})
         except HTTPStatusError as exc:
             if exc.status == 400:
                 raise QueryError(f"{exc} (sysparm_query {query!r})") from None
@@ -98,43 +119,74 @@ class IncidentStream:
         rows = body.get("result") if isinstance(body, dict) else None
         if not isinstance(rows, list):
             raise SourceError(f"{self.source}: unexpected response from api/now/table/{self.table} (no result list)")
-        return rows
+        total = seen[-1].headers.get("X-Total-Count") if seen else None
+        return rows, int(total) if total and total.strip().isdigit() else None
 
     def read(self, ctx: ReadContext) -> Iterator[Page]:
-        after: tuple[str, str] | None = None
+        lower = format_time(ctx.since) if ctx.since is not None else None
+        pos: tuple[str, str] | None = None
         cp = ctx.checkpoint or {}
         if cp.get("updated") and cp.get("sys_id"):
-            after = (str(cp["updated"]), str(cp["sys_id"]))
+            pos = (str(cp["updated"]), str(cp["sys_id"]))
+        mode, offset = FROM, 0
         while True:
-            rows = self.fetch(keyset_query(ctx.since, after, self.user_query))
-            records, skipped = [], []
-            for row in rows:
-                if not isinstance(row, dict):
-                    skipped.append(Skipped("?", "row is not an object"))
-                    continue
+            query = page_query(mode, lower, pos, self.user_query)
+            rows, total = self.fetch(query, offset)
+            if not rows and total is not None and offset + self.page_size < total:
+                # an ACL hid every row of these results: the same query's next results (offset paging until a
+                # row shows; the keyset takes over from it)
+                offset += self.page_size
+                continue
+            # the end: an empty page, or the query's whole result in hand (whether or not the count includes
+            # the rows ACLs hide, a page holding as many rows as it counts holds them all)
+            complete = not rows or (offset == 0 and total is not None and len(rows) >= total)
+            offset = 0
+            keys = [self._key(row) for row in rows]
+            if not complete:
+                self._check(mode, query, keys, pos)
+            fresh = [(row, k) for row, k in zip(rows, keys) if pos is None or k > pos]
+            records: list[Record] = []
+            skipped: list[Skipped] = []
+            for row, _ in fresh:
                 try:
                     records.append(normalize_incident(row, source=self.source, base_url=self.base_url,
                                                       table=self.table))
                 except RecordError as exc:
                     skipped.append(Skipped(value(row.get("number")) or value(row.get("sys_id")) or "?", str(exc)))
-            if rows:
-                after = self._advance(after, rows[-1])
+            if fresh:
+                pos = fresh[-1][1]
             yield Page(records=records, skipped=skipped,
-                       checkpoint={"updated": after[0], "sys_id": after[1]} if after else None)
-            if len(rows) < self.page_size:
-                return
+                       checkpoint={"updated": pos[0], "sys_id": pos[1]} if pos else None)
+            if complete:
+                if mode != SAME:
+                    return
+                mode = AFTER  # that second is done
+            elif mode == SAME:
+                continue
+            elif not fresh or (pos is not None and keys[0][0] == pos[0]):
+                # no new row (a page of rows read already, the others hidden), or a page inside one second:
+                # the next FROM page would start where this one did
+                mode = SAME
+            else:
+                mode = FROM
 
-    def _advance(self, after: tuple[str, str] | None, last: Any) -> tuple[str, str]:
-        """The keyset position after a page; refuse to loop when the server did not honour the order."""
-        if not isinstance(last, dict):
-            raise SourceError(f"{self.source}: the last row of a page is not an object; cannot page on")
-        pos = (value(last.get("sys_updated_on")).strip(), value(last.get("sys_id")).strip())
-        if not pos[0] or not pos[1]:
+    def _key(self, row: Any) -> tuple[str, str]:
+        if not isinstance(row, dict):
+            raise SourceError(f"{self.source}: a row of a page is not an object; cannot page on")
+        return value(row.get("sys_updated_on")).strip(), value(row.get("sys_id")).strip()
+
+    def _check(self, mode: str, query: str, keys: list[tuple[str, str]], pos: tuple[str, str] | None) -> None:
+        """Refuse to page on (and loop, or skip rows) when the instance did not honour the query's order/bounds."""
+        if any(not t or not i for t, i in keys):
             raise SourceError(f"{self.source}: rows carry no sys_updated_on/sys_id; cannot page on")
-        if after is not None and pos <= after:
-            raise SourceError(f"{self.source}: the instance did not honour the keyset query "
-                              f"(page ended at {pos}, not after {after}); stopping to avoid a loop")
-        return pos
+        ordered = all(a < b for a, b in zip(keys, keys[1:]))
+        if mode == SAME and pos is not None:
+            ordered = ordered and all(t == pos[0] and i > pos[1] for t, i in keys)
+        elif mode == AFTER and pos is not None:
+            ordered = ordered and keys[0][0] > pos[0]
+        if not ordered:
+            raise SourceError(f"{self.source}: the instance did not honour the keyset query {query!r} (rows not "
+                              f"ordered by sys_updated_on, sys_id after {pos}); stopping to avoid a loop")
 
 
 class ServiceNowConnector(ClientConnector):

@@ -52,7 +52,9 @@ class GitHubDelivery:
 
     def list_releases(self, req: Request) -> Response:
         r = self._repo(req)
-        items = sorted(r.releases, key=lambda rel: (rel.created, rel.id), reverse=True)
+        # newest first by created_at (the commit's date): the order is not documented, so a client must not stop
+        # at a cutoff on either date; "latest" is documented to sort by created_at
+        items = sorted(r.releases, key=lambda rel: (self.r.release_created(r, rel), rel.id), reverse=True)
         return self.paged(req, items, lambda rel: self.r.release(r, rel))
 
     def list_workflows(self, req: Request) -> Response:
@@ -80,7 +82,7 @@ class GitHubDelivery:
         r = self._repo(req)
         if not r.releases:
             raise BadRequest("Not Found", 404)
-        return self.ok(self.r.release(r, max(r.releases, key=lambda rel: (rel.created, rel.id))))
+        return self.ok(self.r.release(r, max(r.releases, key=lambda rel: (self.r.release_created(r, rel), rel.id))))
 
     def get_commit(self, req: Request) -> Response:
         r = self._repo(req)
@@ -129,10 +131,20 @@ class GitHubDelivery:
                              docs="https://docs.github.com/rest/commits/commits#compare-two-commits")
         ahead, behind = max(0, hi - bi), max(0, bi - hi)
         commits = r.commits[bi + 1: hi + 1] if ahead else []
-        per_page = min(max(_int(req.arg("per_page"), 250), 1), 1000)
-        page = max(1, _int(req.arg("page"), 1))
-        chunk = commits[(page - 1) * per_page: page * per_page]
-        first = (page - 1) * per_page + bi + 1
+        # https://docs.github.com/rest/commits/commits#compare-two-commits: "When calling this endpoint without
+        # any paging parameter (per_page or page), the returned list is limited to 250 commits, and the last
+        # commit in the list is the most recent of the entire comparison." With a paging parameter the pages
+        # run from the earliest commit, per_page defaulting to 30 (max 100).
+        paged = req.arg("per_page") is not None or req.arg("page") is not None
+        if paged:
+            per_page = min(max(_int(req.arg("per_page"), 30), 1), 100)
+            page = max(1, _int(req.arg("page"), 1))
+            start = (page - 1) * per_page
+            chunk = commits[start: start + per_page]
+        else:
+            start = max(0, len(commits) - 250)
+            chunk = commits[start:]
+        first = start + bi + 1  # index in r.commits of chunk[0]
         url = f"{self.base_url}/repos/{r.name}"
         base_c = r.commits[min(bi, hi)]
         out = {"url": f"{url}/compare/{base}...{head}",
@@ -147,8 +159,9 @@ class GitHubDelivery:
                "ahead_by": ahead, "behind_by": behind, "total_commits": ahead,
                "commits": [self.r.commit(r, c, r.commits[first + n - 1]) for n, c in enumerate(chunk)], "files": []}
         resp = self.ok(out)
-        listing = self.paged(req, commits, lambda c: None, default=250, maximum=1000)
-        resp.headers += [h for h in listing.headers if h[0] == "Link"]
+        if paged:
+            listing = self.paged(req, commits, lambda c: None, default=30, maximum=100)
+            resp.headers += [h for h in listing.headers if h[0] == "Link"]
         return resp
 
     def _resolve(self, r: Repo, ref: str) -> int | None:

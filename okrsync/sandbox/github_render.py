@@ -181,6 +181,14 @@ class GhRenderer:
                 "environment_url": f"https://{d.environment}.{r.name.split('/')[1]}.acme.example",
                 "log_url": log, "performed_via_github_app": None}
 
+    @staticmethod
+    def release_created(r: Repo, rel: Release) -> int:
+        """A release's `created_at` is its commit's date, not when the release was drafted or published:
+        https://docs.github.com/rest/releases/releases#get-the-latest-release ("The created_at attribute is the
+        date of the commit used for the release, and not the date when the release was drafted or published")."""
+        i = r.commit_index.get(rel.sha)
+        return min(r.commits[i].time, rel.published) if i is not None else rel.created
+
     def release(self, r: Repo, rel: Release) -> dict[str, Any]:
         url = f"{self.api}/repos/{r.name}"
         return {"url": f"{url}/releases/{rel.id}", "assets_url": f"{url}/releases/{rel.id}/assets",
@@ -188,7 +196,8 @@ class GhRenderer:
                 "html_url": self.html(f"{r.name}/releases/tag/{rel.tag}"), "id": rel.id,
                 "author": self.user(rel.author), "node_id": node_id("Release", rel.id), "tag_name": rel.tag,
                 "target_commitish": "main", "name": rel.tag, "draft": False, "immutable": False,
-                "prerelease": False, "created_at": gh_time(rel.created), "updated_at": gh_time(rel.published),
+                "prerelease": False, "created_at": gh_time(self.release_created(r, rel)),
+                "updated_at": gh_time(rel.published),
                 "published_at": gh_time(rel.published), "assets": [],
                 "tarball_url": f"{url}/tarball/{rel.tag}", "zipball_url": f"{url}/zipball/{rel.tag}",
                 "body": f"Release {rel.tag}"}

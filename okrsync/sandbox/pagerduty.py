@@ -26,12 +26,16 @@ class PagerDutyApp(App):
         self.w, self.token = world, token
         self._cache: OrderedDict[tuple, list] = OrderedDict()
         self._lock = threading.Lock()
+        # GET /incidents since/until: the API reference does not say whether either bound is inclusive
+        # ("The start/end of the date range over which you want to search"); tests may flip these
+        self.since_inclusive, self.until_inclusive = True, False
         self.route("GET", "/incidents", self.list_incidents)
         self.route("GET", "/incidents/{id}", self.get_incident)
         self.route("GET", "/incidents/{id}/log_entries", self.list_log_entries)
         self.route("GET", "/log_entries", self.list_account_log_entries)
         self.route("GET", "/services", self.list_services)
         self.route("GET", "/priorities", self.list_priorities)
+        self.route("GET", "/abilities", self.abilities)
 
     # -- shapes, auth ------------------------------------------------------------------------------------
     def error(self, status: int, message: str, **extra: Any) -> Response:
@@ -61,6 +65,10 @@ class PagerDutyApp(App):
 
     def ok(self, obj: Any) -> Response:
         return json_response(200, obj, content_type=JSON)
+
+    def abilities(self, req: Request) -> Response:
+        """GET /abilities: the account's abilities (the cheapest authenticated call: `validate --online`)."""
+        return self.ok({"abilities": ["teams", "read_only_users", "urgencies", "service_support_hours"]})
 
     # -- references --------------------------------------------------------------------------------------
     def _ref(self, kind: str, id: str, summary: str, web: str | None = None) -> dict[str, Any]:
@@ -216,14 +224,16 @@ class PagerDutyApp(App):
         if len(sort) > 2 or any(s.split(":")[0] not in ("created_at", "incident_number", "resolved_at", "urgency")
                                 for s in sort):
             raise BadRequest("Invalid Input Provided", 400, errors=["Sort by is invalid."])
-        cache_key = (since, until, tuple(sorted(statuses)), tuple(sorted(services)), tuple(sorted(teams)),
+        inclusive = (self.since_inclusive, self.until_inclusive)
+        cache_key = (since, until, inclusive, tuple(sorted(statuses)), tuple(sorted(services)), tuple(sorted(teams)),
                      tuple(sorted(urgencies)), key, tuple(sort), self.w.version)
         with self._lock:
             items = self._cache.get(cache_key)
         if items is None:
             with self.w.lock:
                 items = [x for x in self.w.pd
-                         if (since is None or x.created >= since) and (until is None or x.created < until)
+                         if (since is None or x.created > since or (inclusive[0] and x.created == since))
+                         and (until is None or x.created < until or (inclusive[1] and x.created == until))
                          and (not statuses or x.status in statuses) and (not services or x.service in services)
                          and (not teams or self.w.pd_services[x.service][1] in teams)
                          and (not urgencies or x.urgency in urgencies) and (not key or x.key == key)]

@@ -9,7 +9,7 @@ import threading
 import time
 from collections import OrderedDict
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlencode
 
 from .model import HOUR_MS, UTC, SnIncident, sn_time
@@ -88,6 +88,9 @@ class ServiceNowApp(App):
         self.getters = incident_getters(world)
         self._cache: OrderedDict[tuple, list] = OrderedDict()
         self._lock = threading.Lock()
+        # ACLs: rows hidden from restricted API users (none by default); see restrict()
+        self._hidden: Callable[[Any], bool] = lambda row: False
+        self._restricted: set[str] | None = set()
         for prefix in ("/api/now/table", "/api/now/v2/table"):
             self.route("GET", f"{prefix}/{{table}}", self.list_table)
             self.route("GET", f"{prefix}/{{table}}/{{sys_id}}", self.get_record)
@@ -126,6 +129,43 @@ class ServiceNowApp(App):
                               ("X-RateLimit-Reset", str(int(time.time() + retry_after))),
                               ("X-RateLimit-Rule", "okrsync-sandbox")])
 
+    # -- ACLs --------------------------------------------------------------------------------------------
+    def restrict(self, hidden: Iterable[str] | Callable[[Any], bool] | None,
+                 users: Iterable[str] | None = None) -> None:
+        """Hide incident rows from API users as read ACLs do: `hidden` is a set of sys_ids or a predicate on a
+        row (None: nothing hidden); `users` the Basic user names it applies to (None: every user; a Bearer
+        token's user has no name here, so only None covers it).
+
+        ACLs are evaluated after the query ran: a page holds the rows of `sysparm_limit` query results that the
+        user may read, so it can be short (even empty) before the end, and X-Total-Count still counts the hidden
+        rows (ServiceNow KB3047115; "Only an empty page ends the read" in docs/api-notes.md).
+        """
+        if hidden is None:
+            self._hidden = lambda row: False
+        elif callable(hidden):
+            self._hidden = hidden
+        else:
+            ids = frozenset(hidden)
+            self._hidden = lambda row: getattr(row, "sys_id", None) in ids
+        self._restricted = None if users is None else set(users)
+
+    def _acl(self, req: Request, table: str) -> Callable[[Any], bool]:
+        """The read ACL for this request's user: True when the row may be read."""
+        if table != "incident":
+            return lambda row: True
+        if self._restricted is not None:
+            scheme, _, value = (req.header("Authorization") or "").partition(" ")
+            user = ""
+            if scheme == "Basic":
+                try:
+                    user = base64.b64decode(value).decode().partition(":")[0]
+                except (binascii.Error, UnicodeDecodeError):
+                    user = ""
+            if user not in self._restricted:
+                return lambda row: True
+        hidden = self._hidden
+        return lambda row: not hidden(row)
+
     # -- tables ------------------------------------------------------------------------------------------
     def _table(self, name: str) -> tuple[list[Any], dict[str, Callable[[Any], str]]]:
         if name == "incident":
@@ -152,17 +192,26 @@ class ServiceNowApp(App):
         with self._lock:
             matches = self._cache.get(key)
         if matches is None:
-            where, order = compile_query(query, getters, self.w.sn_tz, self.w.sn_refs)
-            with self.w.lock:
-                matches = [r for r in rows if where(r)]
-            for field, desc in reversed(order):
-                get = getters[field]
-                matches.sort(key=(lambda r: _sortable(field, get(r))), reverse=desc)
+            matches = []
+            seen: set[int] = set()
+            # ^NQ groups are independent queries: each has its own conditions and its own ORDERBY, and the
+            # documentation promises no ordering (nor any condition) across them (KB0564887 shows a condition
+            # added to such a query applying to the first group only). Rows come group by group.
+            for where, order in compile_groups(query, getters, self.w.sn_tz, self.w.sn_refs):
+                with self.w.lock:
+                    group = [r for r in rows if where(r) and id(r) not in seen]
+                for field, desc in reversed(order):
+                    get = getters[field]
+                    group.sort(key=(lambda r: _sortable(field, get(r))), reverse=desc)
+                seen.update(id(r) for r in group)
+                matches += group
             with self._lock:
                 self._cache[key] = matches
                 while len(self._cache) > 16:
                     self._cache.popitem(last=False)
         page = matches[offset: offset + limit] if limit > 0 else []
+        readable = self._acl(req, table)
+        page = [r for r in page if readable(r)]  # ACLs filter the page after the query (KB3047115)
         render = self._renderer(req, table, getters)
         with self.w.lock:
             resp = json_response(200, {"result": [render(r) for r in page]}, content_type=JSON)
@@ -192,7 +241,7 @@ class ServiceNowApp(App):
         with self.w.lock:
             row = self.w.sn_by_id.get(sys_id) if table == "incident" else \
                 next((r for r in rows if r[0] == sys_id), None)
-            if row is None:
+            if row is None or not self._acl(req, table)(row):
                 raise BadRequest("No Record found", 404,
                                  detail="Record doesn't exist or ACL restricts the record retrieval")
             return json_response(200, {"result": self._renderer(req, table, getters)(row)}, content_type=JSON)
@@ -268,13 +317,15 @@ def _int(value: str | None, default: int, name: str) -> int:
         raise BadRequest(f"Invalid value for {name}: {value}", 400) from None
 
 
-def compile_query(query: str, getters: dict[str, Callable[[Any], str]], tz: Any, names: dict[str, tuple[str, str]]
-                  ) -> tuple[Callable[[Any], bool], list[tuple[str, bool]]]:
-    """An encoded query -> (predicate, ORDER BY list). ^ is AND, ^OR binds to the previous term, ^NQ starts a new
-    OR'ed group; anything outside the subset is a 400 (a real instance may silently ignore it)."""
-    order: list[tuple[str, bool]] = []
-    groups: list[list[list[Callable[[Any], bool]]]] = []
+def compile_groups(query: str, getters: dict[str, Callable[[Any], str]], tz: Any, names: dict[str, tuple[str, str]]
+                   ) -> list[tuple[Callable[[Any], bool], list[tuple[str, bool]]]]:
+    """An encoded query -> one (predicate, ORDER BY list) per ^NQ group. ^ is AND, ^OR binds to the previous term,
+    ^NQ starts a new OR'ed group; an ORDERBY belongs to the group it is written in. Anything outside the subset is
+    a 400 (a real instance may silently ignore it)."""
+    out: list[tuple[Callable[[Any], bool], list[tuple[str, bool]]]] = []
+    orders: list[tuple[str, bool]] = []  # of groups without conditions (they match nothing of their own)
     for group_text in query.split("^NQ") if query else []:
+        order: list[tuple[str, bool]] = []
         terms: list[list[Callable[[Any], bool]]] = []
         for part in group_text.split("^"):
             part = part.strip()
@@ -294,14 +345,14 @@ def compile_query(query: str, getters: dict[str, Callable[[Any], str]], tz: Any,
                 continue
             terms.append([_condition(part, getters, tz, names, query)])
         if terms:
-            groups.append(terms)
-    if not groups:
-        return (lambda r: True), order
+            out.append((_all_of(terms), order))
+        else:
+            orders += order
+    return out or [(lambda row: True, orders)]
 
-    def where(row: Any) -> bool:
-        return any(all(any(c(row) for c in alts) for alts in terms) for terms in groups)
 
-    return where, order
+def _all_of(terms: list[list[Callable[[Any], bool]]]) -> Callable[[Any], bool]:
+    return lambda row: all(any(c(row) for c in alts) for alts in terms)
 
 
 def _invalid(query: str, why: str) -> BadRequest:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+from okrsync.connectors.base import ConnectorOptions
+from okrsync.connectors.github.client import GitHubClient
 from okrsync.sandbox import Sandbox
+from okrsync.sandbox.model import Commit, sha40
 
 from .conftest import NOW
 
@@ -115,6 +118,57 @@ def test_compare_linear_history(sandbox, http):
     assert http.get(f"{base}/{b}...{a}").json()["status"] == "behind"
     assert http.get(f"{base}/{a[:10]}...main").json()["ahead_by"] == 11
     assert http.get(f"{base}/{'0' * 40}...{b}").status_code == 404
+
+
+def test_compare_unpaged_lists_the_last_250_and_pages_run_from_the_earliest(fresh, http):
+    """GitHub's compare documentation: without per_page/page at most 250 commits, the LAST ones (the last in
+    the list is the most recent of the comparison); with paging, pages of at most 100 from the earliest."""
+    repo = fresh.world.repos["acme/web"]
+    t = repo.commits[-1].time
+    for i in range(400):
+        repo.add_commit(Commit(sha40("acme/web", "long", i), t + (i + 1) * 1000, f"commit {i}", 0, None))
+    shas = [c["sha"] for c in fresh.world.github_commits("acme/web")]
+    base, head = shas[-401], shas[-1]
+    url = f"{fresh.urls['github']}/repos/acme/web/compare/{base}...{head}"
+    unpaged = http.get(url)
+    assert unpaged.json()["total_commits"] == 400 and "Link" not in unpaged.headers
+    assert [c["sha"] for c in unpaged.json()["commits"]] == shas[-250:]
+    assert unpaged.json()["commits"][0]["parents"][0]["sha"] == shas[-251]
+    for params, want in [({"page": 1}, shas[-400:-370]), ({"per_page": 100}, shas[-400:-300]),
+                         ({"per_page": 100, "page": 4}, shas[-100:]), ({"per_page": 500, "page": 2}, shas[-300:-200]),
+                         ({"per_page": 100, "page": 5}, [])]:
+        got = http.get(url, params=params).json()
+        assert [c["sha"] for c in got["commits"]] == want, params
+        assert got["total_commits"] == 400
+    assert links(http.get(url, params={"per_page": 100}))["last"].endswith("page=4")
+
+
+def test_the_connector_reads_every_commit_of_a_long_comparison(fresh):
+    """The GitHub client against the sandbox: a deployment that shipped 400 commits ships all 400."""
+    repo = fresh.world.repos["acme/api"]
+    t = repo.commits[-1].time
+    for i in range(400):
+        repo.add_commit(Commit(sha40("acme/api", "long", i), t + (i + 1) * 1000, f"commit {i}", 0, None))
+    shas = [c["sha"] for c in fresh.world.github_commits("acme/api")]
+    client = GitHubClient("github", fresh.urls["github"], None, options=ConnectorOptions(sleep=lambda s: None))
+    try:
+        assert client.compare("acme/api", shas[-401], shas[-1]) == shas[-400:]
+        assert client.compare("acme/api", shas[-3], shas[-1]) == shas[-2:]
+        assert client.compare("acme/api", shas[-1], shas[-1]) == []
+    finally:
+        client.close()
+
+
+def test_release_created_at_is_the_commit_date_before_publication(sandbox, http):
+    """created_at is the date of the release's commit, not of its publication (GitHub's releases docs)."""
+    for name in ("acme/web", "acme/api"):
+        rels = http.get(f"{sandbox.urls['github']}/repos/{name}/releases", params={"per_page": 100}).json()
+        assert rels and all(r["created_at"] < r["published_at"] for r in rels)
+        commits = {c["sha"]: c["time"] for c in sandbox.world.github_commits(name)}
+        world = {r["id"]: r for r in sandbox.world.github_releases(name)}
+        for r in rels:
+            assert r["published_at"] == world[r["id"]]["published"].strftime("%Y-%m-%dT%H:%M:%SZ")
+            assert r["created_at"] == commits[world[r["id"]]["sha"]].strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def test_etag_304_does_not_cost_budget(sandbox, http):

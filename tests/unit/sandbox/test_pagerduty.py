@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
+from okrsync.config.settings import SourceCredentials
+from okrsync.config.sources import PagerDutySource
+from okrsync.connectors.base import ConnectorOptions, ReadContext
+from okrsync.connectors.pagerduty.connector import build
 from okrsync.sandbox import Sandbox
 
 from .conftest import NOW, PD_HEADERS
@@ -101,3 +107,30 @@ def test_auth(http):
         assert http.get(url, headers={"Authorization": "Token token=wrong"}).json()["error"]["code"] == 2006
         assert http.get(url, headers={"Authorization": "Token token=pd-token"}).status_code == 200
         assert http.get(url, headers={"Authorization": "Bearer pd-token"}).status_code == 200
+
+
+@pytest.mark.parametrize("since_inclusive,until_inclusive", [(True, False), (True, True), (False, False),
+                                                              (False, True)])
+def test_since_and_until_bounds_can_be_inclusive_or_not(fresh, http, since_inclusive, until_inclusive):
+    """The API reference leaves it open: the sandbox can answer either way, and okrsync reads each incident once."""
+    app = fresh.apps["pagerduty"]
+    app.since_inclusive, app.until_inclusive = since_inclusive, until_inclusive
+    objs = sorted(fresh.world.pd, key=lambda x: x.created)
+    for x in (objs[2], objs[-3]):  # two incidents created on whole seconds: the bounds
+        x.created -= x.created % 1000
+    inc = sorted(fresh.world.pagerduty_incidents(), key=lambda x: x["created"])
+    a, b = inc[2]["created"], inc[-3]["created"]
+    z = lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    got = {x["id"] for x in get(http, fresh, "/incidents", since=z(a), until=z(b), limit=100).json()["incidents"]}
+    want = {x["id"] for x in inc if (a < x["created"] < b) or (since_inclusive and x["created"] == a)
+            or (until_inclusive and x["created"] == b)}
+    assert got == want
+    conn = build("pd", PagerDutySource(type="pagerduty", base_url=fresh.urls["pagerduty"], window_days=3),
+                 SourceCredentials(token="pd-token"), ConnectorOptions(sleep=lambda s: None))
+    try:
+        pages = list(conn.streams()[0].read(ReadContext(since=inc[0]["created"] - timedelta(days=1),
+                                                        run_started=NOW)))
+    finally:
+        conn.close()
+    ids = [r.id for p in pages for r in p.records]
+    assert sorted(ids) == sorted(x["id"] for x in inc if x["created"] < NOW)

@@ -7,6 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
+from okrsync.config.settings import SourceCredentials
+from okrsync.config.sources import ServiceNowSource
+from okrsync.connectors.base import ConnectorOptions, ReadContext
+from okrsync.connectors.servicenow.connector import build
 from okrsync.sandbox import Sandbox
 
 from .conftest import NOW, SN_AUTH
@@ -42,20 +46,79 @@ def test_offset_paging_with_link_and_total(sandbox, http):
     assert "Link" not in one_page.headers and len(one_page.json()["result"]) == total  # default limit 10000
 
 
-def test_keyset_paging_with_nq(sandbox, http):
-    """sys_updated_on>T ^NQ sys_updated_on=T^sys_id>ID, ordered by (sys_updated_on, sys_id): every row once."""
-    order = "^ORDERBYsys_updated_on^ORDERBYsys_id"
-    seen: list[str] = []
-    query = "sys_updated_on>=2000-01-01 00:00:00" + order
-    while True:
-        rows = table(http, sandbox, sysparm_query=query, sysparm_limit=9,
-                     sysparm_fields="sys_id,sys_updated_on").json()["result"]
-        seen += [x["sys_id"] for x in rows]
-        if len(rows) < 9:
-            break
-        t, sid = rows[-1]["sys_updated_on"], rows[-1]["sys_id"]
-        query = f"sys_updated_on>{t}^NQsys_updated_on={t}^sys_id>{sid}{order}"
+def connector_read(sb: Sandbox, page_size: int, user: str = "okrsync") -> list[str]:
+    """okrsync's ServiceNow stream against the sandbox: the sys_ids it reads, in order."""
+    conn = build("sn", ServiceNowSource(type="servicenow", url=sb.urls["servicenow"], page_size=page_size),
+                 SourceCredentials(user=user, password="pw"), ConnectorOptions(sleep=lambda s: None))
+    try:
+        pages = conn.streams()[0].read(ReadContext(since=datetime(2000, 1, 1, tzinfo=timezone.utc),
+                                                   run_started=NOW))
+        return [r.id for p in pages for r in p.records]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("page_size", [1, 9, 1000])
+def test_keyset_paging_reads_every_row_once(sandbox, page_size):
+    seen = connector_read(sandbox, page_size)
     assert len(seen) == len(set(seen)) == len(sandbox.world.sn)
+
+
+def test_orderby_does_not_reach_across_nq_groups(sandbox, http):
+    """Rows come group by group; an ORDERBY orders only the group it is written in (nothing is promised across
+    ^NQ groups): the old keyset query `>L ^NQ =L^sys_id>ID ^ORDERBY...` does not return rows in key order."""
+    inc = sorted(sandbox.world.servicenow_incidents(), key=lambda x: (x["updated"], x["sys_id"]))
+    mid = inc[len(inc) // 3]
+    t = mid["updated"].strftime("%Y-%m-%d %H:%M:%S")
+    order = "^ORDERBYsys_updated_on^ORDERBYsys_id"
+    rows = table(http, sandbox, sysparm_query=f"sys_updated_on>{t}^NQsys_updated_on={t}^sys_id>{mid['sys_id']}"
+                 f"{order}", sysparm_fields="sys_id,sys_updated_on").json()["result"]
+    keys = [(r["sys_updated_on"], r["sys_id"]) for r in rows]
+    want = sorted((x["updated"].strftime("%Y-%m-%d %H:%M:%S"), x["sys_id"]) for x in inc
+                  if x["updated"].strftime("%Y-%m-%d %H:%M:%S") > t
+                  or (x["updated"].strftime("%Y-%m-%d %H:%M:%S") == t and x["sys_id"] > mid["sys_id"]))
+    assert sorted(keys) == want  # the same rows...
+    assert keys != want  # ...not in key order: the first group is unordered
+    # one group with its ORDERBY is ordered
+    one = table(http, sandbox, sysparm_query=f"sys_updated_on>{t}{order}",
+                sysparm_fields="sys_id,sys_updated_on").json()["result"]
+    assert [(r["sys_updated_on"], r["sys_id"]) for r in one] == [k for k in want if k[0] > t]
+    # an ORDERBY in the first group orders that group only; the second group's rows follow it
+    first = table(http, sandbox, sysparm_query="priority=1^ORDERBYnumber^NQpriority=2^ORDERBYDESCnumber",
+                  sysparm_fields="number,priority").json()["result"]
+    ones = [r["number"] for r in first if r["priority"] == "1"]
+    twos = [r["number"] for r in first if r["priority"] == "2"]
+    assert [r["number"] for r in first] == ones + twos
+    assert ones == sorted(ones) and twos == sorted(twos, reverse=True)
+
+
+def test_acls_filter_rows_after_the_query_so_pages_run_short(fresh, http):
+    """KB3047115: a page holds the readable rows among `sysparm_limit` results; X-Total-Count counts them all."""
+    app = fresh.apps["servicenow"]
+    every = sorted(x.sys_id for x in fresh.world.sn)
+    hidden = set(every[::3])
+    app.restrict(hidden, users=["restricted.bot"])
+    url = f"{fresh.urls['servicenow']}/api/now/table/incident"
+    q = {"sysparm_query": "ORDERBYsys_id", "sysparm_fields": "sys_id", "sysparm_limit": 10}
+    mine = http.get(url, params=q, auth=("restricted.bot", "pw"))
+    admin = http.get(url, params=q, auth=SN_AUTH)
+    assert [r["sys_id"] for r in admin.json()["result"]] == every[:10]
+    assert [r["sys_id"] for r in mine.json()["result"]] == [x for x in every[:10] if x not in hidden]
+    assert mine.headers["X-Total-Count"] == admin.headers["X-Total-Count"] == str(len(every))
+    assert "next" in mine.headers["Link"]
+    # okrsync reads every readable row once: a short page is not the end
+    for page_size in (1, 2, 10):
+        seen = connector_read(fresh, page_size, user="restricted.bot")
+        assert len(seen) == len(set(seen)) and sorted(seen) == [x for x in every if x not in hidden]
+    one = f"{url}/{every[0]}"
+    assert http.get(one, auth=("restricted.bot", "pw")).status_code == 404
+    assert http.get(one, auth=SN_AUTH).status_code == 200
+    app.restrict(lambda row: row.priority == "1")  # every user, Bearer included
+    bearer = http.get(url, params={"sysparm_fields": "priority"}, headers={"Authorization": "Bearer x"}).json()
+    assert bearer["result"] and all(r["priority"] != "1" for r in bearer["result"])
+    app.restrict(None)
+    assert len(http.get(url, params={"sysparm_fields": "sys_id"}, auth=("restricted.bot", "pw")).json()["result"]) \
+        == len(every)
 
 
 def test_encoded_query_operators(sandbox, http):

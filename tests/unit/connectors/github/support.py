@@ -213,11 +213,11 @@ class FakeGitHub:
             return 404, {}, json.dumps({"message": "Not Found"})
         a, b = repo.commits.index(base), repo.commits.index(head)
         shas = repo.commits[a + 1:b + 1]
-        if "page" in q:
-            per, page = int(q.get("per_page", 30)), int(q["page"])
+        if "page" in q or "per_page" in q:  # paged: from the earliest commit, at most 100 a page
+            per, page = min(int(q.get("per_page", 30)), 100), int(q.get("page", 1))
             chunk = shas[(page - 1) * per: page * per]
-        else:
-            chunk = shas[:250]
+        else:  # unpaged: the LAST 250 commits (GitHub's compare documentation)
+            chunk = shas[-250:]
         body = {"status": "ahead" if shas else "identical", "total_commits": len(shas),
                 "commits": [{"sha": s} for s in chunk]}
         return 200, {}, json.dumps(body)

@@ -149,14 +149,32 @@ def test_server_errors_are_retried_once_layer_with_fake_sleep():
     assert conn.requests_made == 3 and len(clock.sleeps) == 2
 
 
-def test_compare_pages_past_the_first_answer():
+@pytest.mark.parametrize("total,pages", [(0, 1), (1, 1), (100, 1), (101, 2), (260, 3), (400, 4)])
+def test_compare_always_pages_explicitly_from_the_earliest_commit(total, pages):
+    # an unpaged call would answer the LAST 250 commits: it is never made
     conn = connector()
-    shas = [f"{i:040x}" for i in range(1, 261)]
+    shas = [f"{i:040x}" for i in range(1, total + 1)]
+    path = f"{API}/repos/acme/web/compare/{'b' * 40}...{'c' * 40}"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(path, json={"total_commits": total, "commits": [{"sha": s} for s in shas[-250:]]},
+                 match=[matchers.query_param_matcher({})])
+        for n in range(1, pages + 1):
+            rsps.get(path, json={"total_commits": total,
+                                 "commits": [{"sha": s} for s in shas[(n - 1) * 100: n * 100]]},
+                     match=[matchers.query_param_matcher({"per_page": "100", "page": str(n)})])
+        got = conn.client.compare("acme/web", "b" * 40, "c" * 40)
+        assert [c.request.params for c in rsps.calls] == [{"per_page": "100", "page": str(n)}
+                                                          for n in range(1, pages + 1)]
+    assert got == shas
+
+
+def test_compare_stops_when_a_page_comes_back_empty():
+    conn = connector()
     path = f"{API}/repos/acme/web/compare/{'b' * 40}...{'c' * 40}"
     with responses.RequestsMock() as rsps:
-        rsps.get(path, json={"total_commits": 260, "commits": [{"sha": s} for s in shas[:250]]},
-                 match=[matchers.query_param_matcher({})])
-        rsps.get(path, json={"total_commits": 260, "commits": [{"sha": s} for s in shas[200:260]]},
-                 match=[matchers.query_param_matcher({"per_page": "100", "page": "3"})])
+        rsps.get(path, json={"total_commits": 300, "commits": [{"sha": f"{i:040x}"} for i in range(100)]},
+                 match=[matchers.query_param_matcher({"per_page": "100", "page": "1"})])
+        rsps.get(path, json={"total_commits": 300, "commits": []},
+                 match=[matchers.query_param_matcher({"per_page": "100", "page": "2"})])
         got = conn.client.compare("acme/web", "b" * 40, "c" * 40)
-    assert got == shas
+    assert got == [f"{i:040x}" for i in range(100)]

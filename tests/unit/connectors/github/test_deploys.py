@@ -109,6 +109,20 @@ def test_settled_deployments_in_the_lookback_window_are_not_reread(gh):
     assert eng.of("Deployment")["d2"].commits == (sha(3), sha(4))
 
 
+@pytest.mark.parametrize("shipped", [1, 99, 100, 101, 250, 251, 400])
+def test_a_deployment_ships_every_commit_of_a_long_comparison(gh, shipped):
+    """Unpaged, compare lists only the LAST 250 commits; paged it runs from the earliest: all are read."""
+    repo = gh.repo()
+    repo.commits = [sha(i) for i in range(1, shipped + 3)]
+    repo.deployments = [deployment(1, T0 + D, sha=sha(1)), deployment(2, T0 + 2 * D, sha=sha(shipped + 1))]
+    repo.statuses = {1: [status(11, "success", T0 + D + M)], 2: [status(21, "success", T0 + 2 * D + M)]}
+    eng = MiniEngine()
+    assert eng.run(connector(deploys_only()), NOW) == []
+    assert eng.of("Deployment")["d2"].commits == tuple(sha(i) for i in range(2, shipped + 2))
+    pages = [q for p, q, _ in gh.calls if "/compare/" in p]
+    assert pages == [{"per_page": "100", "page": str(n)} for n in range(1, (shipped - 1) // 100 + 2)]
+
+
 def test_compare_is_cached_and_unknown_sha_ships_itself(gh):
     repo = gh.repo()
     repo.commits = [sha(i) for i in range(1, 10)]

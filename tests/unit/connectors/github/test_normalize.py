@@ -141,7 +141,9 @@ def test_release_mapping():
     rec = normalize_release(rel, "github", "acme/web", "release")
     assert (rec.id, rec.origin, rec.environment, rec.status, rec.ref, rec.sha) == (
         "release:5", "release", "release", "success", "v1.2.0", None)
-    assert (rec.created, rec.finished) == (t("2026-10-01T10:00:00"), t("2026-10-01T12:00:00"))
+    # created_at is the commit's date: the release happened when published
+    assert (rec.created, rec.finished) == (t("2026-10-01T12:00:00"), t("2026-10-01T12:00:00"))
+    assert rec.raw["created_at"] == "2026-10-01T10:00:00Z"
     assert normalize_release({**rel, "target_commitish": "d" * 40}, "github", "acme/web", "release").sha == "d" * 40
     assert normalize_release({**rel, "draft": True}, "github", "acme/web", "release") is None
 
@@ -239,4 +241,6 @@ def test_real_release():
     rel = replay("GitRelease.testGetReleaseByTag.txt")[1]["body"]
     rec = normalize_release(rel, "github", "EnricoMi/PyGithub", "release")
     assert (rec.id, rec.ref, rec.sha, rec.status) == ("release:197548596", "v1.55", None, "success")
-    assert (rec.created, rec.finished) == (t("2021-04-26T04:43:40"), t("2025-01-30T11:12:00"))
+    # a real release: created_at (its commit, 2021) is years before its publication
+    assert rel["created_at"] == "2021-04-26T04:43:40Z"
+    assert (rec.created, rec.finished) == (t("2025-01-30T11:12:00"), t("2025-01-30T11:12:00"))

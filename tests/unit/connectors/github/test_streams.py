@@ -233,7 +233,7 @@ def test_unparseable_issue_is_skipped_by_key_and_the_run_goes_on(gh):
     assert [(s.key, s.reason) for s in eng.skipped] == [("acme/web#2", "bad time 'not a date'")]
 
 
-def test_releases_stop_at_cursor_and_skip_drafts(gh):
+def test_releases_are_cut_off_by_published_at_and_drafts_skipped(gh):
     repo = gh.repo()
     rel = replay("GitRelease.testGetReleaseByTag.txt")[1]["body"]
     repo.releases = [{**rel, "id": i, "tag_name": f"v{i}", "created_at": z(T0 + timedelta(days=i)),
@@ -241,5 +241,29 @@ def test_releases_stop_at_cursor_and_skip_drafts(gh):
     eng = MiniEngine(period_start=T0 + timedelta(days=2, hours=12))
     eng.run(connector(config(releases=True, deployments=False, pull_requests=False)), NOW)
     deps = eng.of("Deployment")
-    assert sorted(deps) == ["release:1", "release:2", "release:3", "release:5"]  # the crossing page is kept whole
+    assert sorted(deps) == ["release:3", "release:5"]
     assert deps["release:5"].environment == "release" and deps["release:5"].ref == "v5"
+    assert deps["release:5"].created == deps["release:5"].finished == T0 + timedelta(days=5, hours=1)
+
+
+@pytest.mark.parametrize("old_commit_release_page", [1, 2, 3])
+def test_a_release_of_an_old_commit_published_after_the_cursor_is_read_on_any_page(gh, old_commit_release_page):
+    """created_at is the commit's date; the list follows it, so a release published today can be on any page."""
+    repo = gh.repo()
+    since = T0 + timedelta(days=10)
+    # 300 releases newest first by created_at: one per hour back from since + 50 h, all published 1 min after
+    repo.releases = [{"id": i, "tag_name": f"v{i}", "draft": False, "target_commitish": "main", "html_url": "x",
+                      "created_at": z(since + timedelta(hours=50 - i)),
+                      "published_at": z(since + timedelta(hours=50 - i, minutes=1))} for i in range(300)]
+    # a hotfix cut from an old commit: created_at sorts it onto page `old_commit_release_page`
+    position = (old_commit_release_page - 1) * 100 + 60
+    repo.releases[position] = {**repo.releases[position], "id": 999, "tag_name": "v-hotfix",
+                               "published_at": z(NOW - timedelta(hours=1))}
+    eng = MiniEngine(period_start=since)
+    eng.run(connector(config(releases=True, deployments=False, pull_requests=False)), NOW)
+    got = eng.of("Deployment")
+    want = {f"release:{i}" for i in range(51)} | {"release:999"}
+    want.discard(f"release:{position}")
+    assert set(got) == want
+    assert got["release:999"].finished == NOW - timedelta(hours=1)
+    assert [q.get("page", "1") for p, q, _ in gh.calls if p.endswith("/releases")] == ["1", "2", "3"]

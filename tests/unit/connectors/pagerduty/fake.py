@@ -30,7 +30,10 @@ def entry(kind: str, at: str) -> dict:
 
 
 class FakePagerDuty:
-    def __init__(self, incidents: list[dict] = (), logs: dict[str, list[dict]] | None = None):
+    def __init__(self, incidents: list[dict] = (), logs: dict[str, list[dict]] | None = None,
+                 since_inclusive: bool = True, until_inclusive: bool = False):
+        # /incidents since/until: the API reference does not say whether they are inclusive
+        self.since_inclusive, self.until_inclusive = since_inclusive, until_inclusive
         self.incidents: dict[str, dict] = {}
         self.logs = dict(logs or {})
         self.calls: list[tuple[str, dict[str, list[str]]]] = []
@@ -88,7 +91,9 @@ class FakePagerDuty:
         if q.get("date_range") == ["all"]:
             items = list(ordered)
         else:
-            items = ordered[bisect.bisect_left(keys, q["since"][0]):bisect.bisect_left(keys, q["until"][0])]
+            lo = (bisect.bisect_left if self.since_inclusive else bisect.bisect_right)(keys, q["since"][0])
+            hi = (bisect.bisect_right if self.until_inclusive else bisect.bisect_left)(keys, q["until"][0])
+            items = ordered[lo:hi]
         if "statuses[]" in q:
             items = [i for i in items if i["status"] in q["statuses[]"]]
         if "service_ids[]" in q:

@@ -65,10 +65,11 @@ def test_reads_in_windows_of_window_days_with_exact_params(api):
     pages = read(connector())
     assert sorted(records(pages)) == ["P000001", "P000002", "P000003"]
     lists = api.requests("/incidents")
+    # each slice after the first starts a second early (since/until may or may not be inclusive)
     assert [(q["since"], q["until"]) for q in lists] == [
         (["2026-07-01T00:00:00Z"], ["2026-07-31T00:00:00Z"]),
-        (["2026-07-31T00:00:00Z"], ["2026-08-30T00:00:00Z"]),
-        (["2026-08-30T00:00:00Z"], ["2026-09-09T00:00:00Z"]),
+        (["2026-07-30T23:59:59Z"], ["2026-08-30T00:00:00Z"]),
+        (["2026-08-29T23:59:59Z"], ["2026-09-09T00:00:00Z"]),
     ]
     for q in lists:
         assert q["time_zone"] == ["UTC"] and q["limit"] == ["100"] and q["offset"] == ["0"]
@@ -84,9 +85,27 @@ def test_window_days_from_the_source(api):
          run_started=datetime(2026, 7, 20, 12, 0, 0, 250000, tzinfo=UTC))
     assert [(q["since"][0], q["until"][0]) for q in api.requests("/incidents")] == [
         ("2026-07-01T00:00:00Z", "2026-07-08T00:00:00Z"),
-        ("2026-07-08T00:00:00Z", "2026-07-15T00:00:00Z"),
-        ("2026-07-15T00:00:00Z", "2026-07-20T12:00:01Z"),
+        ("2026-07-07T23:59:59Z", "2026-07-15T00:00:00Z"),
+        ("2026-07-14T23:59:59Z", "2026-07-20T12:00:01Z"),
     ]
+
+
+@pytest.mark.parametrize("since_inclusive,until_inclusive", [(True, False), (True, True), (False, False),
+                                                              (False, True)])
+def test_an_incident_on_a_slice_boundary_is_read_once_whichever_way_since_and_until_go(
+        since_inclusive, until_inclusive):
+    fake = FakePagerDuty(since_inclusive=since_inclusive, until_inclusive=until_inclusive)
+    created = ["2026-07-01T00:00:01Z", "2026-07-30T23:59:58Z", "2026-07-30T23:59:59Z", "2026-07-31T00:00:00Z",
+               "2026-07-31T00:00:01Z", "2026-08-30T00:00:00Z", "2026-09-08T23:59:59Z"]
+    for n, at in enumerate(created, 1):
+        fake.put(pd(n, at))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        fake.register(rsps)
+        pages = read(connector())
+    ids = [r.id for p in pages for r in p.records]
+    assert sorted(ids) == [f"P{n:06d}" for n in range(1, 8)]  # each one exactly once
+    state = last_state(pages)
+    assert state["open"] == [f"P{n:06d}" for n in range(1, 8)]
 
 
 def test_source_filters_are_sent_as_repeated_keys(api):
@@ -119,7 +138,7 @@ def test_a_window_over_the_offset_cap_is_split_and_nothing_is_lost(api):
     assert windows == [
         ("2026-07-01T00:00:00Z", "2026-07-31T00:00:00Z"),
         ("2026-07-01T00:00:00Z", "2026-07-16T00:00:00Z"),  # the halves, in time order
-        ("2026-07-16T00:00:00Z", "2026-07-31T00:00:00Z"),
+        ("2026-07-15T23:59:59Z", "2026-07-31T00:00:00Z"),
     ]
     assert max(int(q["offset"][0]) for q in lists) == 9900
     # checkpoints move forward only
@@ -356,8 +375,8 @@ def test_the_engine_carries_the_open_set_between_two_syncs(api, tmp_path, monkey
         return out
 
     first = sync(datetime(2026, 7, 10, tzinfo=UTC))
-    # the previous period: [Jul 1 - 92 days, Jul 1)
-    assert api.requests("/incidents")[0]["since"] == ["2026-03-31T00:00:00Z"]
+    # the previous period: Q2, [Apr 1, Jul 1)
+    assert api.requests("/incidents")[0]["since"] == ["2026-04-01T00:00:00Z"]
     assert store.get_state("pagerduty", "incidents")["state"]["open"] == ["P000001"]
     assert first.requests == 5  # four 30-day windows up to Jul 10 + one log read
 
