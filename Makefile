@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench lint clean
+.PHONY: install test test-fast test-dates demo bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 test: install
 	$(BIN)/python -m pytest
+
+# The suite with the clock at awkward instants (year end, quarter start, leap day; needs libfaketime).
+test-dates: install
+	$(BIN)/python tests/date_matrix.py tests -m "not slow and not browser"
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e" -q

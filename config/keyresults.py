@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, get_args
 
@@ -28,6 +29,40 @@ MetricName = Literal[
     "ratio",
 ]
 METRICS: tuple[str, ...] = get_args(MetricName)
+
+
+@dataclass(frozen=True)
+class MetricTraits:
+    """How a metric is judged (DESIGN §5): its family, which way is better, and whether it is a fraction."""
+
+    family: Literal["scope", "cumulative", "level", "ratio"]
+    better: Literal["higher", "lower"] | None = None
+    fraction: bool = False  # a share in [0, 1]: shown as a percentage
+
+
+# The one table of how each metric behaves. Scope metrics read the whole selection; cumulative ones only grow
+# while a period runs (judged by their projection); level metrics are rates, shares and durations (without a
+# baseline their target is a line to hold).
+TRAITS: dict[str, MetricTraits] = {
+    "count": MetricTraits("cumulative"),
+    "points_done": MetricTraits("cumulative"),
+    "sum": MetricTraits("cumulative"),
+    "done_ratio": MetricTraits("scope", "higher", fraction=True),
+    "points_done_ratio": MetricTraits("scope", "higher", fraction=True),
+    "mean": MetricTraits("level", "higher"),
+    "throughput": MetricTraits("level", "higher"),
+    "deployment_frequency": MetricTraits("level", "higher"),
+    "first_contact_resolution": MetricTraits("level", "higher", fraction=True),
+    "sla_compliance": MetricTraits("level", "higher", fraction=True),
+    "availability": MetricTraits("level", "higher", fraction=True),
+    "change_failure_rate": MetricTraits("level", "lower", fraction=True),
+    "resolution_time": MetricTraits("level", "lower"),
+    "time_to_restore": MetricTraits("level", "lower"),
+    "mtta": MetricTraits("level", "lower"),
+    "lead_time_for_changes": MetricTraits("level", "lower"),
+    "ratio": MetricTraits("ratio"),
+}
+assert set(TRAITS) == set(METRICS), "every metric has its traits"
 
 _AGGREGATE = re.compile(r"mean|median|median_low|min|max|sum|p([1-9]\d?|100)")
 _WINDOW = re.compile(r"period|sprint|rolling\s+\d+(\.\d+)?\s*[dhw]")
@@ -228,6 +263,18 @@ class KeyResult(MetricSpec):
         kind, _ = parse_amount(self.target, relative_ok=True)
         if kind == "relative" and self.baseline is None:
             raise ValueError(f"target {self.target} is relative: it needs a baseline (a number or auto)")
+        if self.metric == "ratio" and self.baseline is None and self.direction is None:
+            raise ValueError(f"key result {self.id}: a ratio without a baseline needs direction: "
+                             "(increase, decrease, maintain_above or maintain_below)")
+        if TRAITS[self.metric].fraction:
+            for name, value in (("target", self.target), ("baseline", self.baseline)):
+                if value is None or value == "auto" or isinstance(value, str) and "%" in value:
+                    continue
+                number = parse_amount(value, relative_ok=True)[1]
+                if number > 1:
+                    shown = f"{number:g}"
+                    raise ValueError(f"{self.metric} is a fraction between 0 and 1: {name} {shown} is above 1 "
+                                     f"(did you mean {shown}%?)")
         return self
 
 

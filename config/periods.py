@@ -15,6 +15,7 @@ class Period:
     start: date
     end: date  # inclusive through 23:59:59
     label: str
+    kind: str = "range"  # month | quarter | half | year | range ({start, end})
 
     def bounds(self, tz: str = "UTC") -> tuple[datetime, datetime]:
         """[start, end + 1 day) as aware UTC datetimes."""
@@ -24,10 +25,37 @@ class Period:
         hi = datetime(end_next.year, end_next.month, end_next.day, tzinfo=zone)
         return lo.astimezone(timezone.utc), hi.astimezone(timezone.utc)
 
+    def previous(self) -> Period | None:
+        """The previous calendar period of the same kind (Q3 for Q4, with its own length); None for ranges."""
+        months = _KIND_MONTHS.get(self.kind)
+        if months is None:
+            return None
+        first = self.start.year * 12 + self.start.month - 1 - months
+        y, m = divmod(first, 12)
+        last_y, last_m = divmod(first + months - 1, 12)
+        return Period(date(y, m + 1, 1), _month_end(last_y, last_m + 1), _label(self.kind, y, m + 1), self.kind)
+
     def previous_bounds(self, tz: str = "UTC") -> tuple[datetime, datetime]:
-        """[start - L, start) with L the full period length (DESIGN §5)."""
+        """The window of `baseline: auto` (DESIGN §5): the previous calendar period when the period is
+        calendar-named, else [start - L, start) with L the full period length."""
+        prev = self.previous()
+        if prev is not None:
+            return prev.bounds(tz)
         lo, hi = self.bounds(tz)
         return lo - (hi - lo), lo
+
+
+_KIND_MONTHS = {"month": 1, "quarter": 3, "half": 6, "year": 12}
+
+
+def _label(kind: str, year: int, month: int) -> str:
+    if kind == "month":
+        return f"{year}-{month:02d}"
+    if kind == "quarter":
+        return f"{year}-Q{(month - 1) // 3 + 1}"
+    if kind == "half":
+        return f"{year}-H{(month - 1) // 6 + 1}"
+    return str(year)
 
 
 _QUARTER = re.compile(r"(\d{4})-Q([1-4])")
@@ -54,16 +82,16 @@ def parse_period(value: str | dict) -> Period:
     text = str(value).strip()
     if m := _QUARTER.fullmatch(text):
         y, q = int(m[1]), int(m[2])
-        return Period(date(y, 3 * q - 2, 1), _month_end(y, 3 * q), text)
+        return Period(date(y, 3 * q - 2, 1), _month_end(y, 3 * q), text, "quarter")
     if m := _HALF.fullmatch(text):
         y, h = int(m[1]), int(m[2])
-        return Period(date(y, 6 * h - 5, 1), _month_end(y, 6 * h), text)
+        return Period(date(y, 6 * h - 5, 1), _month_end(y, 6 * h), text, "half")
     if _YEAR.fullmatch(text):
         y = int(text)
-        return Period(date(y, 1, 1), date(y, 12, 31), text)
+        return Period(date(y, 1, 1), date(y, 12, 31), text, "year")
     if m := _MONTH.fullmatch(text):
         y, mo = int(m[1]), int(m[2])
-        return Period(date(y, mo, 1), _month_end(y, mo), text)
+        return Period(date(y, mo, 1), _month_end(y, mo), text, "month")
     raise ValueError("expected a period such as 2026-Q4, 2026-H2, 2026, 2026-11 or {start, end}")
 
 

@@ -10,15 +10,16 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from okrsync.config.keyresults import KeyResult, MetricSpec, Objective, Selector, parse_amount
+from okrsync.config.keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, parse_amount
 from okrsync.config.periods import expected_fraction, parse_duration
 from okrsync.config.workspace import Workspace, default_kind
 from okrsync.mappings import metrics as M
 from okrsync.mappings.aggregates import ratio
 from okrsync.mappings.selectors import compile_selector
 
-from .records import iso, parse_iso
-from .status import evaluate, infer_direction, resolve_target, roll_up
+from .records import PERCENT_UNITS, iso, parse_iso
+from .selector_check import SelectorChecker
+from .status import evaluate, infer_direction, projected_value, resolve_target, roll_up
 from .store import Store, item_set_digest
 
 
@@ -48,10 +49,17 @@ class KRResult:
     formula: str
     synced_at: str | None
     overridden: bool = False
+    projected: float | None = None  # cumulative metrics: the value at the period end at the pace so far
+    warnings: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     ids_loader: Callable[[], list[str]] | None = field(default=None, repr=False)
     _ids: list[str] | None = field(default=None, repr=False)
+
+    @property
+    def unit(self) -> str | None:
+        """The unit people read: fraction metrics are percentages everywhere (table, report, write-back)."""
+        return display_unit(self.kr.metric, self.kr.unit)
 
     @property
     def item_ids(self) -> list[str]:
@@ -98,6 +106,7 @@ class Computer:
         self.period = ws.period.bounds(ws.timezone)
         self.synced = store.source_synced_at()
         self._cache: dict[tuple, list[tuple]] = {}
+        self.checker = SelectorChecker(store, {name: src.type for name, src in ws.sources.items()})
 
     # -- windows -------------------------------------------------------------------------------
     def _kind(self, spec: MetricSpec, sel: Selector) -> str:
@@ -146,8 +155,7 @@ class Computer:
             span = parse_duration(how.removeprefix("rolling").strip())
             lo = self.period[0]
             return M.Window(lo - span, lo)
-        lo, hi = self.period
-        return M.Window(lo - (hi - lo), lo)
+        return M.Window(*self.ws.period.previous_bounds(self.ws.timezone))
 
     # -- metric evaluation ---------------------------------------------------------------------
     def metric(self, spec: MetricSpec, sel: Selector | None, kr_id: str, *, previous: bool = False,
@@ -159,6 +167,7 @@ class Computer:
             for name in ("numerator", "denominator"):
                 part = getattr(spec, name)
                 if isinstance(part, MetricSpec):
+                    part = _in_ratio(part, spec)
                     res, w, sp = self.metric(part, part.select or sel, kr_id, previous=previous, explain=explain)
                     window = window or w
                     span = sp
@@ -172,7 +181,8 @@ class Computer:
                     window, span)
         assert sel is not None
         kind = self._kind(spec, sel)
-        sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period)
+        sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period,
+                                 source_type=self.ws.sources[sel.source].type)
         window, span = self._window(spec, sel, sel_c)
         if previous and window is not None:
             window = self._previous(spec, window)
@@ -223,12 +233,14 @@ class Computer:
         detail = dict(result.detail)
         if kr.baseline == "auto":
             prev, prev_window, _ = self.metric(kr, kr.select, kr.id, previous=True)
-            baseline = prev.value
+            # an empty or never-synced baseline window is no data, never a baseline of 0 (DESIGN §5)
+            empty = prev.value is None or (prev.items == 0 and kr.metric not in ("ratio", "availability"))
+            baseline = None if empty else prev.value
             if prev_window is not None:
                 detail["baseline_window"] = [iso(prev_window.start), iso(prev_window.end)]
             detail["baseline_items"] = prev.items
         elif kr.baseline is None:
-            baseline = 0.0  # an omitted baseline is 0
+            baseline = None  # omitted: null in the document, 0 for scope and cumulative progress
         else:
             baseline = parse_amount(kr.baseline, relative_ok=False)[1]
         t_kind, t_amount = parse_amount(kr.target, relative_ok=True)
@@ -237,17 +249,30 @@ class Computer:
         started = self.now >= span[0]
         ended = self.now >= span[1]
         expected = expected_fraction(span[0], span[1], self.now)
+        projected = None
+        if TRAITS[kr.metric].family == "cumulative":
+            elapsed = (min(self.now, span[1]) - span[0]).total_seconds()
+            length = (span[1] - span[0]).total_seconds()
+            if (kr.window or "period") == "period" or kr.window == "sprint":
+                projected = projected_value(value, length, elapsed)
+            else:
+                projected = value  # a rolling window is always whole
+            if direction == "decrease" and elapsed < 86400 and not ended:
+                started = False  # a day's count says nothing about a period's (DESIGN §5)
         ev = evaluate(value, baseline, target, direction=direction, expected=expected, started=started,
-                      ended=ended, on_track_margin=self.thresholds.on_track, at_risk_margin=self.thresholds.at_risk)
-        if baseline is None and ev.status != "not_started":
+                      ended=ended, on_track_margin=self.thresholds.on_track, at_risk_margin=self.thresholds.at_risk,
+                      projected=projected)
+        if kr.baseline == "auto" and baseline is None and ev.status != "not_started":
             ev = type(ev)(None, None, "no_data")
-            detail.setdefault("reason", "no data in the previous period for baseline: auto")
+            lo_hi = detail.get("baseline_window")
+            detail.setdefault("reason", "no data in the baseline window" + (f" {lo_hi[0]} .. {lo_hi[1]}" if lo_hi else ""))
         return KRResult(
             objective_id=obj.id, kr=kr, value=value, computed_value=computed,
             baseline=baseline,
             target=target, progress=ev.progress, score=ev.score, expected=expected, status=ev.status,
             items=result.items, fingerprint=result.fingerprint, window=window, period=span, direction=direction,
-            formula=_formula(kr), synced_at=synced_at, overridden=overridden, detail=detail,
+            formula=_formula(kr), synced_at=synced_at, overridden=overridden, detail=detail, projected=projected,
+            warnings=self.checker.warnings(kr),
             ids_loader=self._ids_loader(result),
         )
 
@@ -328,6 +353,24 @@ def sources_of(spec: MetricSpec, inherited: Selector | None = None) -> list[str]
                 out += sources_of(part, sel)
         return list(dict.fromkeys(out))
     return [sel.source] if sel else []
+
+
+def display_unit(metric: str, unit: str | None) -> str | None:
+    """'%' for fraction metrics (unless a unit other than a percentage is set), else the KR's unit."""
+    if TRAITS[metric].fraction and (unit is None or unit in PERCENT_UNITS):
+        return "%"
+    return unit
+
+
+def _in_ratio(part: MetricSpec, ratio_spec: MetricSpec) -> MetricSpec:
+    """A ratio is a rate over the KR's window: each part inherits the window, and a scope sum inside it
+    (points_done, sum) counts the items resolved in the window (DESIGN §4)."""
+    update: dict[str, Any] = {}
+    if part.window is None and ratio_spec.window is not None:
+        update["window"] = ratio_spec.window
+    if part.metric in ("points_done", "sum") and part.count_by is None:
+        update["count_by"] = "resolved"
+    return part.model_copy(update=update) if update else part
 
 
 def _formula(spec: MetricSpec) -> str:

@@ -33,6 +33,10 @@ def kr_document(k: KRResult) -> dict[str, Any]:
         "weight": k.kr.weight,
         "window": {"start": iso(k.window.start), "end": iso(k.window.end)} if k.window else None,
     }
+    if k.projected is not None:
+        doc["projected"] = k.projected
+    if k.warnings:
+        doc["warnings"] = list(k.warnings)
     if k.overridden:
         doc["override"] = {"value": k.value, "computed_value": k.computed_value, "reason": k.kr.override.reason}
     return doc

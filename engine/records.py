@@ -209,21 +209,50 @@ def parse_time(value: Any, what: str) -> datetime | None:
         raise RecordError(f"bad {what} time {value!r}") from None
 
 
-def fmt_number(value: float | None, unit: str | None = None) -> str:
-    """A KR number for people: 0.5, 12, 3.25 deploys/week, 99.9% (unit '%'), — for no value."""
+PERCENT_UNITS = ("%", "percent")
+
+
+def _decimals(x: float, limit: int) -> int | None:
+    """The fewest decimals that show x exactly, or None when `limit` decimals are not enough."""
+    for d in range(limit + 1):
+        if abs(round(x, d) - x) <= 1e-9 * max(1.0, abs(x)):
+            return d
+    return None
+
+
+def _fixed(x: float, d: int) -> str:
+    return f"{x:.{d}f}".rstrip("0").rstrip(".") if d else f"{x:.0f}"
+
+
+def fmt_number(value: float | None, unit: str | None = None, like: float | None = None) -> str:
+    """The one number formatter: a KR number for people, — for no value.
+
+    Fractions with unit '%' read as percentages. A number shows as many digits as it needs to be exact
+    (up to 3 decimals), so a target never rounds to another number (99.99%,
+    0.999); `like` (the KR's target) lends its digits, and a value that differs from it never looks equal."""
     if value is None:
         return "—"
-    if unit in ("%", "percent"):
-        return f"{value * 100:.1f}%"
-    a = abs(value)
-    if a != 0 and (a < 0.01 or a >= 1e6):
+    pct = unit in PERCENT_UNITS
+    x = value * 100 if pct else value
+    a = abs(x)
+    if not pct and a != 0 and (a < 0.01 or a >= 1e6):
         text = f"{value:.4g}"
-    elif float(value).is_integer():
-        text = f"{int(value)}"
-    elif a < 1:
-        text = f"{value:.4f}".rstrip("0").rstrip(".")
     else:
-        text = f"{value:.2f}".rstrip("0").rstrip(".")
+        default = 1 if pct else (0 if float(x).is_integer() else 4 if a < 1 else 2)
+        own = _decimals(x, 3)
+        d = max(default, own if own is not None else default)
+        if like is not None:
+            lx = like * 100 if pct else like
+            d = max(d, _decimals(lx, 4) or 0)
+            while d < 8 and x != lx and round(x, d) == round(lx, d):
+                d += 1  # 99.987% next to a 99.99% target must not read 99.99%
+        text = _fixed(x, d) if not pct else f"{x:.{d}f}"
+        if pct and d > 1:
+            text = text.rstrip("0").rstrip(".") if "." in text else text
+            if "." not in text:
+                text += ".0"
+    if pct:
+        return f"{text}%"
     return f"{text} {unit}" if unit else text
 
 

@@ -109,7 +109,7 @@ CREATE TABLE runs (
     command TEXT,
     started TEXT,
     finished TEXT,
-    status TEXT,      -- running | ok | partial | failed
+    status TEXT,      -- running | ok | partial | failed | interrupted | abandoned (left running by a dead process)
     pid INTEGER,
     requests INTEGER,
     sources TEXT,     -- JSON per source: counts, requests, error
@@ -195,3 +195,9 @@ def _script(db: Database, sql: str) -> None:
 def m001_initial(db: Database) -> None:
     _script(db, _TABLES)
     _script(db, _INDEXES)
+
+
+@MIGRATIONS()
+def m002_deployment_twins(db: Database) -> None:
+    # a workflow run finds the deployment record of the same commit (deploys recorded twice count once)
+    db.execute("CREATE INDEX idx_deployments_sha ON deployments (source, sha) WHERE origin = 'deployment'")

@@ -24,7 +24,7 @@ def kr_status(comp: Computation, k: KRResult) -> KRStatus:
     return KRStatus(
         kr_id=k.kr.id, title=k.kr.title, objective_id=obj.id, objective_title=obj.title, metric=k.kr.metric,
         status=k.status, value=k.value, baseline=k.baseline, target=k.target, progress=k.progress, score=k.score,
-        expected=k.expected, items=k.items, unit=k.kr.unit, period=comp.workspace.period.label,
+        expected=k.expected, items=k.items, unit=k.unit, period=comp.workspace.period.label,
         window_start=iso(k.window.start) if k.window else None, window_end=iso(k.window.end) if k.window else None,
         overridden=k.overridden, computed_at=iso(comp.generated_at),
     )
@@ -116,7 +116,7 @@ class WritebackDispatcher:
             summary.errors.append(f"write-back {kr_id} -> {tid}: {msg}")
             self.store.save_writeback(kr_id, tid, rendered_hash=None, remote_ref=None, run_id=self.run_id,
                                       actions=[("write", "failed", msg)])
-            log.error("write-back %s -> %s failed: %s", kr_id, tid, msg)
+            log.info("write-back %s -> %s failed: %s", kr_id, tid, msg)  # the run summary prints it once
             return
         summary.written += 1
         self.store.save_writeback(kr_id, tid, rendered_hash=fp, remote_ref=result.remote_ref, run_id=self.run_id,

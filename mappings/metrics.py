@@ -126,7 +126,8 @@ def _seconds(a: str, b: str) -> str:
 
 
 def _aggregate_plan(sel: Selection, cols: list[str], extra: list[str], params: list,
-                    value: Callable[[tuple, int], tuple[float | None, dict]]) -> MetricPlan:
+                    value: Callable[[tuple, int], tuple[float | None, dict]], col_params: list | None = None,
+                    ) -> MetricPlan:
     """One row: fingerprint columns, then cols; value(row_tail, count) -> (value, detail)."""
     where = _where(sel, extra)
     sql = f"SELECT {FP_SQL}{''.join(', ' + c for c in cols)} FROM {sel.table} t WHERE {where}"
@@ -138,7 +139,7 @@ def _aggregate_plan(sel: Selection, cols: list[str], extra: list[str], params: l
         v, detail = value(row[3:], n)
         return MetricResult(v, n, _fp(row), detail, ids_sql=ids)
 
-    return MetricPlan(sql, sel.params + params, reduce)
+    return MetricPlan(sql, (col_params or []) + sel.params + params, reduce)
 
 
 def _row_plan(sel: Selection, cols: list[str], extra: list[str], params: list,
@@ -184,18 +185,25 @@ def _done_ratio(sel, weighting, **_):
     return _aggregate_plan(sel, cols, [], [], value)
 
 
-def _points(sel, ratio_of_all: bool):
+def _resolved_in(window: Window, count_by: str | None) -> tuple[list[str], list]:
+    """`count_by: resolved`: a scope metric counts only the items resolved in the window (DESIGN §4)."""
+    return _in_window("t.resolved", window) if count_by == "resolved" else ([], [])
+
+
+def _points(sel, ratio_of_all: bool, window: Window, count_by: str | None):
     cols = ["total(CASE WHEN t.status_category = 'done' THEN t.story_points END)", "total(t.story_points)"]
+    cond, params = ([], []) if ratio_of_all else _resolved_in(window, count_by)
 
     def value(row, n):
         done, total = row[0], row[1]
         return (ratio(done, total) if ratio_of_all else done), {"points_done": done, "points_all": total}
 
-    return _aggregate_plan(sel, cols, [], [], value)
+    return _aggregate_plan(sel, cols, cond, params, value)
 
 
-def _field_values(sel, field_name, how):
+def _field_values(sel, field_name, how, window: Window, count_by: str | None):
     expr = field_expr(sel.table, field_name)
+    cond, params = _resolved_in(window, count_by) if how == "sum" else ([], [])
 
     def keep(r):
         try:
@@ -206,7 +214,7 @@ def _field_values(sel, field_name, how):
     def value(vals):
         return (sum(vals) if how == "sum" else aggregate(vals, how)), {}
 
-    return _row_plan(sel, [expr], [f"{expr} IS NOT NULL"], [], keep, value)
+    return _row_plan(sel, [expr], [f"{expr} IS NOT NULL", *cond], params, keep, value)
 
 
 def _throughput(sel, window, **_):
@@ -281,25 +289,55 @@ def _mtta(sel, window, agg, **_):
     return _durations(sel, window, agg or "median", "t.opened", "t.acknowledged", "t.opened", 60.0)
 
 
+# A deploy recorded twice - a deployment and a workflow run of the same repository, environment and commit
+# finishing within an hour of each other - counts once: the deployment record is kept (DESIGN §4).
+TWIN_SECONDS = 3600.0
+_TWIN = (
+    "EXISTS (SELECT 1 FROM deployments d WHERE d.source = t.source AND d.sha = t.sha AND +d.deleted = 0 "
+    "AND d.origin = 'deployment' AND d.repo IS t.repo AND d.environment IS t.environment "
+    f"AND abs(julianday(d.finished) - julianday(t.finished)) * 86400.0 <= {TWIN_SECONDS})"
+)
+TWIN_SQL = f"(t.origin = 'workflow_run' AND t.sha IS NOT NULL AND t.finished IS NOT NULL AND {_TWIN})"
+
+
+def _once(sel: Selection) -> list[str]:
+    """Leave out workflow runs that twin a deployment record, unless the selector picks origins itself."""
+    if sel.table != "deployments" or sel.names_origin:
+        return []
+    return [f"NOT {TWIN_SQL}"]
+
+
+def _twins(sel: Selection, cond: list[str], params: list) -> tuple[list[str], list]:
+    """A column counting the workflow runs left out as twins (for explain), and its parameters."""
+    if not _once(sel):
+        return ["0"], []
+    return [f"(SELECT count(*) FROM deployments t WHERE {_where(sel, cond + [TWIN_SQL])})"], sel.params + params
+
+
 def _deployment_frequency(sel, window, **_):
     cond, params = _in_window("t.finished", window)
-    return _aggregate_plan(sel, [], cond + ["t.status = 'success'"], params,
-                           lambda row, n: (ratio(float(n), window.weeks), {}))
+    cond += ["t.status = 'success'"]
+    col, col_params = _twins(sel, cond, params)
+    return _aggregate_plan(sel, col, cond + _once(sel), params,
+                           lambda row, n: (ratio(float(n), window.weeks), {"merged_twins": int(row[0])}),
+                           col_params)
 
 
 def _change_failure_rate(sel, window, **_):
     cond, params = _in_window("t.finished", window)
+    cond += ["t.status IN ('success', 'failure', 'error')"]
+    col, col_params = _twins(sel, cond, params)
 
     def value(row, n):
-        return ratio(row[0], n), {"failed": row[0], "finished": n}
+        return ratio(row[0], n), {"failed": row[0], "finished": n, "merged_twins": int(row[1])}
 
-    return _aggregate_plan(sel, ["total(t.status IN ('failure', 'error'))"],
-                           cond + ["t.status IN ('success', 'failure', 'error')"], params, value)
+    return _aggregate_plan(sel, ["total(t.status IN ('failure', 'error'))", *col], cond + _once(sel), params,
+                           value, col_params)
 
 
 def _lead_time(sel, window, agg, **_):
     cond, params = _in_window("t.finished", window)
-    where = _where(sel, ["t.status = 'success'"] + cond)
+    where = _where(sel, ["t.status = 'success'"] + cond + _once(sel))
     sql = (
         f"SELECT p.rowid, {_seconds('p.merged_at', 'min(t.finished)')} FROM deployments t "
         # CROSS JOIN fixes the order: the deployments, their commits, then the PR of each commit
@@ -344,10 +382,30 @@ def _sla(sel, window, sla_hours, **_):
     return _aggregate_plan(sel, [within], cond, params, value)
 
 
+# What counts as an outage when the selector does not say (DESIGN §4): ServiceNow priority 1-2 (Critical,
+# High), PagerDuty high urgency. Other sources' incidents all count.
+OUTAGES = {
+    "servicenow": ("ltrim(upper(t.priority), 'P') IN ('1', '2')", "priority 1-2"),
+    "pagerduty": ("t.urgency = 'high'", "urgency high"),
+}
+
+
+def outage_definition(sel: Selection) -> tuple[str | None, str]:
+    """(SQL condition or None, the definition in words) of the incidents availability counts as outages."""
+    if sel.table != "incidents":
+        return None, "every selected item"
+    if sel.names_severity:
+        return None, "the selected incidents (the selector names priority, severity or urgency)"
+    sql, words = OUTAGES.get(sel.source_type or "", (None, "every selected incident"))
+    return sql, words
+
+
 def _availability(sel, window, now, **_):
     start = _opened_col(sel)
     end = "coalesce(t.resolved, t.closed)" if sel.table == "incidents" else "t.resolved"
+    outage_sql, outage_words = outage_definition(sel)
     extra = [f"{start} < ?", f"({end} IS NULL OR {end} > ?)"] + _not_cancelled(sel)
+    extra += [outage_sql] if outage_sql else []
 
     def keep(r):
         return parse_iso(r[1]), parse_iso(r[2]) if r[2] else max(now, window.start)
@@ -356,7 +414,7 @@ def _availability(sel, window, now, **_):
         if window.seconds <= 0:
             return None, {}
         down = union_seconds(intervals, window.start, window.end)
-        return 1.0 - down / window.seconds, {"down_hours": down / 3600.0}
+        return 1.0 - down / window.seconds, {"down_hours": down / 3600.0, "outages": outage_words}
 
     return _row_plan(sel, [start, end], extra, [iso(window.end), iso(window.start)], keep, value)
 
@@ -364,10 +422,10 @@ def _availability(sel, window, now, **_):
 _BUILDERS: dict[str, Callable[..., MetricPlan]] = {
     "count": _count,
     "done_ratio": _done_ratio,
-    "points_done_ratio": lambda sel, **_: _points(sel, True),
-    "points_done": lambda sel, **_: _points(sel, False),
-    "sum": lambda sel, field_name, **_: _field_values(sel, field_name, "sum"),
-    "mean": lambda sel, field_name, agg, **_: _field_values(sel, field_name, agg or "mean"),
+    "points_done_ratio": lambda sel, window, **_: _points(sel, True, window, None),
+    "points_done": lambda sel, window, count_by, **_: _points(sel, False, window, count_by),
+    "sum": lambda sel, field_name, window, count_by, **_: _field_values(sel, field_name, "sum", window, count_by),
+    "mean": lambda sel, field_name, agg, window, **_: _field_values(sel, field_name, agg or "mean", window, None),
     "throughput": _throughput,
     "resolution_time": _resolution_time,
     "deployment_frequency": _deployment_frequency,

@@ -89,6 +89,9 @@ class Selection:
     jql_key: str | None = None
     sprint_names: list[str] = field(default_factory=list)
     sprint_mode: str | None = None  # name | active | closed-in-period
+    source_type: str | None = None  # jira | github | servicenow | pagerduty
+    names_severity: bool = False  # the selector itself names priority, severity or urgency
+    names_origin: bool = False  # the selector itself picks deployment origins
 
     def _ordered(self) -> list[Condition]:
         return [c for c in self.conditions if not c.late] + [c for c in self.conditions if c.late]
@@ -140,9 +143,12 @@ def compile_selector(
     *,
     kr_id: str | None = None,
     period: tuple[datetime, datetime] | None = None,
+    source_type: str | None = None,
 ) -> Selection:
     table = TABLES[kind]
-    out = Selection(table=table, kind=kind, source=sel.source)
+    out = Selection(table=table, kind=kind, source=sel.source, source_type=source_type,
+                    names_severity=any(v is not None for v in (sel.priority, sel.severity, sel.urgency)),
+                    names_origin=sel.origin is not None)
     out.add("t.source = ?", sel.source)
     out.add("t.deleted = 0")
     if table == "issues":

@@ -58,7 +58,7 @@ def status_table(comp: Computation) -> Table:
                       bar(o.score, None), fmt_pct(o.score), status_text(o.status), "")
         for k in o.key_results:
             title = k.kr.title + (" (override)" if k.overridden else "")
-            table.add_row(f"  {k.kr.id}", title, fmt_number(k.value, k.kr.unit), fmt_number(k.target, k.kr.unit),
+            table.add_row(f"  {k.kr.id}", title, fmt_number(k.value, k.unit, k.target), fmt_number(k.target, k.unit),
                           bar(k.progress, k.expected), fmt_pct(k.progress), status_text(k.status), str(k.items))
     return table
 
@@ -69,6 +69,11 @@ def print_status(comp: Computation, console: Console) -> None:
     console.print(status_table(comp))
     console.print(Text(f"computed {comp.generated_at:%Y-%m-%d %H:%M} UTC from the store; │ marks the expected pace",
                        style="dim"))
+
+
+def warning_lines(comp: Computation) -> list[str]:
+    """One line per KR warning (a selector value that matches no record), for sync and status."""
+    return [f"warning: {k.kr.id}: {w}" for k in comp.all_krs() for w in k.warnings]
 
 
 def _label(table: str, row: dict[str, Any]) -> str:
@@ -109,15 +114,19 @@ def explain(k: KRResult, comp: Computation, store: Store, console: Console, *, l
     if k.window:
         console.print(f"window      {k.window.start:%Y-%m-%d %H:%M} → {k.window.end:%Y-%m-%d %H:%M} UTC "
                       f"({k.window.days:.2f} days; {kr.window or 'period'})")
-    console.print(f"value       {fmt_number(k.value, kr.unit)}" + (
-        f"  (override: {kr.override.reason}; computed {fmt_number(k.computed_value, kr.unit)})" if k.overridden else ""))
+    console.print(f"value       {fmt_number(k.value, k.unit, k.target)}" + (
+        f"  (override: {kr.override.reason}; computed {fmt_number(k.computed_value, k.unit)})" if k.overridden else ""))
     base_note = " (auto: same metric over the previous period)" if kr.baseline == "auto" else ""
-    console.print(f"baseline    {fmt_number(k.baseline, kr.unit)}{base_note}")
-    console.print(f"target      {fmt_number(k.target, kr.unit)}  (written as {kr.target}; {k.direction})")
+    console.print(f"baseline    {fmt_number(k.baseline, k.unit) if k.baseline is not None else 'none'}{base_note}")
+    console.print(f"target      {fmt_number(k.target, k.unit)}  (written as {kr.target}; {k.direction})")
+    if k.projected is not None:
+        console.print(f"projected   {fmt_number(k.projected, k.unit, k.target)}  (value x period length / elapsed)")
     console.print(f"progress    {fmt_pct(k.progress)}   score {fmt_pct(k.score)}   expected {fmt_pct(k.expected)}")
     console.print(Text.assemble("status      ", status_text(k.status)))
     for key, value in sorted(k.detail.items()):
-        console.print(f"  {key}: {value}")
+        console.print(f"  {key}: {value}", markup=False, highlight=False)
+    for w in k.warnings:
+        console.print(f"  warning: {w}", markup=False, highlight=False)
     console.print(Text(f"\nitems counted: {k.items}", style="bold"))
     for row in _item_rows(store, sorted(k.item_ids), limit):
         url = row.get("url")
@@ -131,7 +140,7 @@ def explain(k: KRResult, comp: Computation, store: Store, console: Console, *, l
         now_ids = set(k.item_ids)
         added, removed = sorted(now_ids - prev_ids), sorted(prev_ids - now_ids)
         console.print(Text(f"\nsince the last run ({last['computed_at']}):", style="bold"))
-        console.print(f"  value {fmt_number(last['value'], kr.unit)} → {fmt_number(k.value, kr.unit)}; "
+        console.print(f"  value {fmt_number(last['value'], k.unit)} → {fmt_number(k.value, k.unit)}; "
                       f"items +{len(added)} −{len(removed)}")
         for item in added[:10]:
             console.print(f"  + {item}")
@@ -140,7 +149,7 @@ def explain(k: KRResult, comp: Computation, store: Store, console: Console, *, l
     hist = store.history(kr.id, limit=10)
     if hist:
         console.print(Text("\nhistory (latest 10):", style="bold"))
-        console.print(history_table(hist, kr.unit))
+        console.print(history_table(hist, k.unit))
 
 
 def history_table(rows: list[dict], unit: str | None) -> Table:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import ConnectorOptions, NotFoundError, SourceError, WriteResult
-from okrsync.engine.records import STATUS_LABELS, KRStatus
+from okrsync.engine.records import STATUS_LABELS, KRStatus, fmt_number
 
 from .client import GitHubClient
 from .connector import make_client
@@ -25,12 +25,9 @@ def markers(kr_id: str) -> tuple[str, str]:
     return f"<!-- okrsync:{kr_id} -->", f"<!-- /okrsync:{kr_id} -->"
 
 
-def _num(x: float | None) -> str:
-    if x is None:
-        return "–"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.3g}"
+def _value(status: KRStatus) -> str:
+    """The value, as people read it: fractions as percentages, as many digits as the target needs."""
+    return "no value" if status.value is None else fmt_number(status.value, status.unit, status.target)
 
 
 def _pct(x: float | None) -> str:
@@ -41,14 +38,15 @@ def render_section(status: KRStatus) -> str:
     """The Markdown section for one KR. Only fields in the status fingerprint: an unchanged status renders
     the same text (computed_at and the window end are left out on purpose)."""
     start, end = markers(status.kr_id)
-    unit = f" {status.unit}" if status.unit else ""
-    value = "no value" if status.value is None else f"{_num(status.value)}{unit}"
+    figures = [f"target {fmt_number(status.target, status.unit)}"]
+    if status.baseline is not None:  # no baseline is shown when none was given
+        figures.insert(0, f"baseline {fmt_number(status.baseline, status.unit, status.target)}")
     lines = [
         start,
         f"### {status.kr_id}: {status.title}",
         "",
         f"- **Status:** {status.label}",
-        f"- **Value:** {value} (baseline {_num(status.baseline)}, target {_num(status.target)}{unit})",
+        f"- **Value:** {_value(status)} ({', '.join(figures)})",
         f"- **Progress:** {_pct(status.progress)} (expected pace {_pct(status.expected)})",
         f"- **Items counted:** {status.items}",
     ]
@@ -103,7 +101,7 @@ class GitHubWriter:
         self.client = client
 
     def plan(self, target: Any, status: KRStatus) -> list[str]:
-        value = "no value" if status.value is None else _num(status.value) + (f" {status.unit}" if status.unit else "")
+        value = _value(status)
         return [
             f"{target.issue}: update the okrsync:{status.kr_id} section of the issue body "
             f"(status {status.label}, value {value}, progress {_pct(status.progress)})",

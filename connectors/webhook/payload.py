@@ -101,7 +101,7 @@ def slack_body(status: KRStatus) -> dict[str, Any]:
     s = status
     emoji = EMOJI.get(s.status, ":grey_question:")
     label = s.label + (" (override)" if s.overridden else "")
-    value = fmt_number(s.value, s.unit)
+    value = fmt_number(s.value, s.unit, s.target)
     target = fmt_number(s.target, s.unit)
     fallback = (f"{s.kr_id} {s.title}: {label} — {value} of target {target}, "
                 f"progress {fmt_pct(s.progress)} (expected {fmt_pct(s.expected)})")
@@ -111,9 +111,10 @@ def slack_body(status: KRStatus) -> dict[str, Any]:
         f"*Value / target*\n{_mrkdwn(value)} / {_mrkdwn(target)}",
         f"*Progress*\n`{_bar(s.progress)}` {fmt_pct(s.progress)}",
         f"*Expected pace*\n{fmt_pct(s.expected)} of the period elapsed",
-        f"*Baseline*\n{_mrkdwn(fmt_number(s.baseline, s.unit))}",
         f"*Items counted*\n{s.items}",
     ]
+    if s.baseline is not None:  # no baseline is shown when none was given
+        fields.insert(4, f"*Baseline*\n{_mrkdwn(fmt_number(s.baseline, s.unit, s.target))}")
     context = [f"Objective {s.objective_id} — {s.objective_title}", f"metric {s.metric}"]
     if s.period:
         context.append(f"period {s.period}")

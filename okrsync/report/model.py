@@ -70,6 +70,8 @@ class KRView:
     baseline: str
     unit: str  # shown under the numbers
     baseline_note: str
+    warnings: list[str]
+    projected: str  # cumulative metrics while the period runs, else ""
     progress: str
     score: str
     expected: str
@@ -224,7 +226,7 @@ def _details(k: KRResult) -> list[tuple[str, str]]:
 
 
 def kr_view(k: KRResult, store: Store, systems: dict[str, str], clock: _Clock) -> KRView:
-    kr, unit = k.kr, k.kr.unit
+    kr, unit = k.kr, k.unit
     note = ""
     if k.overridden and kr.override is not None:
         until = f" until {kr.override.until}" if kr.override.until else ""
@@ -250,7 +252,11 @@ def kr_view(k: KRResult, store: Store, systems: dict[str, str], clock: _Clock) -
         id=kr.id, title=kr.title, description=kr.description, owner=kr.owner,
         status=k.status, status_label=STATUS_LABELS.get(k.status, k.status),
         colour=STATUS_COLOURS.get(k.status, "#64748b"),
-        value=_num(k.value, unit), target=_num(k.target, unit), baseline=_num(k.baseline, unit),
+        value=fmt_number(k.value, unit if unit in PERCENT_UNITS else None, k.target),
+        target=_num(k.target, unit), baseline="" if k.baseline is None else _num(k.baseline, unit),
+        warnings=list(k.warnings),
+        projected="" if k.projected is None or k.projected == k.value else fmt_number(
+            k.projected, unit if unit in PERCENT_UNITS else None, k.target),
         unit="" if unit in PERCENT_UNITS else (unit or ""),
         baseline_note="auto: the same metric over the previous period" if kr.baseline == "auto" else "",
         progress=fmt_pct(k.progress), score=fmt_pct(k.score), expected=fmt_pct(k.expected),

@@ -45,7 +45,9 @@ def test_a_kr_whose_jql_jira_rejects_fails_in_one_line_and_the_rest_syncs(env):
     assert len(lines) == 1 and lines[0].startswith("okrsync: jira: JQL of KR2 rejected by Jira: ")
     krs = env.krs()
     assert krs["KR2"]["status"] == "no_data"
-    assert krs["KR1"]["value"] is not None and krs["KR3"]["value"] is not None
+    # the other sources synced (FCR may have nothing resolved yet minutes into a quarter: no_data, not an error)
+    assert krs["KR1"]["value"] is not None and krs["KR1"]["synced_at"] is not None
+    assert krs["KR3"]["synced_at"] is not None and (krs["KR3"]["value"] is not None or krs["KR3"]["status"] == "no_data")
     conn = sqlite3.connect(env.db)
     assert conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0] == len(
         env.sandbox.world.jira_issues())

@@ -208,10 +208,11 @@ def test_availability_union_clipped_open_counts_until_now(store, incidents):
     k = run(store, "{id: KR1, title: t, metric: availability, select: {source: servicenow, service: Core Network},"
                    " target: 0.999, direction: maintain_above}")
     # down: [Sep30 22:00, Oct1 02:00] clipped to Oct1 00:00 -> 2h (overlaps the next one: union = 2 h),
-    # Oct 2 00-10 -> 10 h, open since Nov 14 23:00 until now -> 1 h; cancelled excluded
-    down_h = 2 + 10 + 1
+    # Oct 2 00-10 -> 10 h; the P3 open since Nov 14 23:00 is no outage (priority 1-2 only); cancelled excluded
+    down_h = 2 + 10
     assert k.value == pytest.approx(1 - down_h / (45 * 24))
-    assert k.items == 4
+    assert k.items == 3
+    assert k.detail["outages"] == "priority 1-2"
     assert k.status == "off_track"
 
 
@@ -232,20 +233,40 @@ def test_time_to_restore_for_github_incident_issues(store):
 
 
 # -- ratio -----------------------------------------------------------------------------------------
-def test_ratio_defect_density(store, epic):
-    load(store, [issue(type="Bug", created="2026-10-03"), issue(type="Bug", created="2026-10-04")])
+def test_ratio_defect_density_is_a_rate_over_the_window(store):
+    # bugs created in the quarter / points done in the quarter: done work resolved before the window is not
+    # in the denominator (DESIGN §4: a scope metric inside a ratio counts the items resolved in the window)
+    load(store, [issue(type="Bug", created="2026-10-03"), issue(type="Bug", created="2026-10-04"),
+                 issue(type="Bug", created="2026-09-04"),  # before the window
+                 issue("APP-1", parent="APP-100", status_category="done", story_points=3, resolved="2026-10-10"),
+                 issue("APP-2", parent="APP-100", status_category="done", story_points=1, resolved="2026-11-01"),
+                 issue("APP-3", parent="APP-100", status_category="done", story_points=8, resolved="2026-09-20"),
+                 issue("APP-4", parent="APP-100", status_category="todo", story_points=5)])
     k = run(store, """{id: KR1, title: t, metric: ratio,
       numerator: {metric: count, select: {source: jira, type: Bug}},
       denominator: {metric: points_done, select: {source: jira, parent: APP-100}}, baseline: 1, target: -25%}""")
     assert k.value == pytest.approx(2 / 4)
+    assert k.detail["denominator"] == 4.0 and k.detail["denominator_items"] == 2
     assert k.target == pytest.approx(0.75)
     assert k.items == 2
+
+
+def test_ratio_baseline_auto_uses_the_previous_quarter_for_both_parts(store):
+    load(store, [issue(type="Bug", created="2026-10-03"), issue(type="Bug", created="2026-09-04"),
+                 issue(type="Bug", created="2026-08-04"), issue(type="Bug", created="2026-08-05"),
+                 issue("APP-1", parent="APP-100", status_category="done", story_points=2, resolved="2026-10-10"),
+                 issue("APP-3", parent="APP-100", status_category="done", story_points=8, resolved="2026-09-20")])
+    k = run(store, """{id: KR1, title: t, metric: ratio,
+      numerator: {metric: count, select: {source: jira, type: Bug}},
+      denominator: {metric: points_done, select: {source: jira, parent: APP-100}}, baseline: auto, target: -25%}""")
+    assert (k.value, k.baseline) == (pytest.approx(1 / 2), pytest.approx(3 / 8))
+    assert k.detail["baseline_window"] == ["2026-07-01T00:00:00.000Z", "2026-10-01T00:00:00.000Z"]
 
 
 def test_ratio_zero_denominator_is_no_data(store):
     load(store, [issue(type="Bug", created="2026-10-03")])
     k = run(store, """{id: KR1, title: t, metric: ratio, numerator: {metric: count, select: {source: jira}},
-      denominator: 0, target: 1}""")
+      denominator: 0, target: 1, direction: increase}""")
     assert (k.value, k.status) == (None, "no_data")
 
 

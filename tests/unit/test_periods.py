@@ -38,11 +38,37 @@ def test_bounds_end_inclusive_and_time_zone():
     assert hi == datetime(2026, 12, 31, 23, tzinfo=UTC)
 
 
-def test_previous_bounds_is_start_minus_full_length():
-    p = parse_period("2026-Q1")  # 90 days
+@pytest.mark.parametrize("period,prev_label,lo,hi", [
+    # the previous calendar period of the same kind, with its own length (DESIGN §5)
+    ("2027-Q1", "2026-Q4", date(2026, 10, 1), date(2027, 1, 1)),   # 92 days before a 90-day quarter
+    ("2026-Q4", "2026-Q3", date(2026, 7, 1), date(2026, 10, 1)),
+    ("2028-Q2", "2028-Q1", date(2028, 1, 1), date(2028, 4, 1)),    # leap year: 91 days
+    ("2026-H1", "2025-H2", date(2025, 7, 1), date(2026, 1, 1)),
+    ("2026-H2", "2026-H1", date(2026, 1, 1), date(2026, 7, 1)),
+    ("2027", "2026", date(2026, 1, 1), date(2027, 1, 1)),
+    ("2026-03", "2026-02", date(2026, 2, 1), date(2026, 3, 1)),    # 28 days before 31
+    ("2028-03", "2028-02", date(2028, 2, 1), date(2028, 3, 1)),    # 29 days
+    ("2027-01", "2026-12", date(2026, 12, 1), date(2027, 1, 1)),
+])
+def test_previous_bounds_of_a_calendar_period_is_the_previous_calendar_period(period, prev_label, lo, hi):
+    p = parse_period(period)
+    assert p.previous() is not None and p.previous().label == prev_label
+    assert p.previous_bounds() == (datetime(lo.year, lo.month, lo.day, tzinfo=UTC),
+                                   datetime(hi.year, hi.month, hi.day, tzinfo=UTC))
+
+
+def test_previous_bounds_of_an_explicit_range_is_start_minus_full_length():
+    p = parse_period({"start": "2026-01-01", "end": "2026-03-31"})  # 90 days
+    assert p.previous() is None
     lo, hi = p.previous_bounds()
     assert hi == datetime(2026, 1, 1, tzinfo=UTC)
     assert lo == datetime(2026, 1, 1, tzinfo=UTC) - timedelta(days=90)
+
+
+def test_previous_bounds_in_a_time_zone():
+    lo, hi = parse_period("2027-Q1").previous_bounds("Europe/Berlin")
+    assert lo == datetime(2026, 9, 30, 22, tzinfo=UTC)
+    assert hi == datetime(2026, 12, 31, 23, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("text,seconds", [("15m", 900), ("1h30m", 5400), ("30d", 2592000), ("2w", 1209600),

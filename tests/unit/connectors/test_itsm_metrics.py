@@ -101,14 +101,17 @@ def sla_set():
 
 
 def availability_set():
+    # outages are priority 1-2 unless the selector names priority, severity or urgency (DESIGN §4)
     return [
-        incident(opened="2026-10-10 00:00", resolved="2026-10-10 06:00"),  # overlaps the next one:
-        incident(opened="2026-10-10 04:00", resolved="2026-10-10 10:00"),  # union 10 h
-        incident(opened="2026-09-30 20:00", resolved="2026-10-01 02:00"),  # started before the window: 2 h in it
-        incident(opened="2026-11-14 18:00"),  # still open: down until now, 6 h
-        incident(opened="2026-10-20 00:00", closed="2026-10-20 05:00", status="closed"),  # closed only: 5 h
-        incident(opened="2026-10-25 00:00", closed="2026-10-26 00:00", status="cancelled"),  # not an outage
-        incident(opened="2026-09-01 00:00", resolved="2026-09-02 00:00"),  # before the window
+        incident(opened="2026-10-10 00:00", resolved="2026-10-10 06:00", priority="1"),  # overlaps the next one:
+        incident(opened="2026-10-10 04:00", resolved="2026-10-10 10:00", priority="2"),  # union 10 h
+        incident(opened="2026-09-30 20:00", resolved="2026-10-01 02:00", priority="1"),  # before the window: 2 h in it
+        incident(opened="2026-11-14 18:00", priority="1"),  # still open: down until now, 6 h
+        incident(opened="2026-10-20 00:00", closed="2026-10-20 05:00", status="closed", priority="2"),  # closed: 5 h
+        incident(opened="2026-10-25 00:00", closed="2026-10-26 00:00", status="cancelled", priority="1"),  # no outage
+        incident(opened="2026-09-01 00:00", resolved="2026-09-02 00:00", priority="1"),  # before the window
+        incident(opened="2026-10-28 00:00", resolved="2026-10-28 12:00", priority="4"),  # a P4 ticket: 12 h, no outage
+        incident(opened="2026-10-29 00:00", resolved="2026-10-29 01:00", priority="P3"),  # P3: 1 h, no outage
     ]
 
 
@@ -124,6 +127,9 @@ CASES = [
     ("sla by hours P-keys", sla_set, "metric: sla_compliance, sla_hours: {P1: 4, P2: 8}", 0.5, 4),
     ("sla by the breached flag", sla_set, "metric: sla_compliance", 3 / 5, 5),
     ("availability", availability_set, "metric: availability", 1 - (10 + 2 + 6 + 5) * 3600 / WINDOW_S, 5),
+    ("availability, priorities named", availability_set,
+     "metric: availability, select: {source: servicenow, priority: [1, 2, 3, 4]}",
+     1 - (10 + 2 + 6 + 5 + 12 + 1) * 3600 / WINDOW_S, 7),
 ]
 
 
@@ -245,7 +251,8 @@ PD_CASES = [
     ("mtta", "metric: mtta", (9 + 10) / 2 / 60, 2),
     ("ttr", "metric: time_to_restore", 368 / 3600, 1),  # #6: 06:45:36 -> 06:51:44 (last_status_change_at)
     # #4 open since 06:23:06 covers #5 (open) and #6: down 06:23:06 -> 07:11:37
-    ("availability", "metric: availability", 1 - (48 * 60 + 31) / PD_WINDOW_S, 3),
+    # outages are high urgency: #6 (low) is left out, and #4 covered it anyway
+    ("availability", "metric: availability", 1 - (48 * 60 + 31) / PD_WINDOW_S, 2),
     ("count high urgency", "metric: count, select: {source: pagerduty, urgency: high}", 2.0, 2),
     ("count by service", "metric: count, select: {source: pagerduty, service: devservice}", 3.0, 3),
 ]
@@ -282,7 +289,8 @@ def test_extra_fields_feed_where_selectors(store):
 
     url = "https://acme.service-now.com"
     responses.get(f"{url}/api/now/table/incident",
-                  json={"result": [row(1, "network", "IT"), row(2, "network", "Sales"), row(3, "email", "IT")]})
+                  json={"result": [row(1, "network", "IT"), row(2, "network", "Sales"), row(3, "email", "IT")]},
+                  headers={"X-Total-Count": "3"})  # the whole result: the read ends on this page
     cfg = ServiceNowSource(type="servicenow", url=url, fields=["u_category", "caller_id.department.name"])
     conn = build_sn("servicenow", cfg, SourceCredentials(user="u", password="p"), ConnectorOptions(sleep=lambda s: 0))
     pages = list(conn.streams()[0].read(ReadContext(since=datetime(2026, 7, 1, tzinfo=UTC), run_started=NOW)))

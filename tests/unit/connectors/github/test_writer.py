@@ -36,7 +36,7 @@ SECTION = """<!-- okrsync:KR1 -->
 ### KR1: Increase release frequency by 40%
 
 - **Status:** at risk
-- **Value:** 6.2 deploys/week (baseline 5, target 7 deploys/week)
+- **Value:** 6.2 deploys/week (baseline 5 deploys/week, target 7 deploys/week)
 - **Progress:** 60% (expected pace 55%)
 - **Items counted:** 31
 - **Period:** 2026-Q4
@@ -55,6 +55,17 @@ def test_render_section_no_value_and_override():
     assert "- **Progress:** – (expected pace 55%)" in text and "overridden" in text and "Period" not in text
     # computed_at is not shown: an unchanged status renders the same text
     assert render_section(kr(computed_at="2027-01-01T00:00:00.000Z")) == SECTION
+
+
+@pytest.mark.parametrize("value,baseline,target,line", [
+    # fraction KRs read as percentages, with the digits the target needs (DESIGN §5)
+    (0.9987, None, 0.9999, "- **Value:** 99.87% (target 99.99%)"),
+    (0.558, 0.5, 0.9, "- **Value:** 55.8% (baseline 50.0%, target 90.0%)"),
+    (None, None, 0.9, "- **Value:** no value (target 90.0%)"),
+])
+def test_render_section_of_a_fraction_kr(value, baseline, target, line):
+    text = render_section(kr(metric="availability", value=value, baseline=baseline, target=target, unit="%"))
+    assert line in text.splitlines()
 
 
 S, E = "<!-- okrsync:KR1 -->", "<!-- /okrsync:KR1 -->"
