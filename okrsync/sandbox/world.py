@@ -208,7 +208,8 @@ class World:
 
     def github_workflow_runs(self, repo: str | None = None) -> list[dict[str, Any]]:
         return [{"repo": run.repo, "id": run.id, "workflow": run.workflow, "head_sha": run.sha,
-                 "created": from_ms(run.created), "status": run.status, "conclusion": run.conclusion}
+                 "created": from_ms(run.created), "updated": from_ms(run.updated), "status": run.status,
+                 "conclusion": run.conclusion}
                 for r in self.repos.values() if not repo or r.name == repo for run in r.runs]
 
     def servicenow_incidents(self) -> list[dict[str, Any]]:
