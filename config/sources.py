@@ -83,6 +83,9 @@ class SourceBase(BaseModel):
 
 class JiraSource(SourceBase):
     type: Literal["jira"]
+    # The API gateway for scoped API tokens and service accounts, https://api.atlassian.com/ex/jira/<cloudId>;
+    # requests go there, links keep using url (the site).
+    gateway: str | None = Field(default=None, alias="api_url")
     email: str | None = None  # Cloud basic auth user (or OKRSYNC_SOURCES__<NAME>__EMAIL)
     projects: list[str] = Field(default_factory=list)
     jql: str | None = None  # extra filter ANDed to the sync query
@@ -92,11 +95,19 @@ class JiraSource(SourceBase):
     epic_link_field: str | None = None
     fields: list[str] = Field(default_factory=list)  # extra fields (ids or names) kept in raw for where: selectors
 
+    @field_validator("gateway")
+    @classmethod
+    def _gateway(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v)
+
     @model_validator(mode="after")
     def _needs_url(self):
         if not self.url:
             raise ValueError("a jira source needs url: https://<site>.atlassian.net (or your Data Center URL)")
         return self
+
+    def api_url(self) -> str:
+        return self.gateway or self.url or ""
 
 
 class GitHubSource(SourceBase):

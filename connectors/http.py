@@ -37,6 +37,15 @@ class RetryableHTTP(Exception):
         self.response = response
 
 
+class Forbidden(AuthError):
+    """HTTP 403 that is no rate limit: the credentials work but lack a permission. .detail: the server's message."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.status = 403
+        self.detail = detail
+
+
 class HTTPStatusError(SourceError):
     def __init__(self, message: str, status: int, body: Any = None):
         super().__init__(message)
@@ -93,6 +102,44 @@ def rate_limit_wait(headers: Mapping[str, str], now: float) -> float | None:
             return max(0.0, float(reset))
         except ValueError:
             return None
+    return None
+
+
+SECONDARY_WAIT = 60.0  # GitHub: without retry-after, "wait for at least one minute", then back off exponentially
+
+
+@dataclass(frozen=True)
+class RateLimitWait:
+    seconds: float
+    kind: str  # retry_after | reset | secondary
+
+
+def rate_limit_decision(resp: requests.Response, now: float, secondary_hits: int = 0) -> RateLimitWait | None:
+    """Is this 403/429 a rate limit, and how long to wait? None: not a rate limit (a 403 is then a permission error).
+
+    The order GitHub documents ("Best practices for using the REST API", "Rate limits for the REST API"):
+    1. retry-after present: wait that many seconds;
+    2. x-ratelimit-remaining 0: wait until x-ratelimit-reset (it is on every response, usually an hour away,
+       so it is never the wait for anything else);
+    3. otherwise (a secondary limit): at least one minute, doubling on each consecutive one.
+    Jira Data Center's rate limiter sends retry-after on every response, 0 while tokens are left (Atlassian
+    "Adjusting your code for rate limiting"): a 403 with retry-after 0 is a permission error, not a limit.
+    """
+    h = _lower(resp.headers)
+    status = resp.status_code
+    retry_after = parse_retry_after(h.get("retry-after"), now)
+    if retry_after is not None and (retry_after > 0 or status == 429):
+        return RateLimitWait(retry_after, "retry_after")
+    if h.get("x-ratelimit-remaining", "").strip() == "0":
+        wait = rate_limit_wait({k: v for k, v in h.items() if k != "retry-after"}, now)
+        if wait is not None:
+            return RateLimitWait(wait, "reset")
+    if status == 429 and h.get("ratelimit-reset"):  # PagerDuty: seconds to wait
+        wait = rate_limit_wait({"ratelimit-reset": h["ratelimit-reset"]}, now)
+        if wait is not None:
+            return RateLimitWait(wait, "reset")
+    if status == 429 or _says_rate_limit(resp):
+        return RateLimitWait(SECONDARY_WAIT * 2 ** min(secondary_hits, 10), "secondary")
     return None
 
 
@@ -161,6 +208,10 @@ class HttpClient:
         self.retries = 0
         self.waited = 0.0
         self._blocked_until = 0.0  # a rate-limit window with nothing left: wait before the next call
+        self._block_owner: int | None = None  # the thread that waits for it through its own retry (not twice)
+        # a 5xx that retrying cannot fix (e.g. Jira Data Center's "Search limit exceeded"): answered at once
+        self.final: Callable[[requests.Response], bool] | None = None
+        self._secondary_hits = 0  # consecutive secondary rate limits (the wait doubles each time)
 
     # -- helpers ------------------------------------------------------------------------------
     def url(self, path: str) -> str:
@@ -194,11 +245,12 @@ class HttpClient:
             wait = rate_limit_wait({k: v for k, v in h.items() if k.lower() != "retry-after"}, self.clock())
             if wait:
                 self._blocked_until = self.clock() + min(wait, self.options.max_wait) + 1.0
+                self._block_owner = None
 
     # -- the call -----------------------------------------------------------------------------
     def _attempt(self, method: str, url: str, retry_unsafe: bool, **kwargs: Any) -> requests.Response:
         pause = self._blocked_until - self.clock()
-        if pause > 0:
+        if pause > 0 and self._block_owner != threading.get_ident():
             self._note_wait("rate limit exhausted, waiting for the reset", pause)
             self.sleep(pause)
             self._blocked_until = 0.0
@@ -227,13 +279,19 @@ class HttpClient:
             raise RetryableHTTP("connection closed mid-response") from exc
         self._observe_limits(resp)
         status = resp.status_code
-        if status == 429 or (status == 403 and _is_rate_limited(resp)):
-            wait = rate_limit_wait(resp.headers, self.clock())
-            if wait is None and status == 403:
-                wait = 60.0  # GitHub secondary limit without retry-after: at least a minute
-            self._blocked_until = 0.0  # the retry wait already covers the reset
-            raise RetryableHTTP(f"rate limited (HTTP {status})", wait, resp)
-        if status >= 500 and status != 501:
+        if status in (403, 429):
+            wait = rate_limit_decision(resp, self.clock(), self._secondary_hits)
+            if wait is not None:
+                secondary = wait.kind == "secondary"
+                self._secondary_hits = self._secondary_hits + 1 if secondary else 0
+                seconds = min(wait.seconds, self.options.max_wait) if secondary else wait.seconds
+                # the whole source pauses, not only this request (GitHub: "wait … before retrying")
+                self._blocked_until = self.clock() + seconds if seconds <= self.options.max_wait else 0.0
+                self._block_owner = threading.get_ident()  # this thread waits in its retry; the others here
+                raise RetryableHTTP(f"rate limited (HTTP {status}{', secondary limit' if secondary else ''})",
+                                    seconds, resp)
+        self._secondary_hits = 0
+        if status >= 500 and status != 501 and not (self.final is not None and self.final(resp)):
             if method in IDEMPOTENT or retry_unsafe:
                 wait = rate_limit_wait(resp.headers, self.clock()) if "retry-after" in _lower(resp.headers) else None
                 raise RetryableHTTP(f"HTTP {status}", wait, resp)
@@ -296,7 +354,7 @@ class HttpClient:
                     return parse(resp.content.decode(resp.encoding or "utf-8"))
                 return resp.json()
             except (ValueError, json.JSONDecodeError):
-                if attempts >= self.options.max_attempts or method not in IDEMPOTENT:
+                if attempts >= self.options.max_attempts or (method not in IDEMPOTENT and not retry_unsafe):
                     raise SourceError(f"{self.source}: {self._where(url)} returned a page that is not valid JSON, "
                                       f"gave up after {attempts} attempts") from None
                 seconds = backoff(attempts, self.options.backoff_base)
@@ -310,18 +368,18 @@ class HttpClient:
     def check(self, resp: requests.Response, url: str | None = None) -> None:
         """Raise the one-line auth / not-found errors."""
         url = url or resp.url
-        if resp.status_code == 401 or (resp.status_code == 403 and not _is_rate_limited(resp)):
+        if resp.status_code == 403 and rate_limit_decision(resp, self.clock()) is None:
+            hint = f" (check {self.auth_hint})" if self.auth_hint else ""
+            raise Forbidden(f"{self.source}: authentication failed for {self._where(self.base_url).rstrip('/')}{hint}",
+                            self.redact(_error_text(_body(resp))))
+        if resp.status_code == 401:
             hint = f" (check {self.auth_hint})" if self.auth_hint else ""
             raise AuthError(f"{self.source}: authentication failed for {self._where(self.base_url).rstrip('/')}{hint}")
         if resp.status_code == 404:
             raise NotFoundError(f"{self.source}: not found: {self._where(url)}")
 
     def error(self, resp: requests.Response, url: str) -> HTTPStatusError:
-        body: Any
-        try:
-            body = resp.json()
-        except ValueError:
-            body = resp.text[:200]
+        body = _body(resp)
         detail = self.redact(_error_text(body))
         msg = f"{self.source}: HTTP {resp.status_code} from {self._where(url)}"
         return HTTPStatusError(f"{msg}: {detail}" if detail else msg, resp.status_code, body)
@@ -334,12 +392,17 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-def _is_rate_limited(resp: requests.Response) -> bool:
-    h = _lower(resp.headers)
-    if h.get("x-ratelimit-remaining") == "0" or "retry-after" in h:
-        return True
+def _says_rate_limit(resp: requests.Response) -> bool:
+    """GitHub's secondary-limit 403 says so in its message ("You have exceeded a secondary rate limit")."""
     text = resp.text[:500].lower() if resp.content else ""
     return "rate limit" in text
+
+
+def _body(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text[:200]
 
 
 def _not_sent(exc: Exception) -> bool:

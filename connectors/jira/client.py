@@ -5,18 +5,27 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, QueryError, SourceError
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
 from okrsync.connectors.rawjson import parse_page
+from okrsync.engine.records import RecordError, parse_time, utc
 
 from .normalize import FieldMap
 
 CLOUD_PAGE = 100  # /search/jql with fields: the most Cloud returns per page
 CLOUD_ID_PAGE = 5000  # /search/jql with fields=id only
 DC_PAGE = 1000  # /rest/api/2/search: the usual jira.search.views.default.max (servers may cap lower)
+# Data Center's search platform refuses startAt + maxResults past jira.search.platform.max.result.window (10,000 by
+# default) with a 500 "Search limit exceeded" (Atlassian KB "Handling JQL REST API searching exceeding
+# max_result_window in Jira"): a longer read restarts with `created >= <last created>` before reaching it.
+DC_WINDOW = 10_000
+_WINDOW_EXCEEDED = re.compile(r"Search limit exceeded.*?search platform limit of ([\d,.]+)", re.I | re.S)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ORDER_BY = re.compile(r"\s*\bORDER\s+BY\b.*$", re.I | re.S)
 
 BASE_FIELDS = ("summary", "status", "issuetype", "project", "created", "updated", "resolutiondate", "labels",
                "components", "parent", "assignee", "priority")
@@ -26,6 +35,16 @@ EPIC_LINK_TYPE = "com.pyxis.greenhopper.jira:gh-epic-link"
 STORY_POINTS_NAMES = ("story points", "story point estimate")  # company-managed / team-managed
 _FIELD_ID = re.compile(r"customfield_\d+")
 _MISSING_PROJECT = re.compile(r"The value '([^']+)' does not exist for the field 'project'", re.I)
+
+
+def epoch_ms(value: datetime) -> int:
+    """An absolute instant for JQL: JQL date literals are read in the searching user's time zone."""
+    return (utc(value) - EPOCH) // timedelta(milliseconds=1)
+
+
+def strip_order_by(jql: str | None) -> str:
+    """The JQL without its ORDER BY (to AND more clauses to it)."""
+    return _ORDER_BY.sub("", jql or "").strip()
 
 
 class StaleDiscovery(SourceError):
@@ -60,17 +79,23 @@ class JiraClient:
             raise SourceError(f"{name}: a jira source needs url: https://<site>.atlassian.net (or the DC URL)")
         self.name = name
         self.config = config
-        self.site = config.url.rstrip("/")
+        self.site = config.url.rstrip("/")  # links (records, reports, write-back) always point at the site
+        # API calls: the gateway (https://api.atlassian.com/ex/jira/<cloudId>) for scoped tokens and service
+        # accounts, which the site URL answers with 401 (Atlassian: "Manage API tokens for service accounts").
+        gateway = getattr(config, "gateway", None)
+        self.api = (gateway or self.site).rstrip("/")
         self.token = credentials.token.get_secret_value() if credentials.token else ""
         self.email = config.email or credentials.email
         if not self.token:
             raise AuthError(f"{name}: no token: set {env_name(name, 'token')}")
         http = http_options(config, options)
         self.http = HttpClient(
-            name, self.site, options=http, headers={"Accept": "application/json"},
+            name, self.api, options=http, headers={"Accept": "application/json"},
             auth_hint=env_name(name, "token"), secrets=[*options.secrets, self.token],
             sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
         )
+        self.http.final = _window_exceeded
+        self.dc_window = DC_WINDOW
         self._cloud: bool | None = {"cloud": True, "server": False}.get(config.deployment)
         if self._cloud is not None:
             self._use_auth(self._cloud)
@@ -78,6 +103,7 @@ class JiraClient:
         self._field_map: FieldMap | None = None
         self._issue_fields: list[str] | None = None
         self._myself: dict[str, Any] | None = None
+        self.verified: str | None = None  # when a remembered field map was last checked against GET /field
         self._cached_cloud = False  # the deployment type came from the stream state, not from serverInfo
 
     # -- auth and deployment -------------------------------------------------------------------
@@ -157,16 +183,25 @@ class JiraClient:
     def discovery_key(self) -> str:
         """The settings discovery depends on: a change to any of them means discovering again."""
         c = self.config
-        parts = [self.site, c.deployment, bool(self.email), c.story_points_field, c.sprint_field,
-                 c.epic_link_field, *c.fields]
+        parts = [self.site, *([self.api] if self.api != self.site else []), c.deployment, bool(self.email),
+                 c.story_points_field, c.sprint_field, c.epic_link_field, *c.fields]
         return hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
     def discovery(self) -> dict[str, Any]:
         """Deployment type, field map and the search's field list, discovering what is not known yet."""
         fmap = self.field_map()
-        return {"key": self.discovery_key(), "cloud": self.is_cloud, "fields": self.issue_fields(),
-                "field_map": {"story_points": list(fmap.story_points), "sprint": list(fmap.sprint),
-                              "epic_link": list(fmap.epic_link)}}
+        out = {"key": self.discovery_key(), "cloud": self.is_cloud, "fields": self.issue_fields(),
+               "field_map": {"story_points": list(fmap.story_points), "sprint": list(fmap.sprint),
+                             "epic_link": list(fmap.epic_link)}}
+        if self.verified:
+            out["verified"] = self.verified
+        return out
+
+    def fields_listed(self, ids: list[str]) -> bool:
+        """Are these field ids still in GET /rest/api/2/field? (A search may leave out fields whose value is
+        null: whether /search/jql does is not documented, so an absent field is checked here, not assumed gone.)"""
+        listed = {str(f.get("id")) for f in self.fields()}
+        return set(ids) <= listed
 
     def use_discovery(self, saved: Any) -> bool:
         """Take a previous run's discovery (False: unusable, or made with other settings)."""
@@ -177,8 +212,10 @@ class JiraClient:
             fmap = FieldMap(**{k: tuple(str(x) for x in saved["field_map"][k])
                                for k in ("story_points", "sprint", "epic_link")})
             fields = [str(f) for f in saved["fields"]]
-        except (KeyError, TypeError, ValueError):
+            verified = str(saved["verified"]) if saved.get("verified") else None
+        except (KeyError, TypeError, ValueError, AttributeError):
             return False
+        self.verified = verified
         if self._cloud is None:
             self._use_auth(cloud)
             self._cloud, self._cached_cloud = cloud, True
@@ -186,8 +223,8 @@ class JiraClient:
         return True
 
     def forget_discovery(self) -> None:
-        """Discover again (serverInfo, field) on the next use."""
-        self._fields = self._field_map = self._issue_fields = None
+        """Discover again (serverInfo, and field unless it was read in this run) on the next use."""
+        self._field_map = self._issue_fields = self.verified = None
         if self._cached_cloud:
             self._cloud, self._cached_cloud = None, False
 
@@ -197,7 +234,10 @@ class JiraClient:
             self._myself = body if isinstance(body, dict) else {}
         return self._myself
 
-    # -- search --------------------------------------------------------------------------------
+    # -- search ------------------------------------------------------------------------------------------
+    # Searches are POSTs with a JSON body (Cloud POST /rest/api/3/search/jql, Data Center POST /rest/api/2/search,
+    # the body shapes of Atlassian's REST references): a long JQL never meets a URL length limit. They are reads,
+    # so they are retried like GETs.
     def search(self, jql: str, fields: list[str], *, page_size: int | None = None) -> Iterator[list[dict]]:
         """Pages of issues for a JQL, in the server's order (ours: ORDER BY created ASC)."""
         id_only = list(fields) == ["id"]
@@ -215,37 +255,73 @@ class JiraClient:
         return out
 
     def _search_cloud(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict]]:
-        """GET /rest/api/3/search/jql: follow nextPageToken until it is absent (never persisted: it expires)."""
-        params: dict[str, Any] = {"jql": jql, "maxResults": size, "fields": ",".join(fields)}
+        """/rest/api/3/search/jql: follow nextPageToken until it is absent (never persisted: it expires)."""
+        body: dict[str, Any] = {"jql": jql, "maxResults": size, "fields": list(fields)}
         seen: set[str] = set()
         while True:
-            body = self._search_get("rest/api/3/search/jql", params, jql)
-            yield _issues(body, self.name)
-            token = body.get("nextPageToken")
-            if not token or body.get("isLast") is True:
+            page = self._search_post("rest/api/3/search/jql", body, jql)
+            yield _issues(page, self.name)
+            token = page.get("nextPageToken")
+            if not token or page.get("isLast") is True:
                 return
             if token in seen:
                 raise SourceError(f"{self.name}: Jira returned the same nextPageToken twice; stopping to avoid a loop")
             seen.add(token)
-            params["nextPageToken"] = token
+            body["nextPageToken"] = token
 
     def _search_dc(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict]]:
-        """GET /rest/api/2/search: startAt advances by the issues actually returned (servers cap maxResults)."""
-        start = 0
+        """/rest/api/2/search by startAt (advancing by the issues actually returned: servers cap maxResults).
+
+        The search is ordered by created ASC (whatever the JQL's ORDER BY). Before startAt + maxResults would
+        pass the search window it restarts at startAt 0 with `created >= <the last created time>`; the issues
+        of that millisecond already read are left out of the restarted pages."""
+        wanted = list(dict.fromkeys([*fields, "created"]))  # the restart point
+        where, start = strip_order_by(jql), 0
+        query = f"{where} ORDER BY created ASC" if where else "ORDER BY created ASC"  # the order restarts rely on
+        last_ms: int | None = None
+        tail: set[str] = set()  # ids read whose created time is last_ms
+        restart_ms: int | None = None
         while True:
-            params = {"jql": jql, "startAt": start, "maxResults": size, "fields": ",".join(fields)}
-            body = self._search_get("rest/api/2/search", params, jql)
-            issues = _issues(body, self.name)
-            yield issues
+            limit = min(size, self.dc_window - start)
+            if limit <= 0:
+                if last_ms is None or last_ms == restart_ms:
+                    raise SourceError(f"{self.name}: more than {self.dc_window} issues share one created time; "
+                                      f"Jira Data Center's search window cannot page past them (JQL: {jql})")
+                query = f"({where}) AND created >= {last_ms} ORDER BY created ASC" if where else \
+                    f"created >= {last_ms} ORDER BY created ASC"
+                start, restart_ms, limit = 0, last_ms, min(size, self.dc_window)
+            body = {"jql": query, "startAt": start, "maxResults": limit, "fields": wanted}
+            try:
+                page = self._search_post("rest/api/2/search", body, jql)
+            except HTTPStatusError as exc:
+                window = _window_of(exc)
+                if window is None or window >= self.dc_window:
+                    raise
+                self.dc_window = window  # an administrator set a smaller window: page within it
+                continue
+            issues = _issues(page, self.name)
             start += len(issues)
-            total = body.get("total")
+            fresh = []
+            for raw in issues:
+                iid = str(raw.get("id")) if isinstance(raw, dict) else ""
+                if iid in tail:
+                    continue
+                fresh.append(raw)
+                ms = _created_ms(raw)
+                if ms is None:
+                    continue
+                if ms != last_ms:
+                    last_ms, tail = ms, set()
+                tail.add(iid)
+            yield fresh
+            total = page.get("total")
             if not issues or (isinstance(total, int) and start >= total):
                 return
 
-    def _search_get(self, path: str, params: dict[str, Any], jql: str) -> dict[str, Any]:
+    def _search_post(self, path: str, body: dict[str, Any], jql: str) -> dict[str, Any]:
         try:
             # the issues keep their JSON text: the store saves it as the raw payload without re-encoding
-            body = self.json("GET", path, params=params, parse=_issues_page)
+            page = self.json("POST", path, json=body, parse=_issues_page, retry_unsafe=True)
         except NotFoundError:
             if self._cached_cloud:  # e.g. /search/jql on a site that is Data Center after all
                 raise StaleDiscovery(f"{self.name}: {path} not found; the saved deployment type is stale") from None
@@ -255,7 +331,7 @@ class JiraClient:
                 raise StaleDiscovery(f"{self.name}: {path} is gone; the saved deployment type is stale") from None
             if exc.status == 410:
                 raise SourceError(
-                    f"{self.name}: {self.site}/{path} answered 410 Gone: Jira Cloud removed this search endpoint; "
+                    f"{self.name}: {self.api}/{path} answered 410 Gone: Jira Cloud removed this search endpoint; "
                     f"this site is Jira Cloud, so set deployment: cloud (or auto) for okrsync to use "
                     f"/rest/api/3/search/jql") from None
             if exc.status == 400:
@@ -264,9 +340,9 @@ class JiraClient:
                 raise JqlRejected(f"{self.name}: JQL rejected by Jira: {detail} (JQL: {jql})", detail,
                                   missing) from None
             raise
-        if not isinstance(body, dict):
+        if not isinstance(page, dict):
             raise SourceError(f"{self.name}: unexpected response from {path} (not an object)")
-        return body
+        return page
 
     @property
     def requests_made(self) -> int:
@@ -274,6 +350,30 @@ class JiraClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+def _window_of(exc: HTTPStatusError) -> int | None:
+    """The search window a 500 "Search limit exceeded … the search platform limit of 10,000" names."""
+    body = exc.body
+    text = json.dumps(body) if isinstance(body, (dict, list)) else str(body or "")
+    m = _WINDOW_EXCEEDED.search(text) if exc.status == 500 else None
+    if not m:
+        return None
+    digits = re.sub(r"[^0-9]", "", m.group(1))
+    return int(digits) if digits else None
+
+
+def _window_exceeded(resp: Any) -> bool:
+    return resp.status_code == 500 and b"Search limit exceeded" in (resp.content or b"")[:2000]
+
+
+def _created_ms(raw: Any) -> int | None:
+    fields = raw.get("fields") if isinstance(raw, dict) else None
+    try:
+        created = parse_time(fields.get("created"), "created") if isinstance(fields, dict) else None
+    except RecordError:
+        return None
+    return epoch_ms(created) if created is not None else None
 
 
 def _issues_page(text: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 from okrsync.config.settings import SourceCredentials
@@ -11,30 +11,20 @@ from okrsync.connectors.base import (
     ClientConnector,
     ConnectorOptions, Membership, Page, QueryError, ReadContext, Skipped, SourceError,
 )
-from okrsync.engine.records import RecordError, utc
+from okrsync.engine.records import RecordError
 
-from .client import JiraClient, JqlRejected, StaleDiscovery
+from .client import EPOCH, JiraClient, JqlRejected, StaleDiscovery, epoch_ms, strip_order_by
 from .normalize import issue_key, normalize_issue
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+__all__ = ["EPOCH", "epoch_ms", "strip_order_by", "build_jql", "volatile", "build", "JiraConnector"]
+
 _PLAIN_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _RESERVED = {"AND", "OR", "NOT", "IN", "IS", "WAS", "EMPTY", "NULL", "ORDER", "BY", "ASC", "DESC", "CHANGED"}
-_ORDER_BY = re.compile(r"\s*\bORDER\s+BY\b.*$", re.I | re.S)
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _CALL = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _NOT_FUNCTIONS = {"in", "and", "or", "not", "was", "is", "by", "on", "before", "after", "during", "from", "to",
                   "changed", "empty", "null"}
 _RELATIVE_DATE = re.compile(r"(?<![\w.])[-+]?\d+\s*[wdhmy]\b", re.I)
-
-
-def epoch_ms(value: datetime) -> int:
-    """An absolute instant for JQL: JQL date literals are read in the searching user's time zone."""
-    return (utc(value) - EPOCH) // timedelta(milliseconds=1)
-
-
-def strip_order_by(jql: str | None) -> str:
-    """The source's extra filter is ANDed in parentheses: an ORDER BY of its own would break the query."""
-    return _ORDER_BY.sub("", jql or "").strip()
 
 
 def _project(key: str) -> str:
@@ -108,8 +98,13 @@ class IssueStream:
             for issues in client.search(jql, fields, page_size=conn.config.page_size):
                 if not issues:
                     continue
-                if cached and _fields_gone(issues, fmap):
-                    raise StaleDiscovery(f"{conn.name}: a remembered custom field is no longer returned")
+                if cached and _fields_gone(issues, fmap) and not _recent(client.verified, ctx.run_started):
+                    # absent from every issue: deleted, or only null (a search may leave nulls out). One GET
+                    # /field tells; a site that leaves them out is checked at most once a day, never re-read.
+                    if not client.fields_listed(fmap.ids()):
+                        raise StaleDiscovery(f"{conn.name}: a remembered custom field is no longer returned")
+                    client.verified = ctx.run_started.isoformat()
+                    state = {"discovery": client.discovery()}
                 cached = False  # checked once: the rest of the read trusts it
                 changed = True
                 records, skipped = [], []
@@ -131,9 +126,19 @@ class IssueStream:
         conn.issues_changed = changed  # (a read that found nothing saves no discovery: the next one discovers)
 
 
+VERIFY_EVERY = timedelta(hours=24)
+
+
+def _recent(verified: str | None, now: datetime) -> bool:
+    try:
+        return verified is not None and now - datetime.fromisoformat(verified) < VERIFY_EVERY
+    except (TypeError, ValueError):
+        return False
+
+
 def _fields_gone(issues: list[Any], fmap: Any) -> bool:
-    """A remembered custom field id that none of the page's issues carries (Jira omits unknown fields; it
-    returns fields without a value as null): the field was deleted or replaced, discover again."""
+    """A remembered custom field id that none of the page's issues carries: Jira leaves out unknown fields, and
+    may leave out null ones (undocumented for /search/jql), so the caller checks GET /field before discovering."""
     wanted = set(fmap.ids())
     for raw in issues:
         f = raw.get("fields") if isinstance(raw, dict) else None

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 from urllib.parse import quote
 
 from okrsync.config.settings import SourceCredentials
-from okrsync.connectors.base import ConnectorOptions, NotFoundError, SourceError, WriteResult
+from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError, WriteResult
+from okrsync.connectors.http import Forbidden, HTTPStatusError
 from okrsync.engine.records import KRStatus
 
-from .client import JiraClient
+from .client import JiraClient, jira_messages
 
 PROPERTY = "okrsync.status"
+# Jira Service Management: a comment added through the platform API is public, mailed to the customer, unless
+# it carries this property (Atlassian: "Jira Service Management: add internal comments through the REST API").
+INTERNAL = [{"key": "sd.public.comment", "value": {"internal": True}}]
 COMMENT_PAGE = 5000
 _FIELD_ID = re.compile(r"customfield_\d+")
 _WIKI_SPECIAL = re.compile(r"([\\{}\[\]*_|!])")
@@ -87,6 +92,7 @@ class JiraWriter:
         self.name = name
         self.client = client
         self._field_ids: dict[str, str] = {}
+        self._desks: dict[str, bool] = {}  # project key -> is a service-desk project
 
     # -- dry run -------------------------------------------------------------------------------
     def plan(self, target: Any, status: KRStatus) -> list[str]:
@@ -118,32 +124,67 @@ class JiraWriter:
         else:
             comment_id = self._post(key, body)
             actions.append(("comment_created", f"{key} comment {comment_id}"))
-        self.client.json("PUT", f"{self._issue(key)}/properties/{PROPERTY}", json=status.machine(),
-                         expect=(200, 201, 204))
+        with self._permission(f"set the {PROPERTY} property of {key}"):
+            self.client.json("PUT", f"{self._issue(key)}/properties/{PROPERTY}", json=status.machine(),
+                             expect=(200, 201, 204))
         actions.append(("property_set", f"{key} {PROPERTY} = {status.status}"))
         pct = progress_percent(status)
         if target.field and pct is not None:
             fid = self._field_id(target.field)
             # notifyUsers=false is left out: Jira refuses it (403) unless the bot is a (project) admin.
-            self.client.json("PUT", self._issue(key), json={"fields": {fid: pct}}, expect=(204, 200))
+            with self._permission(f"edit {key}"):
+                self.client.json("PUT", self._issue(key), json={"fields": {fid: pct}}, expect=(204, 200))
             actions.append(("field_set", f"{key} {target.field} = {pct}"))
         return WriteResult(remote_ref=str(comment_id), actions=actions)
 
     def _issue(self, key: str) -> str:
         return f"rest/api/2/issue/{quote(key, safe='')}"
 
+    @contextmanager
+    def _permission(self, what: str) -> Iterator[None]:
+        """A permission error in one line, at once: a 403 (never retried: Jira Data Center's retry-after: 0 on
+        every response makes no 403 a rate limit), or the 400 Jira answers a comment it may not add."""
+        try:
+            yield
+        except Forbidden as exc:
+            raise SourceError(f"{self.name}: no permission to {what} (HTTP 403: {exc.detail or 'Forbidden'})") from None
+        except HTTPStatusError as exc:
+            detail = jira_messages(exc.body)
+            if exc.status == 400 and "permission" in detail.lower():
+                raise SourceError(f"{self.name}: no permission to {what} (HTTP 400: {detail})") from None
+            raise
+
+    def _service_desk(self, key: str) -> bool:
+        """Is the issue's project a Jira Service Management one (projectTypeKey "service_desk")? Asked once per
+        project; a project we cannot read is taken as one (an internal comment is harmless elsewhere)."""
+        project = key.rsplit("-", 1)[0].upper()
+        if project not in self._desks:
+            try:
+                body = self.client.json("GET", f"rest/api/2/project/{quote(project, safe='')}")
+                self._desks[project] = not isinstance(body, dict) or body.get("projectTypeKey") == "service_desk"
+            except (NotFoundError, AuthError):
+                self._desks[project] = True
+        return self._desks[project]
+
+    def _payload(self, key: str, body: str) -> dict[str, Any]:
+        return {"body": body, "properties": INTERNAL} if self._service_desk(key) else {"body": body}
+
     def _edit(self, key: str, comment_id: str, body: str) -> bool:
         """PUT the comment (idempotent, retried); False when it is gone."""
+        payload = self._payload(key, body)
         try:
-            self.client.json("PUT", f"{self._issue(key)}/comment/{quote(str(comment_id), safe='')}",
-                             json={"body": body}, expect=(200, 204))
+            with self._permission(f"comment on {key}"):
+                self.client.json("PUT", f"{self._issue(key)}/comment/{quote(str(comment_id), safe='')}",
+                                 json=payload, expect=(200, 204))
         except NotFoundError:
             return False
         return True
 
     def _post(self, key: str, body: str) -> str:
         # POST is not retried on 5xx/timeouts (HttpClient): a lost answer is found by its marker next time.
-        created = self.client.json("POST", f"{self._issue(key)}/comment", json={"body": body}, expect=(201, 200))
+        payload = self._payload(key, body)
+        with self._permission(f"comment on {key}"):
+            created = self.client.json("POST", f"{self._issue(key)}/comment", json=payload, expect=(201, 200))
         if not isinstance(created, dict) or not created.get("id"):
             raise SourceError(f"{self.name}: Jira did not return the id of the comment posted on {key}")
         return str(created["id"])

@@ -11,11 +11,12 @@ from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
+from .jira_policy import JiraPolicy, TokenBucket
 from .jira_render import Renderer
 from .jira_writes import JiraWrites, _int
 from .jql import JqlContext, JqlError, Query, parse
 from .model import PROJECTS, UTC, JiraIssue
-from .server import App, BadRequest, Request, Response, json_response
+from .server import App, BadRequest, Request, Response, _secs, json_response
 
 UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
 REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration "
@@ -23,7 +24,7 @@ REMOVED = ("The requested API has been removed. Please migrate to the /rest/api/
 NO_ISSUE = "Issue does not exist or you do not have permission to see it."
 
 
-class JiraApp(JiraWrites, App):
+class JiraApp(JiraPolicy, JiraWrites, App):
     system = "jira"
 
     def __init__(self, world: Any, mode: str = "cloud", token: str | None = None):
@@ -32,6 +33,11 @@ class JiraApp(JiraWrites, App):
             raise ValueError("jira_mode must be 'cloud' or 'server'")
         self.w, self.mode, self.token = world, mode, token
         self.r = Renderer(world, mode, lambda: self.base_url)
+        self.init_policy(world.seed)
+        # project keys of Jira Service Management projects (projectTypeKey "service_desk"): comments there are
+        # public (mailed to the customer) unless they carry sd.public.comment {"internal": true}
+        self.service_desks: set[str] = self.r.service_desks
+        self.comment_properties: dict[int, dict[str, Any]] = self.r.comment_properties
         ids = self.r.ids
         self.ctx = JqlContext(world, mode, f"cf[{ids['epic_link'].split('_')[1]}]",
                               f"cf[{ids['sprint'].split('_')[1]}]")
@@ -45,6 +51,7 @@ class JiraApp(JiraWrites, App):
             self.route("GET", f"{p}/myself", self.myself)
             self.route("GET", f"{p}/field", lambda req: json_response(200, self.r.catalogue))
             self.route("GET", f"{p}/project", self.projects)
+            self.route("GET", f"{p}/project/{{key}}", self.project)
             for m in ("GET", "POST"):
                 self.route(m, f"{p}/search", self.search_v2 if mode == "server" else self.gone)
                 if mode == "cloud":
@@ -60,6 +67,10 @@ class JiraApp(JiraWrites, App):
             self.route("GET", f"{p}/issue/{{key}}/properties/{{prop}}", self.get_property)
             self.route("PUT", f"{p}/issue/{{key}}/properties/{{prop}}", self.put_property)
             self.route("DELETE", f"{p}/issue/{{key}}/properties/{{prop}}", self.delete_property)
+            self.route("GET", f"{p}/comment/{{cid}}/properties", self.list_comment_properties)
+            self.route("GET", f"{p}/comment/{{cid}}/properties/{{prop}}", self.get_comment_property)
+        if mode == "cloud":
+            self.route("GET", "/_edge/tenant_info", self.tenant_info)
 
     # -- system shapes -----------------------------------------------------------------------------------
     def error(self, status: int, message: str, **extra: Any) -> Response:
@@ -67,13 +78,14 @@ class JiraApp(JiraWrites, App):
             return json_response(status, {"errorMessages": [], "errors": extra["errors"]})
         return json_response(status, {"errorMessages": [message], "errors": {}})
 
-    def handle(self, req: Request) -> Response:
+    def dispatch(self, req: Request) -> Response:
+        """App.handle, after JiraPolicy.handle's site rules."""
         if self.mode == "server":  # Data Center's Jersey answer for a REST path it does not have
             handler, _params, known = self.router.match(req.method, req.path)
             if handler is None and not known:
                 return json_response(404, {"message": f"null for uri: {self.base_url}{req.path}",
                                            "status-code": 404})
-        return super().handle(req)
+        return App.handle(self, req)
 
     def authenticate(self, req: Request) -> Response | None:
         if self.token is None:
@@ -95,6 +107,11 @@ class JiraApp(JiraWrites, App):
         return resp
 
     def rate_limited(self, retry_after: float) -> Response:
+        if self.mode == "server":  # Data Center's limiter: its own headers, no reset time
+            bucket = self.rate_limit or TokenBucket()
+            headers = [h for h in bucket.headers(0, 0.0) if h[0] != "retry-after"]
+            return json_response(429, {"errorMessages": ["Rate limit exceeded."], "errors": {}},
+                                 [*headers, ("retry-after", _secs(retry_after))])
         reset = datetime.now(UTC) + timedelta(seconds=retry_after)
         return json_response(429, {"errorMessages": ["Rate limit exceeded."], "errors": {}}, [
             ("Retry-After", str(int(retry_after)) if float(retry_after).is_integer() else str(retry_after)),
@@ -126,6 +143,13 @@ class JiraApp(JiraWrites, App):
 
     def projects(self, req: Request) -> Response:
         return json_response(200, [self.r.project(k) for k in PROJECTS])
+
+    def project(self, req: Request) -> Response:
+        key = req.params["key"].upper()
+        match = next((k for k, (pid, _n, _t) in PROJECTS.items() if key in (k, pid)), None)
+        if match is None:
+            raise BadRequest(f"No project could be found with key '{req.params['key']}'.", 404)
+        return json_response(200, self.r.project(match))
 
     def gone(self, req: Request) -> Response:
         return json_response(410, {"errorMessages": [REMOVED], "errors": {}})
@@ -166,6 +190,10 @@ class JiraApp(JiraWrites, App):
 
     def search_jql(self, req: Request) -> Response:
         body = req.json() if req.method == "POST" else None
+        # POST body (Cloud "Search for issues using JQL enhanced search (POST)"): jql and nextPageToken strings,
+        # maxResults an integer, fields/properties/reconcileIssues arrays, expand one comma-separated string
+        _check_body(body, {"jql": str, "nextPageToken": str, "maxResults": int, "fields": list, "expand": str,
+                           "properties": list, "fieldsByKeys": bool, "failFast": bool, "reconcileIssues": list})
         p = _params(req, body, ("jql", "nextPageToken", "maxResults", "fields", "expand", "properties"))
         jql = p.get("jql") or ""
         query = self.compile(jql)
@@ -204,12 +232,19 @@ class JiraApp(JiraWrites, App):
 
     def search_v2(self, req: Request) -> Response:
         body = req.json() if req.method == "POST" else None
+        # POST body (Data Center "Search for issues using JQL (POST)"): jql a string, startAt/maxResults integers,
+        # fields/expand/properties arrays of strings
+        _check_body(body, {"jql": str, "startAt": int, "maxResults": int, "fields": list, "expand": list,
+                           "properties": list, "fieldsByKeys": bool, "validateQuery": (bool, str)})
         p = _params(req, body, ("jql", "startAt", "maxResults", "fields", "expand", "properties"))
         jql = p.get("jql") or ""
         query = self.compile(jql)
         fields = self.r.wanted(p.get("fields"), "*navigable")
         start = max(0, _int(p.get("startAt"), 0, "startAt"))
         limit = max(0, min(_int(p.get("maxResults"), 50, "maxResults"), 1000))
+        refused = self.window_exceeded(start, limit)
+        if refused is not None:
+            return refused
         items, _key = self.results(jql, query)
         page = items[start:start + limit]
         expand, props = _csv(p.get("expand")), _csv(p.get("properties"))
@@ -241,6 +276,24 @@ class JiraApp(JiraWrites, App):
         with self.w.lock:
             return json_response(200, self.r.issue(issue, fields, api, req.arg("expand") or "",
                                                    _csv(req.arg("properties"))))
+
+def _check_body(body: Any, shape: dict[str, Any]) -> None:
+    """Jira's JSON binding: a value of the wrong type (a comma-separated string for an array, a string for a
+    number) is a 400, like the real endpoint's."""
+    if body is None:
+        return
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid request payload. Refer to the REST API documentation and try again.")
+    for key, kind in shape.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if ok and kind is list:
+            ok = all(isinstance(v, str) for v in value) or key == "reconcileIssues"
+        if not ok:
+            raise BadRequest("Invalid request payload. Refer to the REST API documentation and try again.")
+
 
 def _params(req: Request, body: Any, names: tuple[str, ...]) -> dict[str, Any]:
     if body is not None:

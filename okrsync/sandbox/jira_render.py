@@ -93,6 +93,8 @@ class Renderer:
         self.names = {f["id"]: f["name"] for f in self.catalogue}
         self.schemas = {f["id"]: f.get("schema") for f in self.catalogue if f.get("schema")}
         self._static: dict[str, Any] = {}
+        self.service_desks: set[str] = set()  # Jira Service Management project keys
+        self.comment_properties: dict[int, dict[str, Any]] = {}  # comment id -> {property key: value}
         self._sprints: dict[int, Any] = {}
         self._sprint_version = -1
         self.getters = self._getters()
@@ -141,15 +143,17 @@ class Renderer:
 
     def project(self, key: str) -> dict[str, Any]:
         pid, name, _team = PROJECTS[key]
+        kind = "service_desk" if key in self.service_desks else "software"
+
         def build() -> dict[str, Any]:
             out = {"self": f"{self.base}/rest/api/2/project/{pid}", "id": pid, "key": key, "name": name,
-                   "projectTypeKey": "software",
+                   "projectTypeKey": kind,
                    "avatarUrls": {s: f"{self.base}/secure/projectavatar?size={s}&avatarId=10324"
                                   for s in ("48x48", "24x24", "16x16", "32x32")}}
             if self.mode == "cloud":
                 out["simplified"] = False
             return out
-        return self._cached(f"project:{key}", build)
+        return self._cached(f"project:{key}:{kind}", build)
 
     def user(self, n: int | None) -> dict[str, Any] | None:
         if n is None:
@@ -318,7 +322,9 @@ class Renderer:
                "author": self.user(c.author), "body": c.body, "updateAuthor": self.user(c.author),
                "created": self.t(c.created), "updated": self.t(c.updated)}
         if self.mode == "cloud":
-            out["jsdPublic"] = True
+            # Cloud's read-only flag: false for an internal comment (sd.public.comment {"internal": true})
+            internal = (self.comment_properties.get(c.id, {}).get("sd.public.comment") or {}).get("internal")
+            out["jsdPublic"] = internal is not True
         return out
 
     def comment_page(self, i: JiraIssue) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .jira_policy import NO_COMMENT, NO_EDIT
 from .jira_render import KR_PROGRESS, KR_STATUS
 from .model import POINTS_FIELD, PRIORITIES, Comment, JiraIssue
 from .server import BadRequest, Request, Response, json_response
@@ -19,9 +20,25 @@ class JiraWrites:
     r: Any
     mode: str
     base_url: str
+    service_desks: set[str]
+    comment_properties: dict[int, dict[str, Any]]
+
+    def allowed(self, issue: JiraIssue, action: str) -> bool:  # JiraPolicy
+        raise NotImplementedError
+
+    def _may(self, issue: JiraIssue, action: str) -> None:
+        """Permission errors as the API documents them: editing an issue or its properties is a 403 ("Returned if
+        the user does not have permission to edit the issue"); adding a comment lists no 403 (Cloud's OpenAPI: 400,
+        401, 404, 413) and answers 400 with Jira's message."""
+        if self.allowed(issue, action):
+            return
+        if action == "comment":
+            raise BadRequest(NO_COMMENT, 400)
+        raise BadRequest(NO_EDIT, 403)
 
     def edit_issue(self, req: Request) -> Response:
         issue = self._issue(req)
+        self._may(issue, "edit")
         body = req.json() or {}
         if not isinstance(body, dict):
             raise BadRequest("Can not deserialize instance of IssueUpdateBean out of START_ARRAY token")
@@ -90,22 +107,40 @@ class JiraWrites:
             page = [self.r.comment(c) for c in comments[start:start + limit]]
         return json_response(200, {"startAt": start, "maxResults": limit, "total": len(comments), "comments": page})
 
-    def _comment_body(self, req: Request) -> str:
+    def _comment_body(self, req: Request) -> tuple[str, dict[str, Any]]:
+        """The comment's body text and its `properties` ([{key, value}], e.g. JSM's sd.public.comment)."""
         body = req.json() or {}
         text = body.get("body") if isinstance(body, dict) else None
         if not isinstance(text, str) or not text.strip():
             raise BadRequest("", 400, errors={"comment": "Comment body can not be empty!"})
-        return text
+        props = body.get("properties") or []
+        if not isinstance(props, list) or not all(isinstance(p, dict) and isinstance(p.get("key"), str)
+                                                  for p in props):
+            raise BadRequest("Invalid request payload. Refer to the REST API documentation and try again.")
+        return text, {p["key"]: p.get("value") for p in props}
+
+    def _visibility(self, issue: JiraIssue, c: Comment) -> dict[str, Any]:
+        """Who sees the comment: on a service-desk project a comment is public (mailed to the customer) unless
+        sd.public.comment says {"internal": true} (Atlassian: "Jira Service Management: add internal comments
+        through the REST API"); elsewhere the property means nothing."""
+        if issue.project not in self.service_desks:
+            return {}
+        internal = (self.comment_properties.get(c.id, {}).get("sd.public.comment") or {}).get("internal") is True
+        return {"service_desk": True, "internal": internal, "customer_notified": not internal}
 
     def add_comment(self, req: Request) -> Response:
         issue = self._issue(req)
-        text = self._comment_body(req)
+        text, props = self._comment_body(req)
+        self._may(issue, "comment")
         with self.w.lock:
             c = Comment(self.w.next_id("jira_comment", 10100), issue.key, text, self.w.bot, self.w.clock())
             self.w.comments.setdefault(issue.key, []).append(c)
             self.w.comment_by_id[c.id] = c
+            if props:
+                self.comment_properties[c.id] = props
             issue.updated = max(issue.updated, c.created)
-            self.w.record_write("jira", "comment", issue.key, comment_id=str(c.id), body=text)
+            self.w.record_write("jira", "comment", issue.key, comment_id=str(c.id), body=text,
+                                **self._visibility(issue, c))
             self.w.touch()
             return json_response(201, self.r.comment(c))
 
@@ -123,12 +158,16 @@ class JiraWrites:
 
     def edit_comment(self, req: Request) -> Response:
         issue = self._issue(req)
-        text = self._comment_body(req)
+        text, props = self._comment_body(req)
+        self._may(issue, "comment")
         with self.w.lock:
             c = self._comment(req, issue)
             c.body, c.updated = text, max(c.created, self.w.clock())
+            if props:
+                self.comment_properties.setdefault(c.id, {}).update(props)
             issue.updated = max(issue.updated, c.updated)
-            self.w.record_write("jira", "comment_edit", issue.key, comment_id=str(c.id), body=text)
+            self.w.record_write("jira", "comment_edit", issue.key, comment_id=str(c.id), body=text,
+                                **self._visibility(issue, c))
             self.w.touch()
             return json_response(200, self.r.comment(c))
 
@@ -159,6 +198,7 @@ class JiraWrites:
 
     def put_property(self, req: Request) -> Response:
         issue = self._issue(req)
+        self._may(issue, "edit")
         name = req.params["prop"]
         if len(name) > 255:
             raise BadRequest("The property key cannot be longer than 255 characters.")
@@ -178,11 +218,35 @@ class JiraWrites:
 
     def delete_property(self, req: Request) -> Response:
         issue = self._issue(req)
+        self._may(issue, "edit")
         with self.w.lock:
             if self.w.properties.get(issue.key, {}).pop(req.params["prop"], None) is None:
                 raise BadRequest(f"The property with key '{req.params['prop']}' does not exist.", 404)
             self.w.touch()
         return Response(204)
+
+
+    # -- comment properties (GET /rest/api/2/comment/{commentId}/properties[/{propertyKey}]) -------------------
+    def _comment_by_id(self, req: Request) -> Comment:
+        cid = req.params["cid"]
+        c = self.w.comment_by_id.get(int(cid)) if cid.isdigit() else None
+        if c is None:
+            raise BadRequest(f"Can not find a comment for the id: {cid}.", 404)
+        return c
+
+    def list_comment_properties(self, req: Request) -> Response:
+        c = self._comment_by_id(req)
+        keys = [{"self": f"{self.base_url}/rest/api/2/comment/{c.id}/properties/{k}", "key": k}
+                for k in self.comment_properties.get(c.id, {})]
+        return json_response(200, {"keys": keys})
+
+    def get_comment_property(self, req: Request) -> Response:
+        c = self._comment_by_id(req)
+        name = req.params["prop"]
+        props = self.comment_properties.get(c.id, {})
+        if name not in props:
+            raise BadRequest(f"The property with key '{name}' does not exist.", 404)
+        return json_response(200, {"key": name, "value": props[name]})
 
 
 def _own_points(issue: JiraIssue) -> str:

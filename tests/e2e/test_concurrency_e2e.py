@@ -26,7 +26,7 @@ def wait_for_lock(env, proc, timeout=30.0) -> int:
 
 def test_second_sync_refused_or_waits(env):
     env.write_workspace(READ_ONLY)
-    env.sandbox.faults.slow(0.05, system="jira", method="GET")  # the first sync holds the lock a while
+    env.sandbox.faults.slow(0.5, system="jira")  # the first sync holds the lock for seconds
     first = env.run("sync", background=True)
     pid = wait_for_lock(env, first)
     r = env.run("sync", "--wait", "0")
@@ -48,7 +48,7 @@ def test_second_sync_refused_or_waits(env):
 
 def test_lock_of_a_killed_sync_is_taken_over(env):
     env.write_workspace(READ_ONLY)
-    env.sandbox.faults.slow(0.05, system="jira", method="GET")
+    env.sandbox.faults.slow(0.05, system="jira")
     first = env.run("sync", background=True)
     wait_for_lock(env, first)
     first.send_signal(signal.SIGKILL)

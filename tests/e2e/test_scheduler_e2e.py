@@ -30,7 +30,7 @@ def test_every_runs_repeatedly_and_a_failure_backs_off(env):
 
 def test_sigterm_finishes_the_page_saves_and_exits_0(env):
     env.write_workspace(READ_ONLY)
-    env.sandbox.faults.slow(0.2, system="jira", method="GET", path="/rest/api/3/search")
+    env.sandbox.faults.slow(0.2, system="jira", method="POST", path="/rest/api/3/search")
     proc = env.run("run", "--every", "15m", background=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

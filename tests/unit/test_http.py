@@ -226,3 +226,85 @@ def test_a_configured_ca_bundle_wins_over_requests_ca_bundle_in_the_environment(
     c = HttpClient("x", BASE, options=HttpOptions(ca_bundle="/etc/okrsync/private-ca.pem"), sleep=clock.sleep)
     c.get("/x")
     assert seen == ["/etc/okrsync/private-ca.pem"]
+
+
+# -- rate limits: GitHub's documented order, Jira Data Center's retry-after: 0 ---------------------------------
+NOW = 1_800_000_000.0
+HOUR_AWAY = str(int(NOW) + 3599)
+SECONDARY = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}
+
+
+def _resp(status, headers, body=None):
+    r = requests.Response()
+    r.status_code = status
+    r.headers.update(headers)
+    r._content = json.dumps(body).encode() if body is not None else b""
+    return r
+
+
+@pytest.mark.parametrize("status, headers, body, hits, expected", [
+    # retry-after wins over everything (GitHub, Jira Cloud, ServiceNow)
+    (403, {"retry-after": "30", "x-ratelimit-remaining": "0", "x-ratelimit-reset": HOUR_AWAY}, SECONDARY, 0,
+     (30.0, "retry_after")),
+    (429, {"Retry-After": "7"}, None, 0, (7.0, "retry_after")),
+    (429, {"Retry-After": "0"}, None, 0, (0.0, "retry_after")),
+    # primary limit used up: until the reset
+    (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": HOUR_AWAY}, {"message": "API rate limit exceeded"}, 0,
+     (3599.0, "reset")),
+    (429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(NOW) + 20)}, None, 0, (20.0, "reset")),
+    (429, {"ratelimit-reset": "12", "ratelimit-remaining": "0"}, None, 0, (12.0, "reset")),  # PagerDuty
+    # secondary limit: the reset header is on every response and is not the wait; 60 s, doubling
+    (403, {"x-ratelimit-remaining": "4711", "x-ratelimit-reset": HOUR_AWAY}, SECONDARY, 0, (60.0, "secondary")),
+    (403, {"x-ratelimit-remaining": "4711", "x-ratelimit-reset": HOUR_AWAY}, SECONDARY, 1, (120.0, "secondary")),
+    (403, {"x-ratelimit-remaining": "4711", "x-ratelimit-reset": HOUR_AWAY}, SECONDARY, 3, (480.0, "secondary")),
+    (429, {}, None, 0, (60.0, "secondary")),
+    # not a rate limit: a permission error (Jira Data Center sends retry-after: 0 on every response)
+    (403, {"retry-after": "0", "X-RateLimit-Remaining": "99", "X-RateLimit-Limit": "100"},
+     {"errorMessages": ["You do not have permission to edit this issue."]}, 0, None),
+    (403, {"x-ratelimit-remaining": "4711", "x-ratelimit-reset": HOUR_AWAY},
+     {"message": "Resource not accessible by personal access token"}, 0, None),
+    (403, {"X-RateLimit-Remaining": "0", "retry-after": "0"}, {"errorMessages": ["Forbidden"]}, 0, None),  # no reset
+])
+def test_rate_limit_decision(status, headers, body, hits, expected):
+    from okrsync.connectors.http import rate_limit_decision
+
+    got = rate_limit_decision(_resp(status, headers, body), NOW, hits)
+    assert (None if got is None else (got.seconds, got.kind)) == expected
+
+
+@responses.activate
+def test_a_secondary_limit_waits_a_minute_then_doubles_never_until_the_primary_reset():
+    clock = Clock(NOW)
+    headers = {"x-ratelimit-remaining": "4711", "x-ratelimit-reset": HOUR_AWAY}
+    responses.get(f"{BASE}/x", status=403, headers=headers, json=SECONDARY)
+    responses.get(f"{BASE}/x", status=403, headers=headers, json=SECONDARY)
+    responses.get(f"{BASE}/x", json={"ok": True}, headers=headers)
+    c, _ = client(clock)
+    assert c.get("/x") == {"ok": True}
+    assert [round(s) for s in clock.sleeps] == [60, 120]  # not 3599
+    assert 60 <= clock.sleeps[0] <= 60.25 and 120 <= clock.sleeps[1] <= 120.25
+
+
+@responses.activate
+def test_a_secondary_limit_pauses_the_other_requests_of_the_source():
+    import threading
+
+    clock = Clock(NOW)
+    c, _ = client(clock)
+    c._blocked_until, c._block_owner = NOW + 60, threading.get_ident() + 1  # set by another thread's 403
+    responses.get(f"{BASE}/y", json=[])
+    c.get("/y")
+    assert clock.sleeps == [60.0]
+
+
+@responses.activate
+def test_a_403_with_retry_after_0_is_a_permission_error_sent_once():
+    from okrsync.connectors.http import Forbidden
+
+    responses.get(f"{BASE}/x", status=403, headers={"retry-after": "0", "X-RateLimit-Remaining": "99"},
+                  json={"errorMessages": ["You do not have permission to edit this issue."], "errors": {}})
+    c, clock = client()
+    with pytest.raises(Forbidden) as exc:
+        c.get("/x")
+    assert exc.value.detail == "You do not have permission to edit this issue."
+    assert c.requests_made == 1 and clock.sleeps == []

@@ -60,9 +60,29 @@ def options(**kw: Any) -> ConnectorOptions:
     return ConnectorOptions(**kw)
 
 
+def _flat(body: dict[str, Any]) -> dict[str, str]:
+    """A JSON search body as query-string values: lists comma-joined, numbers as text."""
+    return {k: ",".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in body.items()}
+
+
 def query(call: Any) -> dict[str, str]:
-    """The query string of a recorded call, one value per key."""
+    """The parameters of a recorded call, one value per key: its JSON body (a search POST), else its query."""
+    if call.request.body:
+        return _flat(json.loads(call.request.body))
     return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+def body(call: Any) -> Any:
+    return json.loads(call.request.body)
+
+
+def body_matcher(params: dict[str, str], strict_match: bool = False) -> Any:
+    """responses matcher on a search POST's JSON body, compared like query_param_matcher (strict: same keys)."""
+    def match(request: Any) -> tuple[bool, str]:
+        got = _flat(json.loads(request.body or b"{}"))
+        ok = all(got.get(k) == v for k, v in params.items()) and (not strict_match or set(got) == set(params))
+        return ok, "" if ok else f"body {got} does not match {params}"
+    return match
 
 
 def path(call: Any) -> str:

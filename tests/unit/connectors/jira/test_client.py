@@ -12,8 +12,8 @@ from okrsync.connectors.jira.client import JiraClient, JqlRejected, discover_fie
 from okrsync.connectors.jira.normalize import FieldMap
 
 from .helpers import (
-    CLOUD, CLOUD_FIELDS, DC, EPIC, SPRINT, STORY_POINTS, TOKEN, cloud_config, creds, custom, dc_config,
-    devlake_fields, fields_json, har_body, options, path, query, stub_cloud,
+    CLOUD, CLOUD_FIELDS, DC, EPIC, SPRINT, STORY_POINTS, TOKEN, body, body_matcher, cloud_config, creds, custom,
+    dc_config, devlake_fields, fields_json, har_body, options, path, query, stub_cloud,
 )
 
 
@@ -29,7 +29,7 @@ def rsps():
 
 def test_cloud_detected_from_server_info_uses_basic_auth_and_search_jql(rsps):
     stub_cloud(rsps)
-    rsps.get(f"{CLOUD}/rest/api/3/search/jql", json={"issues": [{"id": "1"}], "isLast": True})
+    rsps.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": [{"id": "1"}], "isLast": True})
     client = JiraClient("jira", cloud_config(), creds(), options())
     pages = list(client.search("project = APP ORDER BY created ASC", ["summary", "status"]))
     assert pages == [[{"id": "1"}]]
@@ -48,16 +48,19 @@ def test_email_from_the_credentials_when_the_source_has_none(rsps):
 
 def test_server_detected_from_the_real_server_info_uses_bearer(rsps):
     rsps.get(f"{DC}/rest/api/2/serverInfo", json=har_body("GET", "/rest/api/2/serverInfo"))
-    rsps.get(f"{DC}/rest/api/2/search", json={"startAt": 0, "maxResults": 1000, "total": 0, "issues": []})
+    rsps.post(f"{DC}/rest/api/2/search", json={"startAt": 0, "maxResults": 1000, "total": 0, "issues": []})
     client = JiraClient("dc", dc_config(), creds(), options())
     list(client.search("project = SP", ["summary"]))
     assert [path(c) for c in rsps.calls] == ["/rest/api/2/serverInfo", "/rest/api/2/search"]
     assert rsps.calls[1].request.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert query(rsps.calls[1]) == {"jql": "project = SP", "startAt": "0", "maxResults": "1000", "fields": "summary"}
+    # POST /rest/api/2/search with Data Center's documented body; created order and the created field: a long
+    # read restarts from the last created time before Data Center's search window
+    assert body(rsps.calls[1]) == {"jql": "project = SP ORDER BY created ASC", "startAt": 0, "maxResults": 1000,
+                                   "fields": ["summary", "created"]}
 
 
 def test_configured_deployment_skips_detection(rsps):
-    rsps.get(f"{DC}/rest/api/2/search", json={"startAt": 0, "total": 0, "issues": []})
+    rsps.post(f"{DC}/rest/api/2/search", json={"startAt": 0, "total": 0, "issues": []})
     client = JiraClient("dc", dc_config(deployment="server"), creds(), options())
     list(client.search("project = SP", ["summary"]))
     assert [path(c) for c in rsps.calls] == ["/rest/api/2/search"]
@@ -110,8 +113,8 @@ def test_cloud_paging_follows_next_page_token_three_pages(rsps):
     stub_cloud(rsps)
     for token, nxt, ids in ((None, "t2", ["1", "2"]), ("t2", "t3", ["3", "4"]), ("t3", None, ["5"])):
         body = {"issues": [{"id": i} for i in ids], **({"nextPageToken": nxt} if nxt else {"isLast": True})}
-        match = [responses.matchers.query_param_matcher({"nextPageToken": token}, strict_match=False)] if token else []
-        rsps.get(f"{CLOUD}/rest/api/3/search/jql", json=body, match=match)
+        match = [body_matcher({"nextPageToken": token}, strict_match=False)] if token else []
+        rsps.post(f"{CLOUD}/rest/api/3/search/jql", json=body, match=match)
     client = JiraClient("jira", cloud_config(deployment="cloud"), creds(), options())
     pages = list(client.search("project = APP", ["summary"]))
     assert [[i["id"] for i in p] for p in pages] == [["1", "2"], ["3", "4"], ["5"]]
@@ -123,8 +126,8 @@ def test_cloud_paging_follows_next_page_token_three_pages(rsps):
 
 def test_cloud_never_calls_the_removed_search_endpoint(rsps):
     stub_cloud(rsps)
-    rsps.get(f"{CLOUD}/rest/api/3/search/jql", json={"issues": []})
-    rsps.get(f"{CLOUD}/rest/api/2/search", status=410, json={"errorMessages": ["gone"]})
+    rsps.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": []})
+    rsps.post(f"{CLOUD}/rest/api/2/search", status=410, json={"errorMessages": ["gone"]})
     client = JiraClient("jira", cloud_config(), creds(), options())
     list(client.search("project = APP", ["summary"]))
     assert client.search_ids("project = APP") == set()
@@ -133,7 +136,7 @@ def test_cloud_never_calls_the_removed_search_endpoint(rsps):
 
 def test_410_on_the_old_endpoint_is_a_clear_error(rsps):
     # deployment: server forced on what is really a Cloud site
-    rsps.get(f"{CLOUD}/rest/api/2/search", status=410, json={"errorMessages": [
+    rsps.post(f"{CLOUD}/rest/api/2/search", status=410, json={"errorMessages": [
         "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."]})
     client = JiraClient("jira", cloud_config(deployment="server"), creds(), options())
     with pytest.raises(SourceError) as err:
@@ -148,9 +151,9 @@ def test_410_on_the_old_endpoint_is_a_clear_error(rsps):
 def test_dc_paging_advances_by_the_issues_returned(rsps):
     # the server caps maxResults at 2 although we ask for 1000
     for start, ids in ((0, ["1", "2"]), (2, ["3", "4"]), (4, ["5"])):
-        rsps.get(f"{DC}/rest/api/2/search", json={"startAt": start, "maxResults": 2, "total": 5,
+        rsps.post(f"{DC}/rest/api/2/search", json={"startAt": start, "maxResults": 2, "total": 5,
                                                    "issues": [{"id": i} for i in ids]},
-                 match=[responses.matchers.query_param_matcher({"startAt": str(start)}, strict_match=False)])
+                 match=[body_matcher({"startAt": str(start)}, strict_match=False)])
     client = JiraClient("dc", dc_config(deployment="server"), creds(), options())
     pages = list(client.search("project = SP", ["summary"]))
     assert [[i["id"] for i in p] for p in pages] == [["1", "2"], ["3", "4"], ["5"]]
@@ -159,29 +162,30 @@ def test_dc_paging_advances_by_the_issues_returned(rsps):
 
 
 def test_dc_paging_stops_on_an_empty_page_even_if_total_lies(rsps):
-    rsps.get(f"{DC}/rest/api/2/search", json={"startAt": 0, "total": 50, "issues": [{"id": "1"}]},
-             match=[responses.matchers.query_param_matcher({"startAt": "0"}, strict_match=False)])
-    rsps.get(f"{DC}/rest/api/2/search", json={"startAt": 1, "total": 50, "issues": []},
-             match=[responses.matchers.query_param_matcher({"startAt": "1"}, strict_match=False)])
+    rsps.post(f"{DC}/rest/api/2/search", json={"startAt": 0, "total": 50, "issues": [{"id": "1"}]},
+             match=[body_matcher({"startAt": "0"}, strict_match=False)])
+    rsps.post(f"{DC}/rest/api/2/search", json={"startAt": 1, "total": 50, "issues": []},
+             match=[body_matcher({"startAt": "1"}, strict_match=False)])
     client = JiraClient("dc", dc_config(deployment="server"), creds(), options())
     assert client.search_ids("project = SP") == {"1"}
     assert len(rsps.calls) == 2
 
 
-@pytest.mark.parametrize("deployment, url, endpoint, size", [
-    ("cloud", CLOUD, "/rest/api/3/search/jql", "5000"),
-    ("server", DC, "/rest/api/2/search", "1000"),
+@pytest.mark.parametrize("deployment, url, endpoint, sent", [
+    ("cloud", CLOUD, "/rest/api/3/search/jql", {"jql": "labels = x", "maxResults": 5000, "fields": ["id"]}),
+    ("server", DC, "/rest/api/2/search", {"jql": "labels = x ORDER BY created ASC", "startAt": 0,
+                                          "maxResults": 1000, "fields": ["id", "created"]}),
 ])
-def test_id_only_searches_use_the_largest_pages(rsps, deployment, url, endpoint, size):
-    rsps.get(f"{url}{endpoint}", json={"issues": [{"id": "7"}, {"id": "8"}], "total": 2})
+def test_id_only_searches_use_the_largest_pages(rsps, deployment, url, endpoint, sent):
+    rsps.post(f"{url}{endpoint}", json={"issues": [{"id": "7"}, {"id": "8"}], "total": 2})
     cfg = cloud_config(deployment=deployment) if url == CLOUD else dc_config(deployment=deployment)
     client = JiraClient("jira", cfg, creds(), options())
     assert client.search_ids("labels = x") == {"7", "8"}
-    assert query(rsps.calls[0])["maxResults"] == size and query(rsps.calls[0])["fields"] == "id"
+    assert body(rsps.calls[0]) == sent
 
 
 def test_page_size_setting_lowers_the_page(rsps):
-    rsps.get(f"{CLOUD}/rest/api/3/search/jql", json={"issues": []})
+    rsps.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": []})
     client = JiraClient("jira", cloud_config(deployment="cloud", page_size=25), creds(), options())
     list(client.search("project = APP", ["summary"], page_size=25))
     assert query(rsps.calls[0])["maxResults"] == "25"
@@ -189,8 +193,8 @@ def test_page_size_setting_lowers_the_page(rsps):
 
 def test_429_then_success_waits_retry_after_without_sleeping(rsps):
     sleeps = options().sleep
-    rsps.get(f"{CLOUD}/rest/api/3/search/jql", status=429, headers={"Retry-After": "7"})
-    rsps.get(f"{CLOUD}/rest/api/3/search/jql", json={"issues": [{"id": "1"}]})
+    rsps.post(f"{CLOUD}/rest/api/3/search/jql", status=429, headers={"Retry-After": "7"})
+    rsps.post(f"{CLOUD}/rest/api/3/search/jql", json={"issues": [{"id": "1"}]})
     client = JiraClient("jira", cloud_config(deployment="cloud"), creds(), options(sleep=sleeps))
     assert client.search_ids("project = APP") == {"1"}
     assert client.requests_made == 2
@@ -198,7 +202,7 @@ def test_429_then_success_waits_retry_after_without_sleeping(rsps):
 
 
 def test_400_carries_jiras_messages(rsps):
-    rsps.get(f"{CLOUD}/rest/api/3/search/jql", status=400, json={
+    rsps.post(f"{CLOUD}/rest/api/3/search/jql", status=400, json={
         "errorMessages": ["The value 'NOPE' does not exist for the field 'project'."], "errors": {}})
     client = JiraClient("jira", cloud_config(deployment="cloud"), creds(), options())
     with pytest.raises(JqlRejected) as err:

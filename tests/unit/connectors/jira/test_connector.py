@@ -14,7 +14,8 @@ from okrsync.engine.sync import SyncRunner
 from okrsync.mappings.selectors import jql_key
 
 from .helpers import (
-    CLOUD, DC, TOKEN, Sleeps, cloud_config, creds, dc_config, har_body, issue, options, path, query, stub_cloud,
+    CLOUD, DC, TOKEN, Sleeps, body_matcher, cloud_config, creds, dc_config, har_body, issue, options, path, query,
+    stub_cloud,
 )
 
 SEARCH = f"{CLOUD}/rest/api/3/search/jql"
@@ -37,7 +38,7 @@ def searches(rsps, url: str = SEARCH) -> list:
 
 
 def page_token(token: str | None) -> list:
-    return [responses.matchers.query_param_matcher({"nextPageToken": token}, strict_match=False)] if token else []
+    return [body_matcher({"nextPageToken": token}, strict_match=False)] if token else []
 
 
 # -- JQL -------------------------------------------------------------------------------------------
@@ -87,8 +88,8 @@ def test_a_source_needs_projects_or_jql():
 def test_issues_stream_pages_checkpoints_and_fields(rsps):
     stub_cloud(rsps)
     first = [issue(1, "2026-10-01T10:00:00.000+0200"), issue(2, "2026-10-02T10:00:00.000+0200")]
-    rsps.get(SEARCH, json={"issues": first, "nextPageToken": "p2"})
-    rsps.get(SEARCH, json={"issues": [issue(3, "2026-10-03T10:00:00.000+0900")], "isLast": True},
+    rsps.post(SEARCH, json={"issues": first, "nextPageToken": "p2"})
+    rsps.post(SEARCH, json={"issues": [issue(3, "2026-10-03T10:00:00.000+0900")], "isLast": True},
              match=page_token("p2"))
     conn = build("jira", cloud_config(), creds(), options())
     stream = conn.streams()[0]
@@ -108,7 +109,7 @@ def test_issues_stream_pages_checkpoints_and_fields(rsps):
 
 def test_extra_fields_are_requested_and_kept_in_raw(rsps):
     stub_cloud(rsps)
-    rsps.get(SEARCH, json={"issues": [issue(1, customfield_10050=42.0)]})
+    rsps.post(SEARCH, json={"issues": [issue(1, customfield_10050=42.0)]})
     conn = build("jira", cloud_config(fields=["Progress", "customfield_10099"]), creds(), options())
     [page] = list(conn.streams()[0].read(ctx()))
     assert query(searches(rsps)[0])["fields"].endswith(",customfield_10014,customfield_10050,customfield_10099")
@@ -120,7 +121,7 @@ def test_extra_fields_are_requested_and_kept_in_raw(rsps):
 
 def test_resume_from_a_checkpoint_adds_created_bound(rsps):
     stub_cloud(rsps)
-    rsps.get(SEARCH, json={"issues": [], "isLast": True})
+    rsps.post(SEARCH, json={"issues": [], "isLast": True})
     conn = build("jira", cloud_config(), creds(), options())
     since = datetime(2026, 11, 15, 11, 50, tzinfo=timezone.utc)
     pages = list(conn.streams()[0].read(ctx(since=since, checkpoint={"created_ms": 1759305600000})))
@@ -132,7 +133,7 @@ def test_resume_from_a_checkpoint_adds_created_bound(rsps):
 
 def test_unparseable_issues_are_skipped_and_the_page_goes_on(rsps):
     stub_cloud(rsps)
-    rsps.get(SEARCH, json={"issues": [issue(1), issue(2, created="not a date"), {"id": "99", "fields": {}},
+    rsps.post(SEARCH, json={"issues": [issue(1), issue(2, created="not a date"), {"id": "99", "fields": {}},
                                       issue(3, "2026-10-05T00:00:00.000Z")]})
     conn = build("jira", cloud_config(), creds(), options())
     [page] = list(conn.streams()[0].read(ctx()))
@@ -143,7 +144,7 @@ def test_unparseable_issues_are_skipped_and_the_page_goes_on(rsps):
 
 def test_a_missing_project_is_named_in_one_line(rsps):
     stub_cloud(rsps)
-    rsps.get(SEARCH, status=400, json={"errorMessages": ["The value 'OPS' does not exist for the field 'project'."]})
+    rsps.post(SEARCH, status=400, json={"errorMessages": ["The value 'OPS' does not exist for the field 'project'."]})
     conn = build("jira", cloud_config(), creds(), options())
     with pytest.raises(SourceError) as err:
         list(conn.streams()[0].read(ctx()))
@@ -152,7 +153,7 @@ def test_a_missing_project_is_named_in_one_line(rsps):
 
 def test_a_rejected_source_jql_is_a_query_error(rsps):
     stub_cloud(rsps)
-    rsps.get(SEARCH, status=400, json={"errorMessages": ["Error in the JQL Query: bad."]})
+    rsps.post(SEARCH, status=400, json={"errorMessages": ["Error in the JQL Query: bad."]})
     conn = build("jira", cloud_config(jql="labels = = x"), creds(), options())
     with pytest.raises(QueryError) as err:
         list(conn.streams()[0].read(ctx()))
@@ -163,8 +164,8 @@ def test_a_rejected_source_jql_is_a_query_error(rsps):
 def test_replay_of_the_real_server_recording(rsps):
     rsps.get(f"{DC}/rest/api/2/serverInfo", json=har_body("GET", "/rest/api/2/serverInfo"))
     rsps.get(f"{DC}/rest/api/2/field", json=har_body("GET", "/rest/api/2/field"))
-    rsps.get(f"{DC}/rest/api/2/search", json=har_body("POST", "/rest/api/2/search", 0),
-             match=[responses.matchers.query_param_matcher({"startAt": "0"}, strict_match=False)])
+    rsps.post(f"{DC}/rest/api/2/search", json=har_body("POST", "/rest/api/2/search", 0),
+             match=[body_matcher({"startAt": "0"}, strict_match=False)])
     conn = build("dc", dc_config(projects=["SP"]), creds(), options())
     pages = list(conn.streams()[0].read(ctx()))
     recs = [r for p in pages for r in p.records]
@@ -190,8 +191,8 @@ def selector_conn(rsps, selectors):
 
 
 def id_search(rsps, jql: str, ids: list[str] | None = None, status: int = 200, body: dict | None = None) -> None:
-    rsps.get(SEARCH, status=status, json=body if body is not None else {"issues": [{"id": i} for i in ids or []]},
-             match=[responses.matchers.query_param_matcher({"jql": jql, "fields": "id"}, strict_match=False)])
+    rsps.post(SEARCH, status=status, json=body if body is not None else {"issues": [{"id": i} for i in ids or []]},
+             match=[body_matcher({"jql": jql, "fields": "id"}, strict_match=False)])
 
 
 def test_first_evaluation_emits_the_complete_member_set(rsps):
@@ -269,7 +270,7 @@ def engine(monkeypatch, store, workspace):
 def test_engine_cursor_minus_lookback_becomes_epoch_millis(rsps, engine, store):
     stub_cloud(rsps)
     store.save_state("jira", "issues", {"cursor": "2026-11-15T12:00:00.000Z", "pending": None, "state": {}})
-    rsps.get(SEARCH, json={"issues": []})
+    rsps.post(SEARCH, json={"issues": []})
     out = engine(datetime(2026, 11, 15, 12, 15, tzinfo=timezone.utc))
     assert out.error is None
     jqls = [query(c)["jql"] for c in searches(rsps)]
@@ -280,8 +281,8 @@ def test_engine_cursor_minus_lookback_becomes_epoch_millis(rsps, engine, store):
 def test_engine_no_change_incremental_sync_is_one_search(rsps, engine, store):
     stub_cloud(rsps)
     key = jql_key("jira", "parent = APP-100")
-    rsps.get(SEARCH, json={"issues": [issue(1), issue(2)]},
-             match=[responses.matchers.query_param_matcher({"jql": "project in (APP, OPS) ORDER BY created ASC"},
+    rsps.post(SEARCH, json={"issues": [issue(1), issue(2)]},
+             match=[body_matcher({"jql": "project in (APP, OPS) ORDER BY created ASC"},
                                                            strict_match=False)])
     id_search(rsps, "parent = APP-100", ["10001"])
     first = engine(datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc))
@@ -290,7 +291,7 @@ def test_engine_no_change_incremental_sync_is_one_search(rsps, engine, store):
     assert store.db.execute("SELECT item_id FROM jql_members WHERE jql_key = ?", [key]).fetchall() == [("10001",)]
 
     rsps.calls.reset()
-    rsps.get(SEARCH, json={"issues": []}, match=[responses.matchers.query_param_matcher(
+    rsps.post(SEARCH, json={"issues": []}, match=[body_matcher(
         {"jql": "project in (APP, OPS) AND updated >= 1794743400000 ORDER BY created ASC"}, strict_match=False)])
     second = engine(datetime(2026, 11, 15, 12, 15, tzinfo=timezone.utc))
     assert second.error is None
@@ -302,7 +303,7 @@ def test_engine_no_change_incremental_sync_is_one_search(rsps, engine, store):
 
 def test_engine_bad_selector_jql_keeps_the_issue_sync(rsps, engine, store):
     stub_cloud(rsps)
-    rsps.get(SEARCH, json={"issues": [issue(1)]}, match=[responses.matchers.query_param_matcher(
+    rsps.post(SEARCH, json={"issues": [issue(1)]}, match=[body_matcher(
         {"jql": "project in (APP, OPS) ORDER BY created ASC"}, strict_match=False)])
     id_search(rsps, "parent = APP-100", status=400, body={"errorMessages": ["Field 'parent' is wrong."]})
     out = engine(datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc))

@@ -50,7 +50,15 @@ def comment(cid: str, body: str, author: str = "bot-1") -> dict:
     return {"id": cid, "body": body, "author": {"accountId": author}}
 
 
+SOFTWARE = {"id": "10003", "key": "OKR", "name": "OKRs", "projectTypeKey": "software"}
+
+
+def stub_project(rsps, base: str = CLOUD, body: dict | None = None) -> None:
+    rsps.get(f"{base}/rest/api/2/project/OKR", json=body or SOFTWARE)
+
+
 def stub_writes(rsps, comment_id: str = "10001") -> None:
+    stub_project(rsps)
     rsps.post(f"{ISSUE}/comment", status=201, json={"id": comment_id, "body": "..."})
     rsps.put(f"{ISSUE}/comment/{comment_id}", json={"id": comment_id})
     rsps.put(f"{ISSUE}/properties/okrsync.status", status=201)
@@ -101,7 +109,8 @@ def test_first_write_posts_one_comment_sets_property_and_field(rsps):
     ])
     assert methods(rsps) == [
         ("GET", "/rest/api/2/serverInfo"), ("GET", "/rest/api/2/issue/OKR-12/comment"),
-        ("POST", "/rest/api/2/issue/OKR-12/comment"), ("PUT", "/rest/api/2/issue/OKR-12/properties/okrsync.status"),
+        ("GET", "/rest/api/2/project/OKR"), ("POST", "/rest/api/2/issue/OKR-12/comment"),
+        ("PUT", "/rest/api/2/issue/OKR-12/properties/okrsync.status"),
         ("GET", "/rest/api/2/field"), ("PUT", "/rest/api/2/issue/OKR-12"),
     ]
     calls = {(c.request.method, path(c)): c for c in rsps.calls}
@@ -167,6 +176,7 @@ def test_a_marker_quoted_by_someone_else_is_not_ours(rsps):
 
 def test_post_is_not_retried_on_5xx(rsps):
     stub_cloud(rsps)
+    stub_project(rsps)
     rsps.get(f"{ISSUE}/comment", json=comments_page([]))
     rsps.post(f"{ISSUE}/comment", status=503, json={"errorMessages": ["unavailable"]})
     with pytest.raises(SourceError, match=r"^jira: HTTP 503 from .*/rest/api/2/issue/OKR-12/comment: unavailable$"):
@@ -176,6 +186,7 @@ def test_post_is_not_retried_on_5xx(rsps):
 
 def test_property_put_is_retried_on_5xx_because_it_is_idempotent(rsps):
     stub_cloud(rsps)
+    stub_project(rsps)
     rsps.put(f"{ISSUE}/comment/10001", json={"id": "10001"})
     rsps.put(f"{ISSUE}/properties/okrsync.status", status=502)
     rsps.put(f"{ISSUE}/properties/okrsync.status", status=200)
@@ -205,12 +216,13 @@ def test_unknown_field_name_is_a_clear_error(rsps):
 
 def test_data_center_writes_with_a_bearer_token(rsps):
     base = f"{DC}/rest/api/2/issue/OKR-12"
+    stub_project(rsps, DC)
     rsps.put(f"{base}/comment/10001", json={"id": "10001"})
     rsps.put(f"{base}/properties/okrsync.status", status=200)
     w = writer(dc_config(deployment="server"))
     w.write(JiraTarget(to="jira", issue="OKR-12"), STATUS, "10001")
     assert all(c.request.headers["Authorization"] == f"Bearer {TOKEN}" for c in rsps.calls)
-    assert w.requests_made == 2
+    assert w.requests_made == 3  # the project's type once, the comment, the property
 
 
 def test_plan_sends_nothing(rsps):
