@@ -9,18 +9,19 @@ loaded only when someone needs them (history diff, explain, report).
 from __future__ import annotations
 
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable
+from typing import Callable
 
 from okrsync.engine.records import iso, parse_iso
 
 from .aggregates import aggregate, ratio, union_seconds
+from .deploys import change_failure_rate, deployment_frequency, lead_time
+from .plans import (  # noqa: F401  (Window, MetricResult, MetricPlan are this module's public names too)
+    WEEK_DAYS, MetricPlan, MetricResult, Window, _aggregate_plan, _in_window, _not_cancelled, _opened_col, _row_plan,
+    _seconds, _where,
+    fingerprint_of,
+)
 from .selectors import Selection, field_expr
-
-WEEK_DAYS = 7.0
-_MUL, _MOD = 2654435761, 4294967311  # a multiplicative hash of rowids for the set fingerprint
-FP_SQL = f"count(*), total(t.rowid), total((t.rowid * {_MUL}) % {_MOD})"
 
 DURATION_DEFAULTS = {
     "resolution_time": ("median", "hours"),
@@ -48,117 +49,6 @@ FORMULAS = {
     "availability": "1 - union of outage intervals clipped to the window / window length",
     "ratio": "numerator / denominator",
 }
-
-
-@dataclass(frozen=True)
-class Window:
-    start: datetime
-    end: datetime  # exclusive
-
-    @property
-    def seconds(self) -> float:
-        return max(0.0, (self.end - self.start).total_seconds())
-
-    @property
-    def days(self) -> float:
-        return self.seconds / 86400.0
-
-    @property
-    def weeks(self) -> float:
-        return self.days / WEEK_DAYS
-
-
-@dataclass
-class MetricResult:
-    value: float | None
-    items: int = 0
-    fingerprint: str = "0:0:0"
-    detail: dict[str, Any] = field(default_factory=dict)
-    # how to list the counted items: a query returning "source:id", or the rowids of a table
-    ids_sql: tuple[str, list] | None = None
-    rowids: tuple[str, list[int]] | None = None
-
-
-@dataclass
-class MetricPlan:
-    sql: str
-    params: list[Any]
-    reduce: Callable[[list[tuple]], MetricResult]
-    # order statistics (median, pNN) of a value column, fetched by the engine after the first query:
-    # (sql with LIMIT ? OFFSET ?, params, positions wanted given the count)
-    order_stats: tuple[str, list[Any], Callable[[int], list[int]]] | None = None
-    finish: Callable[[MetricResult, dict[int, float]], MetricResult] | None = None
-
-
-def fingerprint_of(rowids: list[int]) -> str:
-    """The same checksum as FP_SQL, for rows reduced in Python."""
-    return f"{len(rowids)}:{sum(rowids)}:{sum((r * _MUL) % _MOD for r in rowids)}"
-
-
-def _fp(row: tuple) -> str:
-    return f"{int(row[0])}:{int(row[1] or 0)}:{int(row[2] or 0)}"
-
-
-def _where(sel: Selection, extra: list[str] | None = None) -> str:
-    """The selection's conditions and the metric's. In a time window the window's index is the narrow part
-    (a label or JQL member list can hold a third of a source): members are then probed per row, not listed."""
-    extra = list(extra or [])
-    windowed = any(c.endswith((" >= ?", " < ?")) for c in extra)
-    return " AND ".join([sel.clause(probe=windowed), *extra])
-
-
-def _in_window(col: str, window: Window) -> tuple[list[str], list]:
-    return [f"{col} >= ?", f"{col} < ?"], [iso(window.start), iso(window.end)]
-
-
-def _not_cancelled(sel: Selection) -> list[str]:
-    """A cancelled incident was never restored, resolved or breached: resolution metrics skip it."""
-    return ["t.status != 'cancelled'"] if sel.table == "incidents" else []
-
-
-def _opened_col(sel: Selection) -> str:
-    return "t.opened" if sel.table == "incidents" else "t.created"
-
-
-def _seconds(a: str, b: str) -> str:
-    """Exact to the millisecond: julianday() noise is far below 1 ms and rounded away."""
-    return f"round((julianday({b}) - julianday({a})) * 86400.0, 3)"
-
-
-def _aggregate_plan(sel: Selection, cols: list[str], extra: list[str], params: list,
-                    value: Callable[[tuple, int], tuple[float | None, dict]], col_params: list | None = None,
-                    ) -> MetricPlan:
-    """One row: fingerprint columns, then cols; value(row_tail, count) -> (value, detail)."""
-    where = _where(sel, extra)
-    sql = f"SELECT {FP_SQL}{''.join(', ' + c for c in cols)} FROM {sel.table} t WHERE {where}"
-    ids = (f"SELECT t.source || ':' || t.id FROM {sel.table} t WHERE {where}", sel.params + params)
-
-    def reduce(rows: list[tuple]) -> MetricResult:
-        row = rows[0]
-        n = int(row[0])
-        v, detail = value(row[3:], n)
-        return MetricResult(v, n, _fp(row), detail, ids_sql=ids)
-
-    return MetricPlan(sql, (col_params or []) + sel.params + params, reduce)
-
-
-def _row_plan(sel: Selection, cols: list[str], extra: list[str], params: list,
-              keep: Callable[[tuple], Any], value: Callable[[list[Any]], tuple[float | None, dict]],
-              table: str | None = None, sql: str | None = None) -> MetricPlan:
-    """One row per item (rowid first); keep(row) -> a value or None to not count the item."""
-    sql = sql or f"SELECT t.rowid, {', '.join(cols)} FROM {sel.table} t WHERE {_where(sel, extra)}"
-
-    def reduce(rows: list[tuple]) -> MetricResult:
-        kept, rowids = [], []
-        for r in rows:
-            k = keep(r)
-            if k is not None:
-                kept.append(k)
-                rowids.append(r[0])
-        v, detail = value(kept)
-        return MetricResult(v, len(rowids), fingerprint_of(rowids), detail, rowids=(table or sel.table, rowids))
-
-    return MetricPlan(sql, sel.params + params, reduce)
 
 
 def plan(metric: str, sel: Selection, window: Window, *, now: datetime, agg: str | None = None,
@@ -289,69 +179,6 @@ def _mtta(sel, window, agg, **_):
     return _durations(sel, window, agg or "median", "t.opened", "t.acknowledged", "t.opened", 60.0)
 
 
-# A deploy recorded twice - a deployment and a workflow run of the same repository, environment and commit
-# finishing within an hour of each other - counts once: the deployment record is kept (DESIGN §4).
-TWIN_SECONDS = 3600.0
-_TWIN = (
-    "EXISTS (SELECT 1 FROM deployments d WHERE d.source = t.source AND d.sha = t.sha AND +d.deleted = 0 "
-    "AND d.origin = 'deployment' AND d.repo IS t.repo AND d.environment IS t.environment "
-    f"AND abs(julianday(d.finished) - julianday(t.finished)) * 86400.0 <= {TWIN_SECONDS})"
-)
-TWIN_SQL = f"(t.origin = 'workflow_run' AND t.sha IS NOT NULL AND t.finished IS NOT NULL AND {_TWIN})"
-
-
-def _once(sel: Selection) -> list[str]:
-    """Leave out workflow runs that twin a deployment record, unless the selector picks origins itself."""
-    if sel.table != "deployments" or sel.names_origin:
-        return []
-    return [f"NOT {TWIN_SQL}"]
-
-
-def _twins(sel: Selection, cond: list[str], params: list) -> tuple[list[str], list]:
-    """A column counting the workflow runs left out as twins (for explain), and its parameters."""
-    if not _once(sel):
-        return ["0"], []
-    return [f"(SELECT count(*) FROM deployments t WHERE {_where(sel, cond + [TWIN_SQL])})"], sel.params + params
-
-
-def _deployment_frequency(sel, window, **_):
-    cond, params = _in_window("t.finished", window)
-    cond += ["t.status = 'success'"]
-    col, col_params = _twins(sel, cond, params)
-    return _aggregate_plan(sel, col, cond + _once(sel), params,
-                           lambda row, n: (ratio(float(n), window.weeks), {"merged_twins": int(row[0])}),
-                           col_params)
-
-
-def _change_failure_rate(sel, window, **_):
-    cond, params = _in_window("t.finished", window)
-    cond += ["t.status IN ('success', 'failure', 'error')"]
-    col, col_params = _twins(sel, cond, params)
-
-    def value(row, n):
-        return ratio(row[0], n), {"failed": row[0], "finished": n, "merged_twins": int(row[1])}
-
-    return _aggregate_plan(sel, ["total(t.status IN ('failure', 'error'))", *col], cond + _once(sel), params,
-                           value, col_params)
-
-
-def _lead_time(sel, window, agg, **_):
-    cond, params = _in_window("t.finished", window)
-    where = _where(sel, ["t.status = 'success'"] + cond + _once(sel))
-    sql = (
-        f"SELECT p.rowid, {_seconds('p.merged_at', 'min(t.finished)')} FROM deployments t "
-        # CROSS JOIN fixes the order: the deployments, their commits, then the PR of each commit
-        "CROSS JOIN deployment_commits c ON c.source = t.source AND c.deployment_id = t.id "
-        # unary + keeps is_pull_request/deleted out of index choice: the PR is found by its merge commit
-        # (idx_issues_merge_sha), never by scanning every PR of the source for each deployment
-        "CROSS JOIN issues p ON p.source = t.source AND p.merge_sha = c.sha AND +p.is_pull_request = 1 "
-        "AND +p.deleted = 0 AND p.merged_at IS NOT NULL AND (t.repo IS NULL OR p.project IS NULL OR p.project = t.repo) "
-        f"WHERE {where} GROUP BY p.rowid"
-    )
-    return _row_plan(sel, [], [], params, lambda r: max(0.0, r[1]) / 3600.0,
-                     lambda vals: (aggregate(vals, agg or "median"), {}), table="issues", sql=sql)
-
-
 def _first_contact(sel, window, **_):
     cond, params = _in_window("t.resolved", window)
 
@@ -428,9 +255,9 @@ _BUILDERS: dict[str, Callable[..., MetricPlan]] = {
     "mean": lambda sel, field_name, agg, window, **_: _field_values(sel, field_name, agg or "mean", window, None),
     "throughput": _throughput,
     "resolution_time": _resolution_time,
-    "deployment_frequency": _deployment_frequency,
-    "lead_time_for_changes": _lead_time,
-    "change_failure_rate": _change_failure_rate,
+    "deployment_frequency": deployment_frequency,
+    "lead_time_for_changes": lead_time,
+    "change_failure_rate": change_failure_rate,
     "time_to_restore": _resolution_time,
     "mtta": _mtta,
     "first_contact_resolution": _first_contact,
