@@ -10,7 +10,7 @@ from urllib.parse import quote
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError, WriteResult
 from okrsync.connectors.http import Forbidden, HTTPStatusError
-from okrsync.engine.records import KRStatus
+from okrsync.engine.records import PERCENT_UNITS, KRStatus, fmt_number
 
 from .client import JiraClient, jira_messages
 
@@ -44,13 +44,16 @@ def _esc_marker(kr_id: str) -> str:
     return re.sub(r"([_-])", r"\\\1", marker(kr_id))
 
 
-def _num(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
+def _value_target(status: KRStatus) -> str:
+    """'0.58 / 0.9 %' was unreadable: the one formatter shows fractions as percentages (58.0% / 90.0%), with
+    the digits the target needs; no value is said plainly."""
+    unit = None if status.unit in PERCENT_UNITS else status.unit
+    pct = "%" if status.unit in PERCENT_UNITS else None
+    value = "no data yet" if status.value is None else fmt_number(status.value, pct, status.target)
+    text = f"{value} / {fmt_number(status.target, pct)}" + (f" {unit}" if unit else "")
+    if status.baseline is not None:
+        text += f" (baseline {fmt_number(status.baseline, pct, status.target)})"
+    return text
 
 
 def progress_percent(status: KRStatus) -> float | None:
@@ -63,10 +66,7 @@ def _pct(fraction: float | None) -> str:
 
 def render_comment(status: KRStatus) -> str:
     """The comment body in Jira wiki markup (API v2); the last line carries the marker."""
-    unit = f" {_esc(status.unit)}" if status.unit else ""
-    value = f"{_num(status.value)} / {_num(status.target)}{unit}"
-    if status.baseline is not None:
-        value += f" (baseline {_num(status.baseline)})"
+    value = _esc(_value_target(status))
     lines = [
         f"*{_esc(status.kr_id)} — {_esc(status.title)}*",
         f"Objective: {_esc(status.objective_id)} — {_esc(status.objective_title)}",
@@ -99,8 +99,8 @@ class JiraWriter:
         key = target.issue
         lines = [
             f"{key}: edit the okrsync comment ({marker(status.kr_id)}) in place, or post it if there is none: "
-            f"{status.label}, value {_num(status.value)} / {_num(status.target)}, progress {_pct(status.progress)}",
-            f"{key}: set issue property {PROPERTY} = {{status: {status.status}, value: {_num(status.value)}, "
+            f"{status.label}, value {_value_target(status)}, progress {_pct(status.progress)}",
+            f"{key}: set issue property {PROPERTY} = {{status: {status.status}, value: {fmt_number(status.value)}, "
             f"progress: {status.progress}}}",
         ]
         if target.field:

@@ -81,7 +81,7 @@ def test_render_comment_wiki_markup():
     ]
     assert has_marker(text, "KR1") and not has_marker(text, "KR10")
     no_data = render_comment(replace(STATUS, status="no_data", value=None, progress=None, baseline=None, unit=None))
-    assert "Status: (?) *no data*" in no_data and "Value / target: n/a / 7" in no_data
+    assert "Status: (?) *no data*" in no_data and "Value / target: no data yet / 7" in no_data
     assert "Progress: n/a (expected pace 40.0%)" in no_data
 
 
@@ -229,10 +229,21 @@ def test_plan_sends_nothing(rsps):
     lines = writer().plan(TARGET, STATUS)
     assert lines == [
         "OKR-12: edit the okrsync comment (okrsync:KR1) in place, or post it if there is none: on track, "
-        "value 6 / 7, progress 50.0%",
+        "value 6 / 7 deploys/week (baseline 5), progress 50.0%",
         "OKR-12: set issue property okrsync.status = {status: on_track, value: 6, progress: 0.5}",
         "OKR-12: set field Progress = 50.0",
     ]
     assert writer().plan(TARGET, replace(STATUS, progress=None))[-1] == \
         "OKR-12: leave field Progress unchanged (no progress yet)"
     assert len(rsps.calls) == 0
+
+
+@pytest.mark.parametrize("value,baseline,target,line", [
+    # fraction KRs read as percentages with the digits the target needs, never '0.58 / 0.9 %' (DESIGN §5)
+    (0.58, None, 0.9, "Value / target: 58.0% / 90.0%"),
+    (0.99987, 0.999, 0.9999, "Value / target: 99.987% / 99.99% (baseline 99.9%)"),
+    (None, None, 0.9, "Value / target: no data yet / 90.0%"),
+])
+def test_comment_of_a_fraction_kr(value, baseline, target, line):
+    text = render_comment(replace(STATUS, metric="availability", value=value, baseline=baseline, target=target, unit="%"))
+    assert line in text.splitlines()
