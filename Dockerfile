@@ -2,6 +2,8 @@
 #   docker build -t okrsync .
 #   docker run --rm -v okrsync-data:/data -v $PWD/okrsync.yaml:/config/okrsync.yaml:ro \
 #       -e OKRSYNC_SOURCES__GITHUB__TOKEN okrsync run --every 15m
+# /config is read-only: write reports to the data volume with absolute paths in okrsync.yaml, e.g.
+# report: {path: /data/report.html, json: /data/status.json} (see examples/deploy/kubernetes/okrsync.yaml).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./

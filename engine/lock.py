@@ -43,10 +43,14 @@ class StoreLock:
                     os.close(fd)
                     who = f" (pid {pid})" if pid else ""
                     raise LockBusy(f"another sync is running{who}; waited {wait:.0f} s for {self.path.name}") from None
-                if not told and on_wait:
-                    on_wait(self.holder())
-                    told = True
-                sleep(poll)
+                try:
+                    if not told and on_wait:
+                        on_wait(self.holder())
+                        told = True
+                    sleep(poll)  # a stoppable sleep raises to end the wait (Ctrl-C)
+                except BaseException:
+                    os.close(fd)
+                    raise
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         os.fsync(fd)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+from urllib.parse import urlparse
 
-from okrsync.config.settings import Settings
+from okrsync.config.settings import Settings, env_name
 from okrsync.config.workspace import LoadedWorkspace
+from okrsync.config.yamlfile import ConfigError
+from okrsync.connectors.base import ConnectorOptions, SourceError, redact
 
 from .compute import Computation, Thresholds, compute, history_rows
 from .document import status_csv, status_document
@@ -20,6 +26,33 @@ from .sync import Reporter, SourceOutcome, SyncRunner, missing_credentials
 from .writeback import WritebackDispatcher, WritebackSummary
 
 log = logging.getLogger("okrsync.run")
+
+STOP_GRACE = 1.5  # seconds the sources get to reach a page boundary after a stop before the run ends without them
+INTERRUPTED = "interrupted"  # the message of Interrupted raised out of a wait
+
+
+class Interrupted(SourceError):
+    """A stop was asked for (SIGINT/SIGTERM): raised out of rate-limit, retry and lock waits so they end at once."""
+
+
+class OutputError(ConfigError):
+    """An output file of the workspace (report:) cannot be written; str() names the path."""
+
+
+def stoppable_sleep(stop: threading.Event, inner: Callable[[float], None] | None = None) -> Callable[[float], None]:
+    """A sleep that a stop ends at once (raising Interrupted); `inner` (tests) replaces the real wait."""
+
+    def sleep(seconds: float) -> None:
+        if stop.is_set():
+            raise Interrupted(INTERRUPTED)
+        if inner is not None:
+            inner(seconds)
+        elif stop.wait(max(0.0, seconds)):
+            raise Interrupted(INTERRUPTED)
+        if stop.is_set():
+            raise Interrupted(INTERRUPTED)
+
+    return sleep
 
 
 @dataclass
@@ -32,10 +65,17 @@ class RunSummary:
     writeback: WritebackSummary = field(default_factory=WritebackSummary)
     computation: Computation | None = None
     outputs: list[str] = field(default_factory=list)
+    output_errors: list[str] = field(default_factory=list)
+    interrupted: bool = False  # a stop was asked for: the run ended early, what was read is saved
+    interrupted_sources: list[str] = field(default_factory=list)  # sources stopped before they finished
+    stragglers: bool = False  # a source was still inside a request when the run ended (the process should exit)
+    crashed: bool = False  # ended by an unexpected exception (recorded as failed, then raised)
 
     @property
     def errors(self) -> list[str]:
-        return self.config_errors + [o.error for o in self.sources.values() if o.error] + self.writeback.errors
+        return (self.config_errors + [o.error for n, o in self.sources.items()
+                                      if o.error and n not in self.interrupted_sources]
+                + self.writeback.errors + self.output_errors)
 
     @property
     def skipped(self) -> list[dict]:
@@ -47,6 +87,10 @@ class RunSummary:
 
     @property
     def status(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        if self.crashed:
+            return "failed"
         if not self.errors:
             return "ok"
         ok_sources = [o for o in self.sources.values() if not o.error]
@@ -54,6 +98,8 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
         if self.config_errors:
             return 2
         return 0 if not self.errors else 1
@@ -85,78 +131,212 @@ def run_sync(
     runner_hook: Callable[[SyncRunner], None] | None = None,
     sleep: Callable[[float], None] | None = None,
     render_html: Callable[[Computation, Store], str] | None = None,
+    stop: threading.Event | None = None,
 ) -> RunSummary:
-    ws = lw.workspace
+    """One run. Setting `stop` ends it at the next page boundary (waits end at once): the run is recorded as
+    interrupted, nothing is computed or written back. Raises OutputError before anything is read when an output
+    file cannot be written, Interrupted when stopped while waiting for the lock; never leaves a run running."""
+    stop = stop if stop is not None else threading.Event()
+    if not dry_run:
+        check_outputs(lw, html=render_html is not None)
     lock = StoreLock(store.path)
-    lock.acquire(settings.lock_wait if wait is None else wait,
+    lock.acquire(settings.lock_wait if wait is None else wait, sleep=stoppable_sleep(stop),
                  on_wait=lambda pid: log.warning("another sync is running (pid %s); waiting for it", pid))
     try:
+        for run_id in store.abandon_runs():
+            log.info("run %s was left running by a process that ended: marked abandoned", run_id)
         started = now()
-        run_id = store.start_run("sync --full" if full else "sync", started)
-        summary = RunSummary(run_id, started)
-        names = list(sources or ws.sources)
-        runnable = []
-        for name in names:
-            problem = missing_credentials(name, ws.sources[name], settings)
-            if problem:
-                summary.config_errors.append(problem)
-                summary.sources[name] = SourceOutcome(name, error=None)
-            else:
-                runnable.append(name)
-        kwargs = {}
-        if connector_factory is not None:
-            kwargs["connector_factory"] = connector_factory
-        runner = SyncRunner(ws, store, settings, run_id=run_id, started=started, full=full, reporter=reporter,
-                            sleep=sleep, **kwargs)
-        if runner_hook:
-            runner_hook(runner)
-        summary.sources.update(runner.run(runnable))
-        failed = {n for n, o in summary.sources.items() if o.error} | {
-            n for n in names if any(e.startswith(f"{n}:") for e in summary.config_errors)}
-        comp = compute(ws, store, settings.as_of() if settings.now else now(), thresholds_for(lw, settings))
-        summary.computation = comp
-        if not dry_run:
-            rows, sets = history_rows(comp, store, run_id)
-            store.record_values(rows, sets)
-        wb_kwargs = {"writer_factory": writer_factory} if writer_factory is not None else {}
-        summary.writeback = WritebackDispatcher(ws, store, settings, run_id=run_id, dry_run=dry_run,
-                                                **wb_kwargs).run(comp, failed)
-        if not dry_run:
-            summary.outputs = write_outputs(lw, comp, store, render_html)
-        summary.finished = now()
-        store.finish_run(
-            run_id, status=summary.status, sources={n: o.summary() for n, o in summary.sources.items()},
-            errors=summary.errors, skipped=summary.skipped, requests=summary.requests,
-        )
+        summary = RunSummary(store.start_run("sync --full" if full else "sync", started), started)
+        try:
+            _run(lw, settings, store, summary, stop, sources=sources, full=full, dry_run=dry_run, reporter=reporter,
+                 now=now, connector_factory=connector_factory, writer_factory=writer_factory,
+                 runner_hook=runner_hook, sleep=sleep, render_html=render_html)
+        except BaseException as exc:
+            stop.set()  # sources still reading stop at their next page
+            summary.interrupted = summary.interrupted or isinstance(exc, (KeyboardInterrupt, Interrupted))
+            if not summary.interrupted:
+                summary.crashed = True
+                summary.config_errors.append(_one_line(f"{type(exc).__name__}: {exc}", settings))
+            _finish(store, summary, now, best_effort=True)
+            raise
+        _finish(store, summary, now)
         return summary
     finally:
         lock.release()
 
 
-def write_outputs(lw: LoadedWorkspace, comp: Computation, store: Store,
-                  render_html: Callable[[Computation, Store], str] | None = None) -> list[str]:
-    """Files named under report: in the workspace (HTML report, status JSON, CSV).
+def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event, *,
+         sources, full, dry_run, reporter, now, connector_factory, writer_factory, runner_hook, sleep,
+         render_html) -> None:
+    ws = lw.workspace
+    names = list(sources or ws.sources)
+    runnable = []
+    for name in names:
+        problem = missing_credentials(name, ws.sources[name], settings)  # (Jira Cloud's email: on its first call)
+        if problem:
+            summary.config_errors.append(problem)
+            summary.sources[name] = SourceOutcome(name, error=None)
+        else:
+            runnable.append(name)
+    kwargs = {}
+    if connector_factory is not None:
+        kwargs["connector_factory"] = connector_factory
+    runner = SyncRunner(ws, store, settings, run_id=summary.run_id, started=summary.started, full=full,
+                        reporter=reporter, sleep=stoppable_sleep(stop, sleep), **kwargs)
+    runner.stop_requested = stop
+    if runner_hook:
+        runner_hook(runner)
+    summary.sources.update(_read(runner, runnable, stop, summary))
+    if stop.is_set():
+        summary.interrupted = True
+        return
+    failed = {n for n, o in summary.sources.items() if o.error} | {
+        n for n in names if any(e.startswith(f"{n}:") for e in summary.config_errors)}
+    comp = compute(ws, store, settings.as_of() if settings.now else now(), thresholds_for(lw, settings))
+    summary.computation = comp
+    if stop.is_set():
+        summary.interrupted = True
+        return
+    if not dry_run:
+        rows, sets = history_rows(comp, store, summary.run_id)
+        store.record_values(rows, sets)
+    wb_kwargs = {"writer_factory": writer_factory} if writer_factory is not None else {}
+    options = ConnectorOptions(secrets=settings.secret_values(), ca_bundle=settings.ca_bundle,
+                               sleep=stoppable_sleep(stop, sleep))  # a stop ends a write's retry wait too
+    summary.writeback = WritebackDispatcher(ws, store, settings, run_id=summary.run_id, dry_run=dry_run,
+                                            options=options, **wb_kwargs).run(comp, failed)
+    if stop.is_set():
+        summary.interrupted = True
+        return
+    if not dry_run:
+        summary.outputs, summary.output_errors = write_outputs(lw, comp, store, render_html)
 
-    The HTML renderer lives in the application shell (okrsync.report) and is passed in."""
+
+def _read(runner: SyncRunner, names: list[str], stop: threading.Event,
+          summary: RunSummary) -> dict[str, SourceOutcome]:
+    """runner.run(names) in a thread; after a stop the sources get STOP_GRACE seconds to reach a page boundary.
+
+    A source still inside a request then is left behind (summary.stragglers): its saved pages stay saved, a page
+    not yet written is read again by the next run."""
+    result: dict[str, SourceOutcome] = {}
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            result.update(runner.run(names))
+        except BaseException as exc:  # raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=read, name="okrsync-read", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)
+        if stop.is_set():
+            thread.join(STOP_GRACE)
+            break
+    summary.stragglers = thread.is_alive()
+    if failure:
+        raise failure[0]
+    out = dict(result)
+    for name in names:
+        o = out.setdefault(name, SourceOutcome(name, error=f"{name}: {INTERRUPTED}"))
+        if stop.is_set() and o.error and (o.error.endswith(INTERRUPTED) or " stopped before " in o.error):
+            o.error = f"{name}: interrupted; the pages read are saved and the next run resumes"
+            summary.interrupted_sources.append(name)
+    return out
+
+
+def _finish(store: Store, summary: RunSummary, now: Callable[[], datetime], best_effort: bool = False) -> None:
+    summary.finished = now()
+    try:
+        store.finish_run(
+            summary.run_id, status=summary.status, sources={n: o.summary() for n, o in summary.sources.items()},
+            errors=summary.errors + [o.error for n, o in summary.sources.items() if n in summary.interrupted_sources],
+            skipped=summary.skipped, requests=summary.requests,
+        )
+    except Exception:
+        if not best_effort:
+            raise
+        log.debug("could not record the end of run %s", summary.run_id, exc_info=True)
+
+
+def credential_problem(name: str, cfg: Any, settings: Settings) -> str | None:
+    """One line naming what a source's auth mode lacks and the variable to set; None when it has it all."""
+    problem = missing_credentials(name, cfg, settings)
+    if cfg.type != "jira":
+        return problem
+    host = (urlparse(cfg.url or "").hostname or "").lower()
+    cloud = cfg.deployment == "cloud" or (cfg.deployment == "auto" and host.endswith(".atlassian.net"))
+    if not cloud or cfg.email or settings.credentials(name).email:
+        return problem
+    email = f"email: in the source or {env_name(name, 'email')}"
+    if problem:
+        return f"{problem}, and {email} (Jira Cloud signs in with an email and an API token)"
+    return f"{name}: Jira Cloud needs an email with the API token: set {email}"
+
+
+def _one_line(text: str, settings: Settings) -> str:
+    return " ".join(redact(text, settings.secret_values()).split())
+
+
+def output_paths(lw: LoadedWorkspace) -> list[tuple[str, Path]]:
+    """(setting, path) of the files sync writes; relative paths resolve against the workspace file's directory."""
     rep = lw.workspace.report
     base = lw.path.parent
-    written = []
-    if rep.json_path:
-        p = base / rep.json_path
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(status_document(comp), indent=2) + "\n", encoding="utf-8")
-        written.append(str(p))
-    if rep.csv_path:
-        p = base / rep.csv_path
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(status_csv(comp), encoding="utf-8")
-        written.append(str(p))
-    if rep.path and render_html is not None:
-        p = base / rep.path
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(render_html(comp, store), encoding="utf-8")
-        written.append(str(p))
-    return written
+    return [(f"report.{key}", base / value) for key, value in (("json", rep.json_path), ("csv", rep.csv_path),
+                                                              ("path", rep.path)) if value]
+
+
+def check_output(path: Path, setting: str = "") -> None:
+    """Raise OutputError (one line naming the path) unless `path` can be written. okrsync creates no directories."""
+    what = f"{setting}: " if setting else ""
+    parent = path.parent
+    if path.is_dir():
+        raise OutputError(f"{what}{path} is a directory; give a file name such as {path / 'report.html'}")
+    if not parent.is_dir():
+        raise OutputError(f"{what}cannot write {path}: directory {parent} does not exist "
+                          f"(okrsync creates no directories)")
+    try:
+        if path.exists():
+            with open(path, "ab"):
+                pass
+        else:
+            fd, probe = tempfile.mkstemp(dir=parent, prefix=".okrsync-probe-")
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        hint = ("; relative report paths resolve against the workspace file's directory, give a path on a "
+                "writable volume") if setting.startswith("report.") else ""
+        raise OutputError(f"{what}cannot write {path}: {exc.strerror or exc}{hint}") from None
+
+
+def check_outputs(lw: LoadedWorkspace, html: bool = True) -> None:
+    for setting, path in output_paths(lw):
+        if setting != "report.path" or html:
+            check_output(path, setting)
+
+
+def write_outputs(lw: LoadedWorkspace, comp: Computation, store: Store,
+                  render_html: Callable[[Computation, Store], str] | None = None) -> tuple[list[str], list[str]]:
+    """Files named under report: in the workspace (status JSON, CSV, HTML report): (written, one-line errors).
+
+    The HTML renderer lives in the application shell (okrsync.report) and is passed in."""
+    written, errors = [], []
+    for setting, p in output_paths(lw):
+        if setting == "report.path" and render_html is None:
+            continue
+        try:
+            if setting == "report.json":
+                text = json.dumps(status_document(comp), indent=2) + "\n"
+            elif setting == "report.csv":
+                text = status_csv(comp)
+            else:
+                text = render_html(comp, store)  # type: ignore[misc]
+            p.write_text(text, encoding="utf-8")
+            written.append(str(p))
+        except OSError as exc:
+            errors.append(f"{setting}: cannot write {p}: {exc.strerror or exc}")
+    return written, errors
 
 
 def db_path_for(workspace_path: Path, explicit: str | None, settings: Settings) -> Path:

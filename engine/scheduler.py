@@ -73,12 +73,12 @@ def failure_delay(failures: int, interval: timedelta, base: timedelta = timedelt
 class Scheduler:
     def __init__(self, schedule: Schedule, run: Callable[[], int], *,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 on_next: Callable[[datetime, str], None] | None = None):
+                 on_next: Callable[[datetime, str], None] | None = None, stop: threading.Event | None = None):
         self.schedule = schedule
         self.run = run
         self.clock = clock
         self.on_next = on_next or (lambda when, why: None)
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()  # set (e.g. by SIGTERM): the loop ends
         self.runs = 0
         self.failures = 0
 

@@ -477,6 +477,16 @@ class Store:
                 "errors": _json(errors), "skipped": _json(skipped), "requests": requests,
             })
 
+    def abandon_runs(self) -> list[int]:
+        """Runs still marked running by a process that ended without finishing them (call under the store lock,
+        so none of them can be alive): marked abandoned. Returns their ids."""
+        with self.write():
+            rows = self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+            for run_id, pid in rows:
+                why = f"abandoned: the process (pid {pid}) ended without finishing the run"
+                self.db.execute("UPDATE runs SET status = 'abandoned', errors = ? WHERE id = ?", [_json([why]), run_id])
+        return [r[0] for r in rows]
+
     def runs(self, limit: int = 20) -> list[dict]:
         return list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit]))
 

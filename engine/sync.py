@@ -150,10 +150,11 @@ class SyncRunner:
                 self._sync_stream(name, stream, connector, out)
         except SourceError as exc:
             out.error = _one_line(str(exc), self.settings.secret_values())
-            log.error("%s", out.error)
+            log.info("%s", out.error)  # the run summary prints it once; the log repeats it only with -v
         except Exception as exc:  # a bug or an unexpected payload: the source fails, the run goes on
-            log.exception("%s: unexpected error", name)
+            log.debug("%s: unexpected error", name, exc_info=True)  # the traceback only with --debug
             out.error = _one_line(f"{name}: unexpected error: {type(exc).__name__}: {exc}", self.settings.secret_values())
+            log.info("%s", out.error)
         finally:
             if connector is not None:
                 out.requests = connector.requests_made

@@ -6,7 +6,9 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -22,7 +24,8 @@ from okrsync.connectors.base import SourceError
 from okrsync.engine.compute import compute
 from okrsync.engine.document import status_csv, status_document
 from okrsync.engine.lock import LockBusy
-from okrsync.engine.pipeline import RunSummary, db_path_for, run_sync, thresholds_for
+from okrsync.engine.pipeline import (Interrupted, RunSummary, check_output, check_outputs, db_path_for,
+                                     run_sync, thresholds_for)
 from okrsync.engine.store import Store, StoreError
 
 from . import console as ui
@@ -37,6 +40,50 @@ class UsageError(Exception):
 
 def fail(message: str, code: int) -> None:
     click.echo(f"okrsync: {message}", err=True)
+    sys.exit(code)
+
+
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM set `event` instead of raising: a run stops at its next page boundary."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopOnSignal":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        first = self.signum is None
+        self.signum = self.signum or signum
+        self.event.set()
+        if first:
+            try:
+                click.echo(f"okrsync: {signal.Signals(signum).name}: finishing the current page, then stopping",
+                           err=True)
+            except RuntimeError:  # stderr was being written when the signal came: the message is not essential
+                pass
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal: 130 for SIGINT (Ctrl-C), 143 for SIGTERM."""
+        return 128 + (self.signum or signal.SIGINT)
+
+
+def exit_now(code: int, abandon_threads: bool = False) -> None:
+    """sys.exit, or os._exit after flushing when a source thread is still inside a request (the run is recorded;
+    waiting for the request would break the promise to stop within seconds)."""
+    if abandon_threads:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
 
 
@@ -55,6 +102,8 @@ def guarded(fn: Callable) -> Callable:
             fail(str(exc), 2)
         except LockBusy as exc:
             fail(str(exc), 1)
+        except Interrupted:
+            fail("interrupted", 130)
         except SourceError as exc:
             fail(str(exc), 1)
         except KeyboardInterrupt:
@@ -162,42 +211,39 @@ def init(ctx: click.Context, workspace: str | None, db: str | None, force: bool)
     click.echo(f"wrote {path}: edit the sources and key results, then run 'okrsync validate'")
 
 
-@cli.command()
-@workspace_options
-@click.pass_context
-@guarded
-def validate(ctx: click.Context, workspace: str | None, db: str | None) -> None:
-    """Check the workspace file; exit 0, or 2 with a message naming the line."""
-    env = Env(ctx, workspace, db)
-    ws = env.lw.workspace
-    n_kr = sum(1 for _ in ws.key_results())
-    click.echo(f"{env.workspace_path}: ok — period {ws.period.label}, {len(ws.sources)} sources, "
-               f"{len(ws.objectives)} objectives, {n_kr} key results")
-
-
 def _print_summary(summary: RunSummary, out: Console) -> None:
+    def say(text: str) -> None:  # plain text: a path or "[issues 12]" is neither wrapped nor taken for markup
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+
     for name, o in summary.sources.items():
+        if name in summary.interrupted_sources:
+            saved = o.new + o.changed + o.unchanged
+            say(f"{name}: interrupted after {saved} saved; the next run resumes")
+            continue
         if o.error:
             continue
         if name in {e.split(":")[0] for e in summary.config_errors}:
             continue
         streams = ", ".join(f"{s} {n}" for s, n in o.streams.items())
-        out.print(f"{name}: {o.fetched} fetched ({o.new} new, {o.changed} changed), {o.requests} requests"
-                  + (f", {o.deleted} deleted" if o.deleted else "") + (f", {len(o.skipped)} skipped" if o.skipped else "")
-                  + (f" [{streams}]" if streams else ""))
+        say(f"{name}: {o.fetched} fetched ({o.new} new, {o.changed} changed), {o.requests} requests"
+            + (f", {o.deleted} deleted" if o.deleted else "") + (f", {len(o.skipped)} skipped" if o.skipped else "")
+            + (f" [{streams}]" if streams else ""))
     for s in summary.skipped[:20]:
-        out.print(f"  skipped {s['source']} {s['key']}: {s['reason']}")
+        say(f"  skipped {s['source']} {s['key']}: {s['reason']}")
     wb = summary.writeback
     if wb.planned:
-        out.print("dry run: would write")
+        say("dry run: would write")
         for line in wb.planned:
-            out.print(f"  {line}")
+            say(f"  {line}")
     if wb.written or wb.unchanged:
-        out.print(f"write-back: {wb.written} written, {wb.unchanged} unchanged")
+        say(f"write-back: {wb.written} written, {wb.unchanged} unchanged")
     for path in summary.outputs:
-        out.print(f"wrote {path}")
+        say(f"wrote {path}")
+    if summary.computation is not None:
+        for line in ui.warning_lines(summary.computation):
+            say(line)
     status = summary.status
-    out.print(f"run {summary.run_id}: {status}" + (f" ({len(summary.errors)} errors)" if summary.errors else ""))
+    say(f"run {summary.run_id}: {status}" + (f" ({len(summary.errors)} errors)" if summary.errors else ""))
 
 
 @cli.command()
@@ -218,16 +264,22 @@ def sync(ctx: click.Context, workspace: str | None, db: str | None, sources: tup
             raise UsageError(f"--source {s}: not in {env.workspace_path} (sources: {', '.join(lw.workspace.sources)})")
     from .progress import make_reporter
 
+    if not dry_run:
+        check_outputs(lw)  # before the store is opened and anything is read (run_sync checks again)
     store = env.store()
     err = Console(stderr=True)
-    with make_reporter(err) as reporter:
-        summary = run_sync(lw, env.settings, store, sources=list(sources) or None, full=full, dry_run=dry_run,
-                           wait=wait, reporter=reporter, render_html=html_renderer())
-    out = Console()
-    _print_summary(summary, out)
+    with StopOnSignal() as stopper:
+        try:
+            with make_reporter(err) as reporter:
+                summary = run_sync(lw, env.settings, store, sources=list(sources) or None, full=full,
+                                   dry_run=dry_run, wait=wait, reporter=reporter, render_html=html_renderer(),
+                                   stop=stopper.event)
+        except Interrupted:
+            fail("interrupted while waiting for another sync to finish; nothing was read", stopper.exit_code)
+    _print_summary(summary, Console())
     for e in summary.errors:
         click.echo(f"okrsync: {e}", err=True)
-    sys.exit(summary.exit_code)
+    exit_now(stopper.exit_code if summary.interrupted else summary.exit_code, summary.stragglers)
 
 
 @cli.command()
@@ -248,6 +300,8 @@ def status(ctx: click.Context, workspace: str | None, db: str | None, as_json: b
         click.echo(status_csv(comp), nl=False)
     else:
         ui.print_status(comp, Console())
+    for line in ui.warning_lines(comp):
+        click.echo(line, err=True)
 
 
 def _find_kr(env: Env, kr_id: str):
@@ -303,10 +357,14 @@ def report(ctx: click.Context, workspace: str | None, db: str | None, output: st
     """Write the self-contained HTML report (progress bars, pace markers, history charts)."""
     from okrsync.report import render_report
 
+    check_output(Path(output), "report -o")  # before anything is read; okrsync creates no directories
     env = Env(ctx, workspace, db)
     store = env.store()
     comp = compute(env.lw.workspace, store, env.now(), thresholds_for(env.lw, env.settings))
-    Path(output).write_text(render_report(comp, store), encoding="utf-8")
+    try:
+        Path(output).write_text(render_report(comp, store), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"report -o: cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {output}")
 
 
@@ -320,4 +378,4 @@ def main() -> None:
     cli(prog_name="okrsync")
 
 
-from . import commands_demo, commands_ops  # noqa: E402,F401  (run, sandbox, demo register themselves on cli)
+from . import commands_demo, commands_ops, commands_validate  # noqa: E402,F401  (they register themselves on cli)

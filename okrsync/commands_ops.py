@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import signal
-import sys
-import threading
-from typing import Any
 
 import click
 from rich.console import Console
 
 from okrsync.config.yamlfile import ConfigError
 from okrsync.engine.lock import LockBusy
-from okrsync.engine.pipeline import run_sync
+from okrsync.engine.pipeline import Interrupted, run_sync
 from okrsync.engine.scheduler import Scheduler, parse_schedule
 from okrsync.engine.store import StoreError
 
-from .cli import Env, UsageError, _print_summary, cli, guarded, html_renderer, workspace_options
+from .cli import (Env, StopOnSignal, UsageError, _print_summary, cli, exit_now, guarded, html_renderer,
+                  workspace_options)
 
 
 @cli.command()
@@ -40,47 +38,42 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
             schedule = parse_schedule(every, cron)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    stop = threading.Event()
-    current: dict[str, Any] = {}
-
-    def on_signal(signum, _frame):
-        stop.set()
-        runner = current.get("runner")
-        if runner is not None:
-            runner.stop_requested.set()
-        if scheduler is not None:
-            scheduler.stop.set()
-        click.echo(f"okrsync: {signal.Signals(signum).name}: finishing the current page, then stopping", err=True)
+    stopper = StopOnSignal()
+    stragglers = False
 
     def one_run() -> int:
+        nonlocal stragglers
         try:
             lw = env.lw if once else _reload(env)
             store = env.store()
-            summary = run_sync(lw, env.settings, store, wait=wait,
-                               runner_hook=lambda r: current.__setitem__("runner", r), render_html=html_renderer())
-            current.pop("runner", None)
-            _print_summary(summary, out)
-            for e in summary.errors:
-                click.echo(f"okrsync: {e}", err=True)
-            if stop.is_set():
-                return 0
-            return summary.exit_code
+            summary = run_sync(lw, env.settings, store, wait=wait, render_html=html_renderer(), stop=stopper.event)
         except (ConfigError, StoreError) as exc:
             click.echo(f"okrsync: {exc}", err=True)
             return 2
         except LockBusy as exc:
             click.echo(f"okrsync: {exc}", err=True)
             return 1
+        except Interrupted:
+            click.echo("okrsync: interrupted while waiting for another sync to finish; nothing was read", err=True)
+            return 0
+        stragglers = summary.stragglers
+        _print_summary(summary, out)
+        for e in summary.errors:
+            click.echo(f"okrsync: {e}", err=True)
+        return summary.exit_code
 
-    scheduler: Scheduler | None = None
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    if schedule is None:
-        code = one_run()
-        sys.exit(0 if stop.is_set() else code)
-    scheduler = Scheduler(schedule, one_run, on_next=lambda when, why: out.print(
-        f"{why} at {when:%Y-%m-%d %H:%M:%S} UTC"))
-    sys.exit(scheduler.loop(max_runs=max_runs))
+    def stopped_code() -> int:
+        """SIGTERM ends `run` cleanly (0); SIGINT (Ctrl-C) is 130."""
+        return 130 if stopper.signum == signal.SIGINT else 0
+
+    with stopper:
+        if schedule is None:
+            code = one_run()
+        else:
+            scheduler = Scheduler(schedule, one_run, on_next=lambda when, why: out.print(
+                f"{why} at {when:%Y-%m-%d %H:%M:%S} UTC"), stop=stopper.event)
+            code = scheduler.loop(max_runs=max_runs)
+    exit_now(stopped_code() if stopper.event.is_set() else code, stragglers)
 
 
 def _reload(env: Env):
