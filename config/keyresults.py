@@ -26,40 +26,50 @@ MetricName = Literal[
     "first_contact_resolution",
     "sla_compliance",
     "availability",
+    "failed_deployment_recovery_time",
+    "deployment_rework_rate",
     "ratio",
 ]
 METRICS: tuple[str, ...] = get_args(MetricName)
 
 
+_ITEMS = ("issue", "pull_request")
+_ALL = ("issue", "pull_request", "deployment", "incident")
+
+
 @dataclass(frozen=True)
 class MetricTraits:
-    """How a metric is judged (DESIGN §5): its family, which way is better, and whether it is a fraction."""
+    """How a metric is judged (DESIGN §5): its family, which way is better, whether it is a fraction, and the
+    record kinds it reads (the first one the source has and the selector fits is the default)."""
 
     family: Literal["scope", "cumulative", "level", "ratio"]
     better: Literal["higher", "lower"] | None = None
     fraction: bool = False  # a share in [0, 1]: shown as a percentage
+    kinds: tuple[str, ...] = ()
 
 
 # The one table of how each metric behaves. Scope metrics read the whole selection; cumulative ones only grow
 # while a period runs (judged by their projection); level metrics are rates, shares and durations (without a
 # baseline their target is a line to hold).
 TRAITS: dict[str, MetricTraits] = {
-    "count": MetricTraits("cumulative"),
-    "points_done": MetricTraits("cumulative"),
-    "sum": MetricTraits("cumulative"),
-    "done_ratio": MetricTraits("scope", "higher", fraction=True),
-    "points_done_ratio": MetricTraits("scope", "higher", fraction=True),
-    "mean": MetricTraits("level", "higher"),
-    "throughput": MetricTraits("level", "higher"),
-    "deployment_frequency": MetricTraits("level", "higher"),
-    "first_contact_resolution": MetricTraits("level", "higher", fraction=True),
-    "sla_compliance": MetricTraits("level", "higher", fraction=True),
-    "availability": MetricTraits("level", "higher", fraction=True),
-    "change_failure_rate": MetricTraits("level", "lower", fraction=True),
-    "resolution_time": MetricTraits("level", "lower"),
-    "time_to_restore": MetricTraits("level", "lower"),
-    "mtta": MetricTraits("level", "lower"),
-    "lead_time_for_changes": MetricTraits("level", "lower"),
+    "count": MetricTraits("cumulative", kinds=_ALL),
+    "points_done": MetricTraits("cumulative", kinds=_ITEMS),
+    "sum": MetricTraits("cumulative", kinds=_ALL),
+    "done_ratio": MetricTraits("scope", "higher", fraction=True, kinds=_ITEMS),
+    "points_done_ratio": MetricTraits("scope", "higher", fraction=True, kinds=_ITEMS),
+    "mean": MetricTraits("level", "higher", kinds=_ALL),
+    "throughput": MetricTraits("level", "higher", kinds=("issue", "pull_request", "incident")),
+    "deployment_frequency": MetricTraits("level", "higher", kinds=("deployment",)),
+    "first_contact_resolution": MetricTraits("level", "higher", fraction=True, kinds=("incident",)),
+    "sla_compliance": MetricTraits("level", "higher", fraction=True, kinds=("incident",)),
+    "availability": MetricTraits("level", "higher", fraction=True, kinds=("incident", "issue")),
+    "change_failure_rate": MetricTraits("level", "lower", fraction=True, kinds=("deployment",)),
+    "deployment_rework_rate": MetricTraits("level", "lower", fraction=True, kinds=("deployment",)),
+    "resolution_time": MetricTraits("level", "lower", kinds=("issue", "pull_request", "incident")),
+    "time_to_restore": MetricTraits("level", "lower", kinds=("incident", "issue")),
+    "failed_deployment_recovery_time": MetricTraits("level", "lower", kinds=("deployment",)),
+    "mtta": MetricTraits("level", "lower", kinds=("incident",)),
+    "lead_time_for_changes": MetricTraits("level", "lower", kinds=("deployment",)),
     "ratio": MetricTraits("ratio"),
 }
 assert set(TRAITS) == set(METRICS), "every metric has its traits"
@@ -125,6 +135,13 @@ def parse_amount(value: Any, *, relative_ok: bool) -> tuple[str, float]:
         ) from None
 
 
+class Rework(Strict):
+    """What marks a deployment as unplanned (deployment_rework_rate): a label on a PR it shipped, or its ref."""
+
+    labels: list[str] = Field(default_factory=lambda: ["hotfix", "rollback", "revert"])
+    refs: list[str] = Field(default_factory=lambda: ["hotfix/*", "hotfix-*", "rollback/*", "revert-*"])
+
+
 def _part_tag(value: Any) -> str:
     return "number" if isinstance(value, (int, float)) and not isinstance(value, bool) else "spec"
 
@@ -142,6 +159,11 @@ class MetricSpec(Strict):
     sla_hours: dict[str, float] | None = None
     numerator: RatioPart | None = None
     denominator: RatioPart | None = None
+    # DORA: incidents attributed to deployments (change_failure_rate, recovery time, rework)
+    failures: Literal["deployments", "incidents", "both"] = "deployments"
+    incidents: Selector | None = None
+    attribution: str | None = None  # an incident field or raw path naming the deployment (id, sha or ref)
+    rework: Rework | None = None
 
     @field_validator("aggregate")
     @classmethod
@@ -171,6 +193,12 @@ class MetricSpec(Strict):
                 raise ValueError("a ratio needs numerator and denominator")
         elif self.numerator is not None or self.denominator is not None:
             raise ValueError("numerator/denominator are for metric: ratio only")
+        if self.failures != "deployments" and self.incidents is None:
+            raise ValueError(f"failures: {self.failures} needs incidents: (a selector of the incidents to attribute)")
+        if self.incidents is not None and self.metric not in (
+                "change_failure_rate", "failed_deployment_recovery_time", "deployment_rework_rate"):
+            raise ValueError("incidents: is for change_failure_rate, failed_deployment_recovery_time and "
+                             "deployment_rework_rate")
         if self.metric in ("sum", "mean") and not self.field:
             raise ValueError(f"metric {self.metric} needs field: (a record field or a raw payload path)")
         return self

@@ -31,6 +31,7 @@ class SourceCredentials(BaseModel):
     email: str | None = None
     user: str | None = None
     password: SecretStr | None = None
+    webhook_secret: SecretStr | None = None  # signs webhooks sent to `okrsync serve` (POST /webhooks/<source>)
 
 
 class StatusThresholds(BaseModel):
@@ -108,7 +109,7 @@ class Settings(BaseSettings):
         they occur in and protect nothing, so they are not replaced)."""
         out = []
         for cred in self.sources.values():
-            for s in (cred.token, cred.password):
+            for s in (cred.token, cred.password, cred.webhook_secret):
                 if s is not None and len(s.get_secret_value()) >= MIN_SECRET:
                     out.append(s.get_secret_value())
         return out

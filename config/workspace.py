@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .keyresults import KeyResult, MetricSpec, Objective, Selector, parse_amount
+from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, parse_amount
 from .periods import Period, parse_period
 from .sources import SOURCE_KINDS, SOURCE_MODELS, SourceConfig
 from .yamlfile import ConfigError, LoadedYaml, load_yaml_file, load_yaml_text
@@ -17,24 +17,7 @@ from .yamlfile import ConfigError, LoadedYaml, load_yaml_file, load_yaml_text
 MetricSpec.model_rebuild()
 
 # Which record kinds a metric reads, first = the default when the selector names none.
-METRIC_KINDS: dict[str, tuple[str, ...]] = {
-    "count": ("issue", "pull_request", "deployment", "incident"),
-    "done_ratio": ("issue", "pull_request"),
-    "points_done_ratio": ("issue", "pull_request"),
-    "points_done": ("issue", "pull_request"),
-    "sum": ("issue", "pull_request", "deployment", "incident"),
-    "mean": ("issue", "pull_request", "deployment", "incident"),
-    "throughput": ("issue", "pull_request", "incident"),
-    "resolution_time": ("issue", "pull_request", "incident"),
-    "deployment_frequency": ("deployment",),
-    "lead_time_for_changes": ("deployment",),
-    "change_failure_rate": ("deployment",),
-    "time_to_restore": ("incident", "issue"),
-    "mtta": ("incident",),
-    "first_contact_resolution": ("incident",),
-    "sla_compliance": ("incident",),
-    "availability": ("incident", "issue"),
-}
+METRIC_KINDS: dict[str, tuple[str, ...]] = {name: t.kinds for name, t in TRAITS.items() if t.kinds}
 
 # Selector keys and the record kinds they apply to (source and where fit every kind).
 SELECTOR_KINDS: dict[str, tuple[str, ...]] = {
@@ -293,6 +276,13 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
         allowed = SELECTOR_KINDS.get(key, ())
         if kind not in allowed:
             errors.add(sel_path + (key,), f"selector key {key!r} does not fit {kind} items (it applies to {', '.join(allowed)})")
+    if spec.incidents is not None:
+        inc_source = ws.sources.get(spec.incidents.source)
+        if inc_source is None:
+            errors.add(path + ("incidents", "source"), f"unknown source {spec.incidents.source!r}")
+        elif "incident" not in SOURCE_KINDS[inc_source.type]:
+            errors.add(path + ("incidents", "source"),
+                       f"source {spec.incidents.source!r} ({inc_source.type}) has no incidents")
     if spec.window == "sprint" and not sel.sprint:
         errors.add(path + ("window",), "window: sprint needs select.sprint (a sprint name, active or closed-in-period)")
     if spec.metric == "sla_compliance" and spec.sla_hours is not None:

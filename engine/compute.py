@@ -15,7 +15,7 @@ from okrsync.config.periods import expected_fraction, parse_duration
 from okrsync.config.workspace import Workspace, default_kind
 from okrsync.mappings import metrics as M
 from okrsync.mappings.aggregates import ratio
-from okrsync.mappings.selectors import compile_selector
+from okrsync.mappings.selectors import compile_selector, field_expr
 
 from .records import PERCENT_UNITS, iso, parse_iso
 from .selector_check import SelectorChecker
@@ -191,8 +191,13 @@ class Computer:
         if sel_c.jql_key and not self.store.jql_evaluated(sel_c.jql_key):
             return M.MetricResult(None, detail={"reason": "JQL not evaluated yet (run okrsync sync)"}), window, span
         plan = M.plan(spec.metric, sel_c, window, now=self.now, agg=spec.aggregate, field_name=spec.field,
-                      weighting=spec.weighting, count_by=spec.count_by, sla_hours=spec.sla_hours)
-        result = plan.reduce(self._rows(plan.sql, plan.params))
+                      weighting=spec.weighting, count_by=spec.count_by, sla_hours=spec.sla_hours,
+                      failures=spec.failures, attribution=self._attribution(spec), rework=spec.rework)
+        rows = self._rows(plan.sql, plan.params)
+        if plan.reduce_with is not None:
+            result = plan.reduce_with(rows, [self._rows(sql, params) for sql, params in plan.side])
+        else:
+            result = plan.reduce(rows)
         if plan.order_stats is not None and plan.finish is not None:
             sql, params, positions = plan.order_stats
             wanted = positions(result.items)
@@ -205,6 +210,13 @@ class Computer:
         if explain is not None:
             explain.append({"sql": plan.sql, "params": plan.params, "kind": kind, "table": sel_c.table})
         return result, window, span
+
+    def _attribution(self, spec: MetricSpec) -> M.Attribution | None:
+        """The incidents a DORA metric attributes to deployments, when the KR names them."""
+        if spec.incidents is None:
+            return None
+        inc = compile_selector(spec.incidents, "incident", source_type=self.ws.sources[spec.incidents.source].type)
+        return M.Attribution(inc, field_expr("incidents", spec.attribution) if spec.attribution else None)
 
     def _rows(self, sql: str, params: list) -> list[tuple]:
         """Run a metric query; identical queries in one recompute run once."""

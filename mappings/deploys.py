@@ -3,8 +3,15 @@ recovery time and deployment rework rate. A deploy recorded twice counts once.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+
+from okrsync.engine.records import iso, parse_iso
+
 from .aggregates import aggregate, ratio
-from .plans import _aggregate_plan, _in_window, _row_plan, _seconds, _where
+from .plans import MetricPlan, MetricResult, Window, _aggregate_plan, _in_window, _row_plan, _seconds, _where, fingerprint_of
 from .selectors import Selection
 
 
@@ -42,7 +49,9 @@ def deployment_frequency(sel, window, **_):
                            col_params)
 
 
-def change_failure_rate(sel, window, **_):
+def change_failure_rate(sel, window, failures: str = "deployments", attribution: "Attribution | None" = None, **_):
+    if failures != "deployments" and attribution is not None:
+        return change_failure_rate_attributed(sel, window, failures, attribution)
     cond, params = _in_window("t.finished", window)
     cond += ["t.status IN ('success', 'failure', 'error')"]
     col, col_params = _twins(sel, cond, params)
@@ -69,3 +78,166 @@ def lead_time(sel, window, agg, **_):
     )
     return _row_plan(sel, [], [], params, lambda r: max(0.0, r[1]) / 3600.0,
                      lambda vals: (aggregate(vals, agg or "median"), {}), table="issues", sql=sql)
+
+
+# -- DORA metrics computed over the deployment timeline (Python: each needs its neighbours) ---------------
+LOOKBACK = timedelta(days=92)  # how far before the window a deployment can be a failure's cause
+_FINISHED = ("success", "failure", "error")
+
+
+@dataclass(frozen=True)
+class Deploy:
+    rowid: int
+    id: str
+    repo: str | None
+    environment: str | None
+    status: str
+    finished: datetime
+    sha: str | None
+    ref: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("failure", "error")
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """How incidents are tied to deployments: an incident field naming the deployment, else DevLake's rule
+    (the latest successful deployment of the selection that finished before the incident opened)."""
+
+    incidents: Selection
+    field_sql: str | None = None  # SQL of the incident field naming the deployment (id, sha or ref)
+
+
+def _timeline_sql(sel: Selection, window: Window) -> tuple[str, list]:
+    cond = ["t.status IN ('success', 'failure', 'error')", "t.finished IS NOT NULL", "t.finished >= ?"] + _once(sel)
+    sql = (f"SELECT t.rowid, t.id, t.repo, t.environment, t.status, t.finished, t.sha, t.ref FROM deployments t "
+           f"WHERE {_where(sel, cond)} ORDER BY t.finished, t.rowid")
+    return sql, sel.params + [iso(window.start - LOOKBACK)]
+
+
+def _incidents_sql(att: Attribution, window: Window) -> tuple[str, list]:
+    sel = att.incidents
+    col = att.field_sql or "NULL"
+    cond = ["t.opened >= ?", "t.opened < ?", "t.status != 'cancelled'"]
+    sql = f"SELECT t.opened, {col} FROM incidents t WHERE {_where(sel, cond)} ORDER BY t.opened"
+    return sql, sel.params + [iso(window.start - LOOKBACK), iso(window.end)]
+
+
+def _deploys(rows: list[tuple]) -> list[Deploy]:
+    return [Deploy(r[0], str(r[1]), r[2], r[3], r[4], parse_iso(r[5]), r[6], r[7]) for r in rows]
+
+
+def attribute(deploys: list[Deploy], incidents: list[tuple]) -> list[tuple[datetime, Deploy]]:
+    """(incident opened, the deployment it is attributed to) for each incident that has one."""
+    successes = [d for d in deploys if d.status == "success"]
+    out: list[tuple[datetime, Deploy]] = []
+    for opened_text, named in incidents:
+        opened = parse_iso(opened_text)
+        if named not in (None, ""):
+            key = str(named).strip()
+            hits = [d for d in deploys if d.id == key or d.ref == key
+                    or (len(key) >= 7 and d.sha is not None and d.sha.startswith(key))]
+            if hits:
+                out.append((opened, max(hits, key=lambda d: d.finished)))
+            continue
+        before = [d for d in successes if d.finished <= opened]
+        if before:
+            out.append((opened, before[-1]))
+    return out
+
+
+def _next_success(deploys: list[Deploy], after: datetime, repo: str | None, env: str | None) -> Deploy | None:
+    for d in deploys:  # sorted by finished
+        if d.finished > after and d.status == "success" and d.repo == repo and d.environment == env:
+            return d
+    return None
+
+
+def _in(d: Deploy, window: Window) -> bool:
+    return window.start <= d.finished < window.end
+
+
+def _result(value: float | None, counted: list[Deploy], detail: dict[str, Any]) -> MetricResult:
+    rowids = [d.rowid for d in counted]
+    return MetricResult(value, len(rowids), fingerprint_of(rowids), detail, rowids=("deployments", rowids))
+
+
+def _with_incidents(sel: Selection, window: Window, att: Attribution | None, reduce, extra: list | None = None):
+    """A plan over the deployment timeline, with the attributed incidents (and any extra side query)."""
+    sql, params = _timeline_sql(sel, window)
+    side = [_incidents_sql(att, window)] if att else []
+    side += extra or []
+
+    def reduce_with(rows: list[tuple], sides: list[list[tuple]]) -> MetricResult:
+        deploys = _deploys(rows)
+        pairs = attribute(deploys, sides[0]) if att else []
+        return reduce(deploys, pairs, sides[1:] if att else sides)
+
+    return MetricPlan(sql, params, lambda rows: reduce_with(rows, []), side=side, reduce_with=reduce_with)
+
+
+def change_failure_rate_attributed(sel, window, failures: str, attribution: Attribution | None):
+    """failures: incidents | both — a deployment an incident is attributed to failed too (DevLake's rule)."""
+
+    def reduce(deploys: list[Deploy], pairs, _):
+        blamed = {d.rowid for _, d in pairs}
+        counted = [d for d in deploys if _in(d, window)]
+        failed = [d for d in counted if (d.failed and failures == "both") or d.rowid in blamed]
+        return _result(ratio(len(failed), len(counted)), counted,
+                       {"failed": len(failed), "finished": len(counted), "incidents_attributed": len(pairs)})
+
+    return _with_incidents(sel, window, attribution, reduce)
+
+
+def failed_deployment_recovery_time(sel, window, agg, attribution: Attribution | None = None, **_):
+    """Hours from a failed deployment's finish to the next successful deployment of the same repository and
+    environment (dora.dev, 2023); failures not yet recovered are left out until they are."""
+
+    def reduce(deploys: list[Deploy], pairs, _):
+        blamed = {d.rowid for _, d in pairs}
+        hours, counted, open_ = [], [], 0
+        for d in deploys:
+            if not _in(d, window) or not (d.failed or d.rowid in blamed):
+                continue
+            fix = _next_success(deploys, d.finished, d.repo, d.environment)
+            if fix is None:
+                open_ += 1
+                continue
+            hours.append((fix.finished - d.finished).total_seconds() / 3600.0)
+            counted.append(d)
+        return _result(aggregate(hours, agg or "median"), counted, {"unrecovered": open_})
+
+    return _with_incidents(sel, window, attribution, reduce)
+
+
+def _labelled_sql(sel: Selection, labels: list[str]) -> tuple[str, list]:
+    marks = ", ".join("?" for _ in labels) or "NULL"
+    sql = ("SELECT DISTINCT c.deployment_id FROM deployment_commits c "
+           "JOIN issues p ON p.source = c.source AND p.merge_sha = c.sha AND p.is_pull_request = 1 "
+           "JOIN item_labels l ON l.source = p.source AND l.item_id = p.id "
+           f"WHERE c.source = ? AND l.label IN ({marks})")
+    return sql, [sel.source, *labels]
+
+
+def deployment_rework_rate(sel, window, rework: Any = None, attribution: Attribution | None = None, **_):
+    """Unplanned deployments (a hotfix/rollback ref or PR label, or the first success after an attributed
+    incident of the same repository and environment) / successful deployments (dora.dev, 2024)."""
+    labels = [str(x) for x in (rework.labels if rework else ["hotfix", "rollback", "revert"])]
+    refs = [str(x) for x in (rework.refs if rework else ["hotfix/*", "hotfix-*", "rollback/*", "revert-*"])]
+
+    def reduce(deploys: list[Deploy], pairs, sides):
+        labelled = {str(r[0]) for r in sides[0]} if sides else set()
+        after_incident = set()
+        for opened, blamed in pairs:
+            fix = _next_success(deploys, opened, blamed.repo, blamed.environment)
+            if fix is not None:
+                after_incident.add(fix.rowid)
+        counted = [d for d in deploys if d.status == "success" and _in(d, window)]
+        unplanned = [d for d in counted if d.id in labelled or d.rowid in after_incident
+                     or any(fnmatchcase((d.ref or "").lower(), p.lower()) for p in refs)]
+        return _result(ratio(len(unplanned), len(counted)), counted,
+                       {"rework": len(unplanned), "successful": len(counted)})
+
+    return _with_incidents(sel, window, attribution, reduce, [_labelled_sql(sel, labels)])

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from okrsync.engine.records import iso, parse_iso
 
 from .aggregates import aggregate, ratio, union_seconds
-from .deploys import change_failure_rate, deployment_frequency, lead_time
+from .deploys import (
+    Attribution, change_failure_rate, deployment_frequency, deployment_rework_rate, failed_deployment_recovery_time,
+    lead_time,
+)
 from .plans import (  # noqa: F401  (Window, MetricResult, MetricPlan are this module's public names too)
     WEEK_DAYS, MetricPlan, MetricResult, Window, _aggregate_plan, _in_window, _not_cancelled, _opened_col, _row_plan,
     _seconds, _where,
@@ -24,6 +27,7 @@ from .plans import (  # noqa: F401  (Window, MetricResult, MetricPlan are this m
 from .selectors import Selection, field_expr
 
 DURATION_DEFAULTS = {
+    "failed_deployment_recovery_time": ("median", "hours"),
     "resolution_time": ("median", "hours"),
     "time_to_restore": ("median", "hours"),
     "lead_time_for_changes": ("median", "hours"),
@@ -47,16 +51,21 @@ FORMULAS = {
     "first_contact_resolution": "resolved incidents with reassignment_count 0 / resolved incidents",
     "sla_compliance": "incidents resolved within their priority's SLA hours / resolved incidents",
     "availability": "1 - union of outage intervals clipped to the window / window length",
+    "failed_deployment_recovery_time": "{aggregate} hours from a failed deployment to the next successful one "
+                                       "of the same repository and environment",
+    "deployment_rework_rate": "unplanned (hotfix/rollback or after an incident) / successful deployments",
     "ratio": "numerator / denominator",
 }
 
 
 def plan(metric: str, sel: Selection, window: Window, *, now: datetime, agg: str | None = None,
          field_name: str | None = None, weighting: str = "count", count_by: str | None = None,
-         sla_hours: dict[str, float] | None = None) -> MetricPlan:
+         sla_hours: dict[str, float] | None = None, failures: str = "deployments",
+         attribution: Attribution | None = None, rework: Any = None) -> MetricPlan:
     """Build the query and reduction of one (non-ratio) metric."""
     return _BUILDERS[metric](sel=sel, window=window, now=now, agg=agg, field_name=field_name, weighting=weighting,
-                             count_by=count_by, sla_hours=sla_hours)
+                             count_by=count_by, sla_hours=sla_hours, failures=failures, attribution=attribution,
+                             rework=rework)
 
 
 def _count(sel, window, count_by, **_):
@@ -263,6 +272,8 @@ _BUILDERS: dict[str, Callable[..., MetricPlan]] = {
     "first_contact_resolution": _first_contact,
     "sla_compliance": _sla,
     "availability": _availability,
+    "failed_deployment_recovery_time": failed_deployment_recovery_time,
+    "deployment_rework_rate": deployment_rework_rate,
 }
 
 # Metrics whose value depends on a time window (the rest read the whole selection).

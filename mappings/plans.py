@@ -53,6 +53,9 @@ class MetricPlan:
     # (sql with LIMIT ? OFFSET ?, params, positions wanted given the count)
     order_stats: tuple[str, list[Any], Callable[[int], list[int]]] | None = None
     finish: Callable[[MetricResult, dict[int, float]], MetricResult] | None = None
+    # side queries the engine runs too; reduce_with(rows, [side rows...]) then replaces reduce
+    side: list[tuple[str, list[Any]]] = field(default_factory=list)
+    reduce_with: Callable[[list[tuple], list[list[tuple]]], MetricResult] | None = None
 
 
 def fingerprint_of(rowids: list[int]) -> str:
