@@ -262,6 +262,7 @@ class KeyResult(MetricSpec):
     target: float | str
     direction: Literal["increase", "decrease", "maintain_above", "maintain_below"] | None = None
     weight: float = Field(default=1.0, ge=0)
+    plan: dict[date, float | str] | None = None  # milestones {2026-10-31: 20%, ...}: expected follows them
     override: Override | None = None
     writeback: list[WritebackTarget] = Field(default_factory=list)
 
@@ -285,6 +286,20 @@ class KeyResult(MetricSpec):
     def _target(cls, v: Any) -> Any:
         parse_amount(v, relative_ok=True)
         return v
+
+    @field_validator("plan")
+    @classmethod
+    def _plan(cls, v: dict | None) -> dict | None:
+        if v is None:
+            return v
+        out: dict = {}
+        for day, amount in sorted(v.items()):
+            kind, number = parse_amount(amount, relative_ok=False)
+            if not 0.0 <= number <= 1.0:
+                raise ValueError(f"plan milestone {day}: expected a share of the target between 0% and 100%, "
+                                 f"got {amount}")
+            out[day] = number
+        return out
 
     @model_validator(mode="after")
     def _relative_needs_baseline(self):

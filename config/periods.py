@@ -130,3 +130,16 @@ def expected_fraction(start: datetime, end_exclusive: datetime, now: datetime) -
     if length <= 0:
         return 1.0
     return min(1.0, max(0.0, (now - start).total_seconds() / length))
+
+
+def planned_fraction(start: datetime, milestones: list[tuple[datetime, float]], now: datetime) -> float:
+    """Expected progress under a plan: linear between milestones (each reached at its instant), from 0 at
+    the period start; the last milestone's value holds after it."""
+    points = [(start, 0.0), *sorted(milestones)]
+    if now <= start:
+        return 0.0
+    for (t0, v0), (t1, v1) in zip(points, points[1:]):
+        if now <= t1:
+            span = (t1 - t0).total_seconds()
+            return v1 if span <= 0 else v0 + (v1 - v0) * (now - t0).total_seconds() / span
+    return points[-1][1]

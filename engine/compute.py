@@ -11,7 +11,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from okrsync.config.keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, parse_amount
-from okrsync.config.periods import expected_fraction, parse_duration
+from okrsync.config.periods import expected_fraction, parse_duration, planned_fraction
 from okrsync.config.workspace import Workspace, default_kind
 from okrsync.mappings import metrics as M
 from okrsync.mappings.aggregates import ratio
@@ -261,6 +261,8 @@ class Computer:
         started = self.now >= span[0]
         ended = self.now >= span[1]
         expected = expected_fraction(span[0], span[1], self.now)
+        if kr.plan:
+            expected = planned_fraction(span[0], self._milestones(kr.plan), self.now)
         projected = None
         if TRAITS[kr.metric].family == "cumulative":
             elapsed = (min(self.now, span[1]) - span[0]).total_seconds()
@@ -307,6 +309,12 @@ class Computer:
             return []
 
         return load
+
+    def _milestones(self, plan: dict[date, float]) -> list[tuple[datetime, float]]:
+        """Each milestone is reached at the end of its day in the workspace time zone (as a period's end)."""
+        zone = ZoneInfo(self.ws.timezone)
+        return [(datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(timezone.utc), share)
+                for day, share in plan.items()]
 
     def _override_active(self, until: date | datetime | None) -> bool:
         if until is None:

@@ -254,3 +254,30 @@ def test_fraction_targets_that_are_fine(target):
 ])
 def test_fmt_number(value, unit, like, text):
     assert fmt_number(value, unit, like) == text
+
+
+# -- plan: pace that is not a straight line ---------------------------------------------------------------
+def test_plan_milestones_set_the_expected_pace(store):
+    load(store, [issue(status_category="done"), issue(status_category="todo"), issue(status_category="todo"),
+                 issue(status_category="todo"), issue(status_category="todo")])
+    kr = ("{id: KR1, title: t, metric: done_ratio, select: {source: jira}, target: 1, "
+          "plan: {2026-10-31: 10%, 2026-11-30: 60%, 2026-12-31: 100%}}")
+    # Nov 15 00:00: 15 of 30 days from the Oct 31 milestone (reached at the end of that day) to Nov 30's
+    k = run(store, kr)
+    assert k.expected == pytest.approx(0.1 + 0.5 * 14 / 30)
+    assert (k.progress, k.status) == (pytest.approx(0.2), "at_risk")
+    k = run(store, kr.replace("done_ratio,", "done_ratio, window: period,"), now=datetime(2026, 10, 20, tzinfo=UTC))
+    assert k.expected == pytest.approx(0.1 * 19 / 31)
+    assert k.status == "on_track"
+
+
+@pytest.mark.parametrize("plan,message", [
+    ("{2026-10-31: 120%}", "plan milestone 2026-10-31: expected a share of the target between 0% and 100%"),
+    ("{2026-10-31: +10%}", "relative amount"),
+])
+def test_plan_validation(plan, message):
+    text = SOURCES + ("objectives:\n  - id: O1\n    title: t\n    key_results:\n      - {id: KR1, title: t, "
+                      f"metric: done_ratio, select: {{source: jira}}, target: 1, plan: {plan}}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_workspace_text(text)
+    assert message in str(err.value)

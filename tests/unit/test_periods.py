@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from okrsync.config.periods import expected_fraction, parse_duration, parse_period
+from okrsync.config.periods import expected_fraction, parse_duration, parse_period, planned_fraction
 
 UTC = timezone.utc
 
@@ -93,3 +93,25 @@ def test_parse_duration_rejects(bad):
 def test_expected_fraction(now, expected):
     lo, hi = parse_period("2026-Q4").bounds()
     assert expected_fraction(lo, hi, now) == pytest.approx(expected, abs=1e-12)
+
+
+_S = datetime(2026, 10, 1, tzinfo=UTC)
+_PLAN = [(datetime(2026, 11, 1, tzinfo=UTC), 0.2), (datetime(2026, 12, 1, tzinfo=UTC), 0.6),
+         (datetime(2027, 1, 1, tzinfo=UTC), 1.0)]
+
+
+@pytest.mark.parametrize("now,expected", [
+    (datetime(2026, 9, 30, tzinfo=UTC), 0.0),
+    (_S, 0.0),
+    (datetime(2026, 10, 16, 12, tzinfo=UTC), 0.1),          # halfway to the first milestone
+    (datetime(2026, 11, 1, tzinfo=UTC), 0.2),
+    (datetime(2026, 11, 16, tzinfo=UTC), 0.4),              # halfway between 20% and 60%
+    (datetime(2026, 12, 16, 12, tzinfo=UTC), 0.8),
+    (datetime(2027, 2, 1, tzinfo=UTC), 1.0),
+])
+def test_planned_fraction(now, expected):
+    assert planned_fraction(_S, _PLAN, now) == pytest.approx(expected)
+
+
+def test_planned_fraction_holds_the_last_milestone():
+    assert planned_fraction(_S, [(datetime(2026, 11, 1, tzinfo=UTC), 0.5)], datetime(2026, 12, 1, tzinfo=UTC)) == 0.5
