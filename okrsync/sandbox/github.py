@@ -305,7 +305,14 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
         if not it.is_pr:
             raise BadRequest("Not Found", 404)
         with self.w.lock:
-            return self.ok(self.r.pull(r, it))
+            out = dict(self.r.pull(r, it))
+            # One pull request is the full "pull-request" schema, the list's "pull-request-simple" plus merged,
+            # mergeable, merged_by, comments, ... (https://docs.github.com/rest/pulls/pulls#get-a-pull-request);
+            # mergeable stays null ("computed in the background"). The world does not know who merged: the author.
+            out.update(merged=it.merged is not None, merged_by=self.r.user(it.user) if it.merged else None,
+                       mergeable=None, rebaseable=None, mergeable_state="unknown", comments=len(it.comments),
+                       review_comments=0, maintainer_can_modify=False)
+            return self.ok(out)
 
 def _since_filter(items: list, since: int, *, by_updated: bool, ascending: bool) -> list:
     """Items updated at or after `since` (compared in whole seconds, like GitHub); a list sorted by updated
