@@ -224,6 +224,9 @@ def build_github(w: World, rng: random.Random) -> None:
 def add_deployment(w: World, rng: random.Random, repo: Repo, env: str, t: int) -> Deployment:
     """A deployment of main's head at t: queued, in_progress, then success/failure/error (unless still running)."""
     d = Deployment(repo.name, w.next_id("deployment", 1_000_000_000), repo.head_at(t).sha, env, t, rng.randint(0, 8))
+    last = next((p for p in reversed(repo.deployments) if p.environment == env and p.final), None)
+    if last is not None and last.final is not None and last.final[0] != "success":
+        d.ref = f"hotfix/{last.id}"  # the fix after a failed deploy ships from a hotfix branch (rework)
     sid = lambda: w.next_id("deployment_status", 2_000_000_000)  # noqa: E731
     d.statuses.append((sid(), "queued", t + 2_000))
     d.statuses.append((sid(), "in_progress", t + 20_000))
