@@ -32,5 +32,10 @@ demo: install
 bench: install
 	$(BIN)/python -m bench
 
+# ruff (pyflakes, pycodestyle, import order) and mypy over the installed package layout
+lint: install
+	$(BIN)/python -m ruff check .
+	$(BIN)/python tools/typecheck.py
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

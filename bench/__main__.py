@@ -2,7 +2,7 @@
 
     python -m bench                      # everything (sizes 1k/10k/100k, recompute and memory up to 1M items)
     python -m bench --quick              # a smoke run in seconds (1k items, a 10k store)
-    python -m bench --only requests,peer # a subset: requests, throughput, peer, recompute, memory
+    python -m bench --only requests,peer # a subset: requests, throughput, peer, recompute, memory, freshness
 The latest figures are also written to bench/results/latest.json.
 """
 
@@ -19,12 +19,13 @@ from typing import Any
 
 import psutil
 
+from . import freshness as freshness_mod
 from . import peer as peer_mod
 from . import recompute as recompute_mod
 from .procs import SandboxProcess
 from .syncbench import SyncRun, run_sizes, run_system
 
-SECTIONS = ("requests", "throughput", "peer", "recompute", "memory")
+SECTIONS = ("requests", "throughput", "peer", "recompute", "memory", "freshness")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -118,12 +119,28 @@ def main() -> None:
             _recompute_rows(table, rec[rec_n])
         if "memory" in sections:
             _memory_rows(table, runs, rec, mem_sizes, args.quick)
+    if "freshness" in sections:
+        _freshness_rows(table, out, quick=args.quick)
     print(f"okrsync benchmarks on {out['machine']['cpu']} ({out['machine']['cores']} cores, "
           f"{out['machine']['ram_gb']} GB), Python {out['machine']['python']}, SQLite {out['machine']['sqlite']}")
     print(table.render())
     RESULTS.mkdir(parents=True, exist_ok=True)
     out["table"] = table.rows
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=1, default=str), encoding="utf-8")
+
+
+def _freshness_rows(table: Table, out: dict[str, Any], quick: bool) -> None:
+    r = freshness_mod.run(changes=5 if quick else 20, scale=300 if quick else 1000)
+    table.add(f"freshness, webhook -> /api/status + Jira/GitHub write-back, {len(r.seconds)} changes",
+              f"median {r.median:.2f} s, worst {r.worst:.2f} s", "<= 10 s, never > 60 s",
+              r.median <= 10 and r.worst <= 60)
+    for source in sorted(r.requests):
+        free = f" ({min(r.github_not_modified)} of them 304, free of rate limit)" \
+            if source == "github" and r.github_not_modified else ""
+        table.add(f"  requests per webhook-triggered sync, {source}", f"{r.requests_per_sync(source):.0f}{free}",
+                  "<= 2", r.requests_per_sync(source) <= 2)
+    out["freshness"] = {"seconds": r.seconds, "api_seconds": r.api_seconds, "requests": r.requests,
+                        "github_not_modified": r.github_not_modified, "webhook_syncs": r.webhook_syncs}
 
 
 def _recompute_rows(table: Table, r: dict[str, Any]) -> None:

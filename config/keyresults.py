@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from .periods import parse_duration
+
 MetricName = Literal[
     "count",
     "done_ratio",
@@ -110,6 +112,7 @@ class Selector(Strict):
     status_category: Literal["todo", "in_progress", "done"] | list[Literal["todo", "in_progress", "done"]] | None = None
     assignee: str | list[str] | None = None
     linked: bool | None = None
+    team: str | None = None  # a team of the workspace's `teams:`
     where: dict[str, Any] | None = None
 
 
@@ -133,6 +136,16 @@ def parse_amount(value: Any, *, relative_ok: bool) -> tuple[str, float]:
         raise ValueError(
             f"expected a number, a percentage such as 90%, or a relative change such as -20% / +40%, got {value!r}"
         ) from None
+
+
+class Team(Strict):
+    """What belongs to a team: a record matches when it matches any of the lists."""
+
+    repos: list[str] = Field(default_factory=list)        # GitHub owner/name (issues, PRs, deployments)
+    projects: list[str] = Field(default_factory=list)     # Jira project keys
+    components: list[str] = Field(default_factory=list)   # Jira components
+    services: list[str] = Field(default_factory=list)     # ServiceNow business services, PagerDuty services
+    groups: list[str] = Field(default_factory=list)       # ServiceNow assignment groups, PagerDuty teams
 
 
 class Rework(Strict):
@@ -261,8 +274,10 @@ class KeyResult(MetricSpec):
     baseline: float | str | None = None  # number, percentage, or 'auto'
     target: float | str
     direction: Literal["increase", "decrease", "maintain_above", "maintain_below"] | None = None
+    team: str | None = None  # else the objective's
     weight: float = Field(default=1.0, ge=0)
     plan: dict[date, float | str] | None = None  # milestones {2026-10-31: 20%, ...}: expected follows them
+    stale_after: str | None = None  # '14d': flag the KR when its value and check-ins are older than this
     override: Override | None = None
     writeback: list[WritebackTarget] = Field(default_factory=list)
 
@@ -285,6 +300,13 @@ class KeyResult(MetricSpec):
     @classmethod
     def _target(cls, v: Any) -> Any:
         parse_amount(v, relative_ok=True)
+        return v
+
+    @field_validator("stale_after")
+    @classmethod
+    def _stale_after(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
         return v
 
     @field_validator("plan")
@@ -327,5 +349,6 @@ class Objective(Strict):
     description: str | None = None
     owner: str | None = None
     parent: str | None = None
+    team: str | None = None
     weight: float = Field(default=1.0, ge=0)
     key_results: list[KeyResult] = Field(default_factory=list)

@@ -13,6 +13,18 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 ENV_PREFIX = "OKRSYNC_"
 DEFAULT_SECRETS_DIR = "/run/secrets/okrsync"
 MIN_SECRET = 4
+# Tokens minted at run time (ServiceNow OAuth, GitHub App installation tokens, the App's JWTs): redacted everywhere
+# like the configured secrets (connectors.base.redact and Settings.secret_values read this set).
+_MINTED: set[str] = set()
+
+
+def remember_secret(value: str | None) -> None:
+    if value and len(value) >= MIN_SECRET:
+        _MINTED.add(value)
+
+
+def minted_secrets() -> list[str]:
+    return list(_MINTED)
 
 
 def env_name(source: str, key: str) -> str:
@@ -32,6 +44,25 @@ class SourceCredentials(BaseModel):
     user: str | None = None
     password: SecretStr | None = None
     webhook_secret: SecretStr | None = None  # signs webhooks sent to `okrsync serve` (POST /webhooks/<source>)
+    # OAuth (ServiceNow `auth: oauth`): the application registry's client; the secret never in the workspace file
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    # GitHub App (`auth: app`): ids may also sit in the workspace; the private key only here (PEM text, or a file)
+    app_id: str | None = None
+    installation_id: str | None = None
+    private_key: SecretStr | None = None
+    private_key_file: str | None = None
+
+    def private_key_pem(self) -> str:
+        """The App's private key: PRIVATE_KEY itself, else the content of PRIVATE_KEY_FILE ("" when unreadable)."""
+        if self.private_key is not None:
+            return self.private_key.get_secret_value()
+        if self.private_key_file:
+            try:
+                return Path(self.private_key_file).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                return ""
+        return ""
 
 
 class StatusThresholds(BaseModel):
@@ -83,6 +114,8 @@ class Settings(BaseSettings):
     ca_bundle: str | None = None  # CA bundle (PEM) for sources that set none; verification is never turned off
     # Compute "as of" this time instead of now (reproducible reports and tests); syncing still uses the clock.
     now: str | None = None
+    # OKRSYNC_SERVE_TOKEN: the bearer token `okrsync serve` asks of the dashboard, API and metrics
+    serve_token: SecretStr | None = None
 
     def as_of(self):
         from datetime import datetime, timezone
@@ -109,7 +142,12 @@ class Settings(BaseSettings):
         they occur in and protect nothing, so they are not replaced)."""
         out = []
         for cred in self.sources.values():
-            for s in (cred.token, cred.password, cred.webhook_secret):
+            for s in (cred.token, cred.password, cred.webhook_secret, cred.client_secret):
                 if s is not None and len(s.get_secret_value()) >= MIN_SECRET:
                     out.append(s.get_secret_value())
-        return out
+            pem = cred.private_key_pem()
+            if pem:  # the whole key and each line of it (a message quoting part of the key leaks nothing either)
+                out += [pem, *(ln.strip() for ln in pem.splitlines() if len(ln.strip()) >= 16 and "-----" not in ln)]
+        if self.serve_token is not None and len(self.serve_token.get_secret_value()) >= MIN_SECRET:
+            out.append(self.serve_token.get_secret_value())
+        return out + minted_secrets()  # tokens minted at run time (OAuth, GitHub App)

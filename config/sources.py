@@ -113,6 +113,11 @@ class JiraSource(SourceBase):
 class GitHubSource(SourceBase):
     type: Literal["github"]
     repos: list[str] = Field(min_length=1)
+    # token: OKRSYNC_SOURCES__<NAME>__TOKEN; app: a GitHub App installation (tokens minted and renewed by okrsync;
+    # the private key in OKRSYNC_SOURCES__<NAME>__PRIVATE_KEY or __PRIVATE_KEY_FILE, never here)
+    auth: Literal["token", "app"] = "token"
+    app_id: int | str | None = None  # the App ID or its client ID (the JWT issuer); or OKRSYNC_SOURCES__<NAME>__APP_ID
+    installation_id: int | None = None  # or OKRSYNC_SOURCES__<NAME>__INSTALLATION_ID
     deploy_workflows: list[str] = Field(default_factory=list)  # workflow file names/ids run as deployments
     deploy_environment: str = "production"  # environment given to deploy workflow runs
     releases: bool = True
@@ -132,6 +137,10 @@ class GitHubSource(SourceBase):
 class ServiceNowSource(SourceBase):
     type: Literal["servicenow"]
     user: str | None = None  # basic auth user (or OKRSYNC_SOURCES__<NAME>__USER)
+    # None: a token when one is set, else basic auth; oauth: a bearer token from POST /oauth_token.do (grant below)
+    auth: Literal["basic", "token", "oauth"] | None = None
+    grant: Literal["password", "client_credentials"] = "password"
+    client_id: str | None = None  # or OKRSYNC_SOURCES__<NAME>__CLIENT_ID (the secret only in the environment)
     table: str = "incident"
     query: str | None = None  # extra encoded query ANDed to the sync query
     fields: list[str] = Field(default_factory=list)  # extra fields kept for where: selectors
@@ -145,6 +154,9 @@ class ServiceNowSource(SourceBase):
 
 class PagerDutySource(SourceBase):
     type: Literal["pagerduty"]
+    # api_key: `Authorization: Token token=<key>`; oauth: an OAuth access token, `Authorization: Bearer <token>`
+    # (PagerDuty developer docs, "OAuth Functionality": "along with the Bearer token type")
+    auth: Literal["api_key", "oauth"] = "api_key"
     service_ids: list[str] = Field(default_factory=list)
     team_ids: list[str] = Field(default_factory=list)
     urgencies: list[Literal["high", "low"]] = Field(default_factory=list)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, parse_amount
+from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Team, parse_amount
 from .periods import Period, parse_period
 from .sources import SOURCE_KINDS, SOURCE_MODELS, SourceConfig
 from .yamlfile import ConfigError, LoadedYaml, load_yaml_file, load_yaml_text
@@ -39,6 +39,7 @@ SELECTOR_KINDS: dict[str, tuple[str, ...]] = {
     "severity": ("incident",),
     "urgency": ("incident",),
     "status": ("issue", "pull_request", "deployment", "incident"),
+    "team": ("issue", "pull_request", "deployment", "incident"),
 }
 
 
@@ -66,6 +67,7 @@ class Workspace(BaseModel):
     objectives: list[Objective] = Field(default_factory=list)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     report: ReportSettings = Field(default_factory=ReportSettings)
+    teams: dict[str, Team] = Field(default_factory=dict)
 
     @field_validator("period", mode="before")
     @classmethod
@@ -85,16 +87,23 @@ class Workspace(BaseModel):
             raise ValueError(f"unknown time zone {v!r} (expected an IANA name such as Europe/Berlin)") from None
         return v
 
+    def team_of(self, obj: Objective, kr: KeyResult) -> str | None:
+        """A KR's team is its own `team:`, else its objective's."""
+        return kr.team or obj.team
+
     def key_results(self) -> Iterator[tuple[Objective, KeyResult]]:
         for obj in self.objectives:
             for kr in obj.key_results:
                 yield obj, kr
 
     def kr(self, kr_id: str) -> KeyResult | None:
-        for _, kr in self.key_results():
-            if kr.id == kr_id:
-                return kr
-        return None
+        """The key result with this id; ids are matched case-insensitively (kr5 is KR5)."""
+        exact = next((kr for _, kr in self.key_results() if kr.id == kr_id), None)
+        return exact or next((kr for _, kr in self.key_results() if kr.id.lower() == kr_id.lower()), None)
+
+    def objective(self, objective_id: str) -> Objective | None:
+        exact = next((o for o in self.objectives if o.id == objective_id), None)
+        return exact or next((o for o in self.objectives if o.id.lower() == objective_id.lower()), None)
 
 
 @dataclass
@@ -112,12 +121,12 @@ def _known_keys() -> set[str]:
               GitHubTarget, WebhookTarget, *SOURCE_MODELS.values()]
     out: set[str] = set()
     for m in models:
-        for name, f in m.model_fields.items():
+        for name, f in m.model_fields.items():  # type: ignore[attr-defined]
             out.add(f.alias or name)
     return out
 
 
-def _describe(err: dict) -> str:
+def _describe(err: Any) -> str:
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")
     if kind == "extra_forbidden":
@@ -276,6 +285,8 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
         allowed = SELECTOR_KINDS.get(key, ())
         if kind not in allowed:
             errors.add(sel_path + (key,), f"selector key {key!r} does not fit {kind} items (it applies to {', '.join(allowed)})")
+    if sel.team is not None and sel.team not in ws.teams:
+        errors.add(sel_path + ("team",), f"unknown team {sel.team!r} (teams: {', '.join(ws.teams) or 'none defined'})")
     if spec.incidents is not None:
         inc_source = ws.sources.get(spec.incidents.source)
         if inc_source is None:
@@ -331,6 +342,10 @@ def _cross_check(ws: Workspace, data: dict, errors: _Errors) -> None:
                     except ValueError as exc:
                         errors.add(tpath + ("url",), str(exc))
     for i, obj in enumerate(ws.objectives):
+        for path, team in [(("objectives", i, "team"), obj.team)] + [
+                (("objectives", i, "key_results", j, "team"), kr.team) for j, kr in enumerate(obj.key_results)]:
+            if team is not None and team not in ws.teams:
+                errors.add(path, f"unknown team {team!r} (teams: {', '.join(ws.teams) or 'none defined'})")
         if obj.parent is not None and obj.parent not in obj_ids:
             errors.add(("objectives", i, "parent"), f"unknown parent objective {obj.parent!r}")
     # parent cycles

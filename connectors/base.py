@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterator, Protocol
 
+from okrsync.config.settings import minted_secrets
 from okrsync.engine.records import KRStatus, Record
 
 
 def redact(text: str, secrets: list[str]) -> str:
-    """Every known secret value replaced by *** (longest first, so a secret inside another leaves no tail)."""
-    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+    """Every known secret value replaced by *** (longest first, so a secret inside another leaves no tail); tokens
+    minted at run time (OAuth, GitHub App) are always among them."""
+    for s in sorted({s for s in (*secrets, *minted_secrets()) if s}, key=len, reverse=True):
         text = text.replace(s, "***")
     return text
 

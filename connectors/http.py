@@ -20,6 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from okrsync import __version__
 
 from .base import AuthError, NotFoundError, SourceError, redact
+from .neterrors import speaks_no_tls, unresolvable_host
 
 log = logging.getLogger("okrsync.http")
 
@@ -265,9 +266,15 @@ class HttpClient:
         except requests.exceptions.ConnectTimeout as exc:
             raise RetryableHTTP("connection timed out") from exc
         except requests.exceptions.SSLError as exc:
+            if speaks_no_tls(exc):
+                raise SourceError(f"{self.source}: the server at {self._where(url)} does not speak TLS "
+                                  f"(is it an http:// URL, or the wrong port?)") from exc
             raise SourceError(f"{self.source}: TLS verification failed for {self._where(url)} "
                               f"(set ca_bundle: for a private CA)") from exc
         except requests.exceptions.ConnectionError as exc:
+            host = unresolvable_host(exc, url)
+            if host is not None:  # not retried: a name that does not exist will not exist in a second either
+                raise SourceError(f"{self.source}: cannot resolve host {host} (check the url: of the source)") from exc
             if method in IDEMPOTENT or retry_unsafe or _not_sent(exc):
                 raise RetryableHTTP(f"connection failed ({_short(exc)})") from exc
             raise SourceError(f"{self.source}: connection failed during {method} {self._where(url)}") from exc

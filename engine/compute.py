@@ -17,6 +17,7 @@ from okrsync.mappings import metrics as M
 from okrsync.mappings.aggregates import ratio
 from okrsync.mappings.selectors import compile_selector, field_expr
 
+from .checkins import Checkin, is_stale, latest_checkins
 from .records import PERCENT_UNITS, iso, parse_iso
 from .selector_check import SelectorChecker
 from .status import evaluate, infer_direction, projected_value, resolve_target, roll_up
@@ -50,6 +51,9 @@ class KRResult:
     synced_at: str | None
     overridden: bool = False
     projected: float | None = None  # cumulative metrics: the value at the period end at the pace so far
+    checkin: Checkin | None = None  # the latest check-in (never changes the computed value)
+    stale: bool = False
+    team: str | None = None
     warnings: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -107,10 +111,13 @@ class Computer:
         self.synced = store.source_synced_at()
         self._cache: dict[tuple, list[tuple]] = {}
         self.checker = SelectorChecker(store, {name: src.type for name, src in ws.sources.items()})
+        self.checkins = latest_checkins(store)
 
     # -- windows -------------------------------------------------------------------------------
     def _kind(self, spec: MetricSpec, sel: Selector) -> str:
-        return default_kind(spec.metric, sel, self.ws.sources[sel.source].type)
+        kind = default_kind(spec.metric, sel, self.ws.sources[sel.source].type)
+        assert kind is not None, "validation guarantees a kind"
+        return kind
 
     def _window(self, spec: MetricSpec, sel: Selector, sel_c) -> tuple[M.Window | None, tuple[datetime, datetime]]:
         """(window, the span 'expected' is measured on)."""
@@ -120,13 +127,13 @@ class Computer:
         if how == "period":
             return M.Window(lo, max(lo, anchor)), (lo, hi)
         if how.startswith("rolling"):
-            span = parse_duration(how.removeprefix("rolling").strip())
-            return M.Window(anchor - span, anchor), (lo, hi)
+            length = parse_duration(how.removeprefix("rolling").strip())
+            return M.Window(anchor - length, anchor), (lo, hi)
         # sprint
-        span = self._sprint_span(sel_c)
-        if span is None:
+        sprint = self._sprint_span(sel_c)
+        if sprint is None:
             return None, (lo, hi)
-        s, e = span
+        s, e = sprint
         return M.Window(s, max(s, min(self.now, e))), (s, e)
 
     def _sprint_span(self, sel_c) -> tuple[datetime, datetime] | None:
@@ -182,7 +189,7 @@ class Computer:
         assert sel is not None
         kind = self._kind(spec, sel)
         sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period,
-                                 source_type=self.ws.sources[sel.source].type)
+                                 source_type=self.ws.sources[sel.source].type, teams=self.ws.teams)
         window, span = self._window(spec, sel, sel_c)
         if previous and window is not None:
             window = self._previous(spec, window)
@@ -229,7 +236,8 @@ class Computer:
     def key_result(self, obj: Objective, kr: KeyResult) -> KRResult:
         sources = sources_of(kr)
         synced = [self.synced.get(s) for s in sources]
-        synced_at = None if any(s is None for s in synced) or not synced else min(synced)
+        known = [s for s in synced if s is not None]
+        synced_at = None if len(known) < len(synced) or not known else min(known)
         never = [s for s, at in zip(sources, synced) if at is None]
         result, window, span = self.metric(kr, kr.select, kr.id)
         if never:
@@ -262,7 +270,8 @@ class Computer:
         ended = self.now >= span[1]
         expected = expected_fraction(span[0], span[1], self.now)
         if kr.plan:
-            expected = planned_fraction(span[0], self._milestones(kr.plan), self.now)
+            expected = planned_fraction(span[0], self._milestones({d: float(v) for d, v in kr.plan.items()}),
+                                        self.now)
         projected = None
         if TRAITS[kr.metric].family == "cumulative":
             elapsed = (min(self.now, span[1]) - span[0]).total_seconds()
@@ -286,7 +295,9 @@ class Computer:
             target=target, progress=ev.progress, score=ev.score, expected=expected, status=ev.status,
             items=result.items, fingerprint=result.fingerprint, window=window, period=span, direction=direction,
             formula=_formula(kr), synced_at=synced_at, overridden=overridden, detail=detail, projected=projected,
-            warnings=self.checker.warnings(kr),
+            warnings=self.checker.warnings(kr), checkin=self.checkins.get(kr.id), team=self.ws.team_of(obj, kr),
+            stale=kr.stale_after is not None and is_stale(self.store, kr.id, value, self.now,
+                                                          parse_duration(kr.stale_after), self.checkins.get(kr.id)),
             ids_loader=self._ids_loader(result),
         )
 
@@ -414,13 +425,18 @@ def history_rows(comp: Computation, store: Store, run_id: int | None) -> tuple[l
     sets: dict[str, list[str]] = {}
     krs = comp.all_krs()
     previous = {k.kr.id: store.last_value(k.kr.id) for k in krs}
-    stale = [k for k in krs if not (previous[k.kr.id] is not None and previous[k.kr.id]["fingerprint"] == k.fingerprint
-                                    and previous[k.kr.id]["item_set"])]
+    def unchanged(k: KRResult) -> bool:
+        prev = previous[k.kr.id]
+        return prev is not None and prev["fingerprint"] == k.fingerprint and bool(prev["item_set"])
+
+    stale = [k for k in krs if not unchanged(k)]
     if len(stale) > 1 and COMPUTE_THREADS > 1:  # load the changed item sets side by side (SQL without the GIL)
         with ThreadPoolExecutor(max_workers=min(COMPUTE_THREADS, len(stale))) as pool:
             list(pool.map(lambda k: k.item_ids, stale))
     for k in krs:
         prev = previous[k.kr.id]
+        added: list[str]
+        removed: list[str]
         if prev is not None and prev["fingerprint"] == k.fingerprint and prev["item_set"]:
             digest, added, removed = prev["item_set"], [], []
         else:

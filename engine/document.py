@@ -33,11 +33,19 @@ def kr_document(k: KRResult) -> dict[str, Any]:
         "weight": k.kr.weight,
         "window": {"start": iso(k.window.start), "end": iso(k.window.end)} if k.window else None,
     }
+    if k.kr.owner is not None:
+        doc["owner"] = k.kr.owner
+    if k.team is not None:
+        doc["team"] = k.team
     if k.projected is not None:
         doc["projected"] = k.projected
+    if k.checkin is not None:
+        doc["checkin"] = k.checkin.document()
+    if k.stale:
+        doc["stale"] = True
     if k.warnings:
         doc["warnings"] = list(k.warnings)
-    if k.overridden:
+    if k.overridden and k.kr.override is not None:
         doc["override"] = {"value": k.value, "computed_value": k.computed_value, "reason": k.kr.override.reason}
     return doc
 
@@ -59,6 +67,7 @@ def status_document(comp: Computation) -> dict[str, Any]:
                 "status": o.status,
                 "parent": o.objective.parent,
                 "owner": o.objective.owner,
+                "team": o.objective.team,
                 "key_results": [kr_document(k) for k in o.key_results],
             }
             for o in comp.objectives
@@ -69,13 +78,15 @@ def status_document(comp: Computation) -> dict[str, Any]:
 def status_csv(comp: Computation) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["objective_id", "objective_title", "objective_score", "objective_status", *KR_KEYS, "unit"])
+    writer.writerow(["objective_id", "objective_title", "objective_score", "objective_status", *KR_KEYS, "unit",
+                     "team", "owner"])
     for o in comp.objectives:
         for k in o.key_results:
             d = kr_document(k)
             writer.writerow([o.objective.id, o.objective.title, _num(o.score), o.status,
                              *[_num(d[key]) if key in ("value", "baseline", "target", "progress", "score", "expected")
-                               else ("" if d[key] is None else d[key]) for key in KR_KEYS], d["unit"] or ""])
+                               else ("" if d[key] is None else d[key]) for key in KR_KEYS], d["unit"] or "",
+                             k.team or "", k.kr.owner or o.objective.owner or ""])
     return out.getvalue()
 
 

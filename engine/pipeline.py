@@ -18,10 +18,11 @@ from okrsync.config.workspace import LoadedWorkspace
 from okrsync.config.yamlfile import ConfigError
 from okrsync.connectors.base import ConnectorOptions, SourceError, redact
 
+from .checkins import record_objective_scores
 from .compute import Computation, Thresholds, compute, history_rows
 from .document import status_csv, status_document
 from .lock import StoreLock
-from .store import Store
+from .store import Store, StoreRemoved
 from .sync import Reporter, SourceOutcome, SyncRunner, missing_credentials
 from .writeback import WritebackDispatcher, WritebackSummary
 
@@ -158,6 +159,8 @@ def run_sync(
                 summary.crashed = True
                 summary.config_errors.append(_one_line(f"{type(exc).__name__}: {exc}", settings))
             _finish(store, summary, now, best_effort=True)
+            if not summary.interrupted and store.removed():  # "no such table": nothing left to record the run in
+                raise StoreRemoved(store.path) from None
             raise
         _finish(store, summary, now)
         return summary
@@ -200,6 +203,8 @@ def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSumm
     if not dry_run:
         rows, sets = history_rows(comp, store, summary.run_id)
         store.record_values(rows, sets)
+        record_objective_scores(store, summary.run_id, comp.generated_at,
+                                [(o.objective.id, o.score, o.status) for o in comp.objectives])
     wb_kwargs = {"writer_factory": writer_factory} if writer_factory is not None else {}
     options = ConnectorOptions(secrets=settings.secret_values(), ca_bundle=settings.ca_bundle,
                                sleep=stoppable_sleep(stop, sleep))  # a stop ends a write's retry wait too

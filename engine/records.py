@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
 
 STATUS_CATEGORIES = ("todo", "in_progress", "done")
 DEPLOYMENT_STATUSES = ("success", "failure", "error", "in_progress")
@@ -127,6 +127,10 @@ class Incident:
 Record = Issue | Deployment | Incident
 
 
+@overload
+def utc(value: datetime) -> datetime: ...
+@overload
+def utc(value: None) -> None: ...
 def utc(value: datetime | None) -> datetime | None:
     """Return an aware UTC datetime (naive values are taken as UTC)."""
     if value is None:
@@ -136,6 +140,10 @@ def utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
+@overload
+def iso(value: datetime) -> str: ...
+@overload
+def iso(value: None) -> None: ...
 def iso(value: datetime | None) -> str | None:
     """The store's time format: UTC ISO-8601 with milliseconds, sortable as text."""
     if value is None:
@@ -160,6 +168,10 @@ def _common_time(text: str) -> datetime | None:
         return None
 
 
+@overload
+def parse_iso(text: str) -> datetime: ...
+@overload
+def parse_iso(text: None) -> None: ...
 def parse_iso(text: str | None) -> datetime | None:
     """Parse any ISO-8601 time (Z, +00:00, +0900, no zone = UTC) into aware UTC."""
     if text is None or text == "":
@@ -256,8 +268,14 @@ def fmt_number(value: float | None, unit: str | None = None, like: float | None 
     return f"{text} {unit}" if unit else text
 
 
-def fmt_pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.0f}%"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """A count people read: "1 request", "2 requests", "0 objectives" (`many` for an irregular plural)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def fmt_pct(value: float | None, decimals: int = 0, none: str = "—") -> str:
+    """A fraction as a whole percentage (progress, score, expected pace): 0.625 -> 62%."""
+    return none if value is None else f"{value * 100:.{decimals}f}%"
 
 
 STATUS_LABELS = {
@@ -299,6 +317,7 @@ class KRStatus:
     window_end: str | None = None
     overridden: bool = False
     computed_at: str | None = None  # not part of the fingerprint: it changes every run
+    checkin: str | None = None  # the latest check-in as people read it ("2026-11-14 by ana: confidence 60% — …")
 
     def machine(self) -> dict[str, Any]:
         """The machine-readable status (issue property, webhook body)."""
@@ -307,6 +326,7 @@ class KRStatus:
             "status": self.status, "value": self.value, "baseline": self.baseline, "target": self.target,
             "progress": self.progress, "score": self.score, "expected": self.expected, "items": self.items,
             "unit": self.unit, "period": self.period, "overridden": self.overridden, "computed_at": self.computed_at,
+            **({"checkin": self.checkin} if self.checkin else {}),
         }
 
     def fingerprint(self) -> str:

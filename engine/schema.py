@@ -201,3 +201,15 @@ def m001_initial(db: Database) -> None:
 def m002_deployment_twins(db: Database) -> None:
     # a workflow run finds the deployment record of the same commit (deploys recorded twice count once)
     db.execute("CREATE INDEX idx_deployments_sha ON deployments (source, sha) WHERE origin = 'deployment'")
+
+
+@MIGRATIONS()
+def m003_checkins_and_objective_values(db: Database) -> None:
+    _script(db, """
+CREATE TABLE checkins (id INTEGER PRIMARY KEY, kr_id TEXT NOT NULL, at TEXT NOT NULL, by TEXT,
+    confidence REAL, note TEXT);
+CREATE INDEX idx_checkins_kr ON checkins (kr_id, at);
+CREATE TABLE objective_values (id INTEGER PRIMARY KEY, run_id INTEGER, objective_id TEXT NOT NULL,
+    computed_at TEXT NOT NULL, score REAL, status TEXT);
+CREATE INDEX idx_objective_values_objective ON objective_values (objective_id, id)
+""")

@@ -100,3 +100,23 @@ class SelectorChecker:
                 names.update(str(r[0]) for r in rows)
             self._known[(source, key)] = sorted(names, key=str.lower)
         return self._known[(source, key)]
+
+
+def offline_warnings(ws: Any) -> list[str]:
+    """What `validate` can tell without the store: a selector's project or repo that its source does not read."""
+    out: list[str] = []
+    for _, kr in ws.key_results():
+        for sel in selectors_of(kr):
+            src = ws.sources.get(sel.source)
+            read = {"jira": list(getattr(src, "projects", None) or []),
+                    "github": list(getattr(src, "repos", None) or [])}.get(getattr(src, "type", ""), [])
+            if not read:
+                continue  # a Jira source without projects: reads what the JQL or the token sees
+            known = {r.lower() for r in read}
+            for key in ("project", "repo"):
+                for value in _values(sel, key):
+                    if value.lower() not in known and value.lower() not in {r.split("/")[-1].lower() for r in read}:
+                        out.append(f"{kr.id}: select.{key} '{value}' is not among the {sel.source} source's "
+                                   f"{'projects' if src.type == 'jira' else 'repos'} ({', '.join(read)}): "
+                                   "it will match nothing")
+    return list(dict.fromkeys(out))

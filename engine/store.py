@@ -29,6 +29,13 @@ class StoreError(Exception):
     """The store cannot be used (newer schema, unreadable file); str() is the message."""
 
 
+class StoreRemoved(Exception):
+    """The store file was deleted while a command was using it (exit 1); str() is the message."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"the store {path} was removed during the run")
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -112,8 +119,15 @@ def _raw_text(raw: Any) -> str:
 
 
 def _row_hash(values: tuple, raw: str, extra: tuple = ()) -> str:
-    """What decides new/changed/unchanged: the stored columns, the raw payload (and a deployment's commits)."""
-    return hashlib.sha1(f"{values!r}{extra!r}\x00{raw}".encode()).hexdigest()
+    """"<fingerprint>:<raw digest>". The fingerprint, of the normalized record (the item columns and a
+    deployment's commits), decides new/changed/unchanged: a payload whose volatile nested fields moved (a PR's
+    repository stars, pushed_at) is unchanged. The raw digest only says the stored payload needs refreshing."""
+    fingerprint = hashlib.sha1(f"{values!r}{extra!r}".encode()).hexdigest()
+    return f"{fingerprint}:{hashlib.sha1(raw.encode()).hexdigest()[:16]}"
+
+
+def _fingerprint(digest: str) -> str:
+    return digest.partition(":")[0]
 
 
 def record_row(rec: Record) -> dict[str, Any]:
@@ -144,6 +158,15 @@ class Store:
         if not create and not self.path.exists():
             raise StoreError(f"{self.path}: no store yet (run 'okrsync sync' first)")
         self._open_and_migrate()
+        self._inode = os.stat(self.path).st_ino
+
+    def removed(self) -> bool:
+        """True when the store file was deleted (or replaced) while in use: a connection opened since then sees
+        an empty database ("no such table")."""
+        try:
+            return os.stat(self.path).st_ino != self._inode
+        except OSError:
+            return True
 
     # -- connections -------------------------------------------------------------------------
     @property
@@ -262,12 +285,12 @@ class Store:
                     if old is None:
                         counts.new += 1
                         first = run_id
-                    elif old[0] == digest:
+                    elif _fingerprint(old[0]) == _fingerprint(digest):
                         counts.unchanged += 1
-                        if not old[2]:  # not deleted: only the run bookkeeping moves
+                        if old[0] == digest and not old[2]:  # not deleted: only the run bookkeeping moves
                             touch.append((stream, run_id, src, iid))
                             continue
-                        first = old[1]
+                        first = old[1]  # deleted, or only the payload moved: rewritten, not "changed"
                         replaced.append(iid)
                     else:
                         counts.changed += 1

@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo
 from okrsync.config.keyresults import MetricSpec
 from okrsync.config.settings import Settings, env_name
 from okrsync.config.workspace import Workspace
+from okrsync.connectors.auth import app_problem, servicenow_problem
 from okrsync.connectors.base import Connector, ConnectorOptions, Page, ReadContext, SourceError, Stream, redact
 from okrsync.connectors.registry import build_connector
 from okrsync.mappings.selectors import jql_key
 
 from .records import iso, parse_iso
-from .store import Store
+from .store import Store, StoreRemoved
 
 log = logging.getLogger("okrsync.sync")
 
@@ -201,10 +202,13 @@ class SyncRunner:
         with ThreadPoolExecutor(max_workers=min(8, len(names)), thread_name_prefix="okrsync-source") as pool:
             futures = {n: pool.submit(self.sync_source, n) for n in names}
             out = {n: f.result() for n, f in futures.items()}
+        if self.store.removed():  # each source failed on "no such table": say what happened, once
+            raise StoreRemoved(self.store.path)
         try:
             self.store.refresh_stats()  # after a large read, so the recompute that follows plans well
-        except Exception:  # statistics are an optimisation: never fail a sync over them
-            log.warning("could not refresh the store's planner statistics", exc_info=True)
+        except Exception as exc:  # statistics are an optimisation: never fail a sync over them
+            log.debug("planner statistics", exc_info=True)
+            log.warning("could not refresh the store's planner statistics: %s: %s", type(exc).__name__, exc)
         return out
 
 
@@ -274,11 +278,23 @@ def missing_credentials(name: str, cfg: Any, settings: Settings) -> str | None:
     """A one-line message when a source cannot authenticate at all (checked before any request)."""
     creds = settings.credentials(name)
     token = creds.token.get_secret_value() if creds.token else ""
+    mode = getattr(cfg, "auth", None)
+    if cfg.type == "servicenow" and mode == "oauth":
+        return servicenow_problem(name, cfg, creds)
+    if cfg.type == "github" and mode == "app":
+        return app_problem(name, cfg, creds)
     if cfg.type == "servicenow":
-        if token or (creds.password and (creds.user or cfg.user)):
+        if (token and mode != "basic") or (creds.password and (creds.user or cfg.user) and mode != "token"):
             return None
+        if mode == "basic":
+            return (f"{name}: no credentials for basic auth: set {env_name(name, 'user')} and "
+                    f"{env_name(name, 'password')}")
+        if mode == "token":
+            return f"{name}: no token: set {env_name(name, 'token')}"
         return (f"{name}: no credentials: set {env_name(name, 'token')}, or {env_name(name, 'user')} "
                 f"and {env_name(name, 'password')}")
+    if cfg.type == "pagerduty" and mode == "oauth" and not token:
+        return f"{name}: no OAuth access token: set {env_name(name, 'token')} (auth: oauth sends it as a Bearer token)"
     if token:
         return None
     if cfg.type == "github" and _loopback(cfg):

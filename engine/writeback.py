@@ -12,6 +12,7 @@ from okrsync.config.workspace import Workspace
 from okrsync.connectors.base import ConnectorOptions, SourceError, Writer, redact
 from okrsync.connectors.registry import build_writer
 
+from .checkins import Checkin
 from .compute import Computation, KRResult, sources_of
 from .records import KRStatus, iso
 from .store import Store
@@ -27,7 +28,14 @@ def kr_status(comp: Computation, k: KRResult) -> KRStatus:
         expected=k.expected, items=k.items, unit=k.unit, period=comp.workspace.period.label,
         window_start=iso(k.window.start) if k.window else None, window_end=iso(k.window.end) if k.window else None,
         overridden=k.overridden, computed_at=iso(comp.generated_at),
+        checkin=checkin_line(k.checkin) if k.checkin is not None else None,
     )
+
+
+def checkin_line(c: Checkin) -> str:
+    parts = [f"confidence {round(c.confidence * 100)}%" if c.confidence is not None else "",
+             f'"{c.note}"' if c.note else ""]
+    return f"{c.at[:10]}" + (f" by {c.by}" if c.by else "") + ": " + " — ".join(p for p in parts if p)
 
 
 def target_id(target: Any) -> str:
@@ -46,7 +54,8 @@ def target_id(target: Any) -> str:
 class WritebackSummary:
     written: int = 0
     unchanged: int = 0
-    planned: list[str] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)  # --dry-run: one line per change a target would get
+    would_write: int = 0  # --dry-run: targets that would be written
     errors: list[str] = field(default_factory=list)
     skipped: int = 0
 
@@ -107,6 +116,7 @@ class WritebackDispatcher:
             if self.dry_run:
                 lines = writer.plan(target, status)
                 summary.planned += [f"{kr_id} -> {tid}: {line}" for line in lines]
+                summary.would_write += 1
                 self.store.save_writeback(kr_id, tid, rendered_hash=None, remote_ref=None, run_id=self.run_id,
                                           actions=[("plan", "dry_run", "; ".join(lines))])
                 return

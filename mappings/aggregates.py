@@ -72,12 +72,12 @@ def union_seconds(intervals: Iterable[tuple[datetime, datetime]], lo: datetime, 
     cur_s: datetime | None = None
     cur_e: datetime | None = None
     for s, e in clipped:
-        if cur_e is None or s > cur_e:
-            if cur_e is not None:
+        if cur_s is None or cur_e is None or s > cur_e:
+            if cur_s is not None and cur_e is not None:
                 total += (cur_e - cur_s).total_seconds()
             cur_s, cur_e = s, e
         elif e > cur_e:
             cur_e = e
-    if cur_e is not None:
+    if cur_s is not None and cur_e is not None:
         total += (cur_e - cur_s).total_seconds()
     return total

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from okrsync.config.keyresults import Selector
+from okrsync.config.keyresults import Selector, Team
 from okrsync.engine.records import iso
 
 TABLES = {"issue": "issues", "pull_request": "issues", "deployment": "deployments", "incident": "incidents"}
@@ -144,6 +144,7 @@ def compile_selector(
     kr_id: str | None = None,
     period: tuple[datetime, datetime] | None = None,
     source_type: str | None = None,
+    teams: dict[str, Team] | None = None,
 ) -> Selection:
     table = TABLES[kind]
     out = Selection(table=table, kind=kind, source=sel.source, source_type=source_type,
@@ -183,10 +184,38 @@ def compile_selector(
     if comps:  # any of them
         marks = ", ".join("?" for _ in comps)
         out.member("c", "item_components c", f"c.source = ? AND c.component IN ({marks})", sel.source, *comps)
+    if sel.team is not None:
+        _team(out, (teams or {}).get(sel.team))
     _sprint(out, _as_list(sel.sprint), period)
     for name, value in (sel.where or {}).items():
         _where(out, table, str(name), value)
     return out
+
+
+def _team(out: Selection, team: Team | None) -> None:
+    """A record belongs to a team when it matches any of the team's lists (for its kind)."""
+    parts: list[str] = []
+    params: list[Any] = []
+
+    def any_of(expr: str, values: list[str]) -> None:
+        if values:
+            parts.append(f"{expr} IN ({', '.join('?' for _ in values)})")
+            params.extend(values)
+
+    if team is not None:
+        if out.table == "issues":
+            any_of("t.project", team.repos + team.projects)
+            if team.components:
+                marks = ", ".join("?" for _ in team.components)
+                parts.append(f"EXISTS (SELECT 1 FROM item_components c WHERE c.source = t.source AND "
+                             f"c.item_id = t.id AND c.component IN ({marks}))")
+                params.extend(team.components)
+        elif out.table == "deployments":
+            any_of("t.repo", team.repos)
+        else:
+            any_of("t.service", team.services)
+            any_of("t.assignment_group", team.groups)
+    out.add("(" + (" OR ".join(parts) or "0") + ")", *params)
 
 
 def _sprint(out: Selection, values: list, period: tuple[datetime, datetime] | None) -> None:

@@ -25,8 +25,9 @@ from okrsync.engine.compute import compute
 from okrsync.engine.document import status_csv, status_document
 from okrsync.engine.lock import LockBusy
 from okrsync.engine.pipeline import (Interrupted, RunSummary, check_output, check_outputs, db_path_for,
-                                     run_sync, thresholds_for)
-from okrsync.engine.store import Store, StoreError
+                                     output_paths, run_sync, thresholds_for)
+from okrsync.engine.records import plural
+from okrsync.engine.store import Store, StoreError, StoreRemoved
 
 from . import console as ui
 from .logs import setup_logging
@@ -36,6 +37,11 @@ log = logging.getLogger("okrsync")
 
 class UsageError(Exception):
     """Wrong usage (exit 2)."""
+
+
+def refuse(first: str, second: str, why: str) -> None:
+    """Conflicting flags: one line, exit 2."""
+    raise UsageError(f"{first} and {second} cannot be used together ({why})")
 
 
 def fail(message: str, code: int) -> None:
@@ -100,7 +106,7 @@ def guarded(fn: Callable) -> Callable:
             fail(str(exc), 2)
         except StoreError as exc:
             fail(str(exc), 2)
-        except LockBusy as exc:
+        except (LockBusy, StoreRemoved) as exc:
             fail(str(exc), 1)
         except Interrupted:
             fail("interrupted", 130)
@@ -211,7 +217,8 @@ def init(ctx: click.Context, workspace: str | None, db: str | None, force: bool)
     click.echo(f"wrote {path}: edit the sources and key results, then run 'okrsync validate'")
 
 
-def _print_summary(summary: RunSummary, out: Console) -> None:
+def _print_summary(summary: RunSummary, out: Console, dry_run: list[tuple[str, Path]] | None = None) -> None:
+    """The run's summary; dry_run: the output files (setting, path) a --dry-run did not write."""
     def say(text: str) -> None:  # plain text: a path or "[issues 12]" is neither wrapped nor taken for markup
         out.print(text, markup=False, highlight=False, soft_wrap=True)
 
@@ -225,17 +232,16 @@ def _print_summary(summary: RunSummary, out: Console) -> None:
         if name in {e.split(":")[0] for e in summary.config_errors}:
             continue
         streams = ", ".join(f"{s} {n}" for s, n in o.streams.items())
-        say(f"{name}: {o.fetched} fetched ({o.new} new, {o.changed} changed), {o.requests} requests"
+        say(f"{name}: {o.fetched} fetched ({o.new} new, {o.changed} changed), {plural(o.requests, 'request')}"
             + (f", {o.deleted} deleted" if o.deleted else "") + (f", {len(o.skipped)} skipped" if o.skipped else "")
             + (f" [{streams}]" if streams else ""))
     for s in summary.skipped[:20]:
         say(f"  skipped {s['source']} {s['key']}: {s['reason']}")
     wb = summary.writeback
-    if wb.planned:
-        say("dry run: would write")
-        for line in wb.planned:
-            say(f"  {line}")
-    if wb.written or wb.unchanged:
+    if dry_run is not None:
+        for line in dry_run_lines(summary, dry_run):
+            say(line)
+    elif wb.written or wb.unchanged:
         say(f"write-back: {wb.written} written, {wb.unchanged} unchanged")
     for path in summary.outputs:
         say(f"wrote {path}")
@@ -243,14 +249,30 @@ def _print_summary(summary: RunSummary, out: Console) -> None:
         for line in ui.warning_lines(summary.computation):
             say(line)
     status = summary.status
-    say(f"run {summary.run_id}: {status}" + (f" ({len(summary.errors)} errors)" if summary.errors else ""))
+    say(f"run {summary.run_id}: {status}" + (f" ({plural(len(summary.errors), 'error')})" if summary.errors else ""))
+
+
+def dry_run_lines(summary: RunSummary, files: list[tuple[str, Path]]) -> list[str]:
+    """What --dry-run did (read the sources into the store, recorded the run) and each write it did not make."""
+    wb = summary.writeback
+    if summary.computation is None:  # stopped or failed before write-back was planned
+        return [f"dry run: the sources were read into the store (run {summary.run_id}); nothing was written"]
+    head = (f"dry run: the sources were read into the store and run {summary.run_id} recorded; "
+            "nothing below was sent or written")
+    planned = [f"  {line}" for line in wb.planned] + [f"  {setting}: write {path}" for setting, path in files]
+    total = f"dry run: {wb.would_write + len(files)} would be written, {wb.unchanged} unchanged"
+    if wb.errors:
+        total += f", {len(wb.errors)} could not be planned"
+    return [head, *planned, total]
 
 
 @cli.command()
 @workspace_options
 @click.option("--source", "sources", multiple=True, help="Sync only this source (repeatable).")
 @click.option("--full", is_flag=True, help="Re-read everything and mark vanished records deleted.")
-@click.option("--dry-run", is_flag=True, help="Print the write-back instead of sending it.")
+@click.option("--dry-run", is_flag=True,
+              help="Read the sources into the store and record the run as usual, but send no write-back and write "
+                   "no files: print each write it would make.")
 @click.option("--wait", type=float, default=None, help="Seconds to wait for another sync's lock (default 600).")
 @click.pass_context
 @guarded
@@ -276,76 +298,10 @@ def sync(ctx: click.Context, workspace: str | None, db: str | None, sources: tup
                                    stop=stopper.event)
         except Interrupted:
             fail("interrupted while waiting for another sync to finish; nothing was read", stopper.exit_code)
-    _print_summary(summary, Console())
+    _print_summary(summary, Console(), output_paths(lw) if dry_run else None)
     for e in summary.errors:
         click.echo(f"okrsync: {e}", err=True)
     exit_now(stopper.exit_code if summary.interrupted else summary.exit_code, summary.stragglers)
-
-
-@cli.command()
-@workspace_options
-@click.option("--json", "as_json", is_flag=True, help="The status document (JSON).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None)
-@click.pass_context
-@guarded
-def status(ctx: click.Context, workspace: str | None, db: str | None, as_json: bool, fmt: str | None) -> None:
-    """Recompute from the store (no API calls) and show the KR table."""
-    env = Env(ctx, workspace, db)
-    lw = env.lw
-    comp = compute(lw.workspace, env.store(), env.now(), thresholds_for(lw, env.settings))
-    fmt = "json" if as_json else (fmt or "table")
-    if fmt == "json":
-        click.echo(json.dumps(status_document(comp), indent=2))
-    elif fmt == "csv":
-        click.echo(status_csv(comp), nl=False)
-    else:
-        ui.print_status(comp, Console())
-    for line in ui.warning_lines(comp):
-        click.echo(line, err=True)
-
-
-def _find_kr(env: Env, kr_id: str):
-    ws = env.lw.workspace
-    if ws.kr(kr_id) is None:
-        known = ", ".join(kr.id for _, kr in ws.key_results())
-        raise UsageError(f"unknown key result {kr_id!r} in {env.workspace_path} (known: {known})")
-
-
-@cli.command()
-@workspace_options
-@click.argument("kr")
-@click.option("--limit", type=int, default=50, show_default=True, help="Items to list.")
-@click.pass_context
-@guarded
-def explain(ctx: click.Context, workspace: str | None, db: str | None, kr: str, limit: int) -> None:
-    """The formula, window, items counted (links), what changed, and the history of one KR."""
-    env = Env(ctx, workspace, db)
-    _find_kr(env, kr)
-    store = env.store()
-    comp = compute(env.lw.workspace, store, env.now(), thresholds_for(env.lw, env.settings))
-    ui.explain(comp.kr(kr), comp, store, Console(), limit=limit)
-
-
-@cli.command()
-@workspace_options
-@click.argument("kr")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@guarded
-def history(ctx: click.Context, workspace: str | None, db: str | None, kr: str, as_json: bool) -> None:
-    """A KR's value over time (one row per sync run)."""
-    env = Env(ctx, workspace, db)
-    _find_kr(env, kr)
-    rows = env.store().history(kr)
-    if as_json:
-        keys = ("computed_at", "run_id", "value", "baseline", "target", "progress", "score", "expected", "status",
-                "items", "added_count", "removed_count")
-        click.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
-        return
-    if not rows:
-        click.echo(f"{kr}: no history yet (run 'okrsync sync')")
-        return
-    ui.Console().print(ui.history_table(rows, env.lw.workspace.kr(kr).unit))
 
 
 @cli.command()
@@ -378,4 +334,4 @@ def main() -> None:
     cli(prog_name="okrsync")
 
 
-from . import commands_demo, commands_ops, commands_validate  # noqa: E402,F401  (they register themselves on cli)
+from . import commands_demo, commands_okr, commands_ops, commands_serve, commands_validate  # noqa: E402,F401  (they register themselves on cli)

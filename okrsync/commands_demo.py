@@ -7,30 +7,54 @@ from pathlib import Path
 
 import click
 
-from .cli import UsageError, cli, guarded
+from .cli import Env, UsageError, cli, guarded, workspace_options
 
 
 @cli.command()
+@workspace_options
 @click.option("--port", type=int, default=8711, show_default=True,
-              help="First port: jira, github, servicenow, pagerduty get this and the next three (0: any free).")
+              help="First port: jira, github, servicenow, pagerduty get this and the next three (0: any free); "
+                   "a workspace whose sources point at 127.0.0.1:PORT gets those ports.")
 @click.option("--scale", type=click.IntRange(10, 2_000_000), default=1000, show_default=True,
               help="Issues per tracker (deployments and incidents scale with it).")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--jira-mode", type=click.Choice(["cloud", "server"]), default="cloud", show_default=True)
+@click.option("--require-token", is_flag=True,
+              help="Accept only the tokens printed (fresh ones each start): a wrong token gets 401.")
+@click.pass_context
 @guarded
-def sandbox(port: int, scale: int, seed: int, jira_mode: str) -> None:
-    """Serve the simulated Jira, GitHub, ServiceNow and PagerDuty on localhost until Ctrl-C."""
+def sandbox(ctx: click.Context, workspace: str | None, db: str | None, port: int, scale: int, seed: int,
+            jira_mode: str, require_token: bool) -> None:
+    """Serve the simulated Jira, GitHub, ServiceNow and PagerDuty on localhost until Ctrl-C, and print the
+    exports for the workspace's sources (-w, default ./okrsync.yaml when it exists)."""
     from okrsync.sandbox import serve_forever
 
-    from .demo import CREDENTIALS
+    from .sandbox_exports import DEFAULT_NAMES, SYSTEMS, exports, sandbox_tokens, workspace_ports
 
+    path = workspace or ctx.find_root().params.get("workspace")
+    sources: dict = DEFAULT_NAMES
+    ports: dict[str, int] | int = port
+    if path or Path("okrsync.yaml").is_file():
+        env = Env(ctx, workspace, db)
+        sources = env.lw.workspace.sources
+        local, notes = workspace_ports(sources)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        if local:
+            ports = {s: local.get(s, port + n if port else 0) for n, s in enumerate(SYSTEMS)}
+    tokens = sandbox_tokens(require_token)
+    lines = exports(sources, tokens)
+    if not lines:
+        raise UsageError(f"{path or 'okrsync.yaml'}: no jira, github, servicenow or pagerduty source to serve")
     click.echo("Credentials the simulators accept (export them before `okrsync sync`):")
-    for key, value in CREDENTIALS.items():
+    for key, value in lines:
         click.echo(f"  export {key}={value}")
     try:
-        serve_forever(ports=port or None, scale=scale, seed=seed, jira_mode=jira_mode, out=click.echo)
+        serve_forever(ports=ports or None, scale=scale, seed=seed, jira_mode=jira_mode, out=click.echo,
+                      require_token=tokens if require_token else None)
     except OSError as exc:
-        raise UsageError(f"cannot listen on ports {port}-{port + 3}: {exc.strerror or exc} (try --port 0)") from None
+        where = ", ".join(map(str, ports.values())) if isinstance(ports, dict) else f"{port}-{port + 3}"
+        raise UsageError(f"cannot listen on ports {where}: {exc.strerror or exc} (try --port 0)") from None
 
 
 @cli.command()

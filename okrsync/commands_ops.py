@@ -11,9 +11,9 @@ from okrsync.config.yamlfile import ConfigError
 from okrsync.engine.lock import LockBusy
 from okrsync.engine.pipeline import Interrupted, run_sync
 from okrsync.engine.scheduler import Scheduler, parse_schedule
-from okrsync.engine.store import StoreError
+from okrsync.engine.store import StoreError, StoreRemoved
 
-from .cli import (Env, StopOnSignal, UsageError, _print_summary, cli, exit_now, guarded, html_renderer,
+from .cli import (Env, StopOnSignal, UsageError, _print_summary, cli, exit_now, guarded, html_renderer, refuse,
                   workspace_options)
 
 
@@ -29,6 +29,8 @@ from .cli import (Env, StopOnSignal, UsageError, _print_summary, cli, exit_now, 
 def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | None, cron: str | None, once: bool,
         wait: float | None, max_runs: int | None) -> None:
     """Keep KRs current: sync on a schedule, one run at a time; SIGTERM/SIGINT stop it cleanly."""
+    if once and (every or cron):
+        refuse("--once", "--every" if every else "--cron", "--once runs one sync and exits")
     env = Env(ctx, workspace, db)
     out = Console()
     if once:
@@ -50,7 +52,7 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
         except (ConfigError, StoreError) as exc:
             click.echo(f"okrsync: {exc}", err=True)
             return 2
-        except LockBusy as exc:
+        except (LockBusy, StoreRemoved) as exc:
             click.echo(f"okrsync: {exc}", err=True)
             return 1
         except Interrupted:

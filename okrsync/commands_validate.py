@@ -8,10 +8,12 @@ from typing import Any
 
 import click
 
+from okrsync.engine.selector_check import offline_warnings
 from okrsync.config.settings import Settings
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError, redact
 from okrsync.connectors.registry import build_connector
 from okrsync.engine.pipeline import OutputError, check_outputs, credential_problem
+from okrsync.engine.records import plural
 
 from .cli import Env, cli, guarded, workspace_options
 
@@ -40,8 +42,10 @@ def validate(ctx: click.Context, workspace: str | None, db: str | None, online: 
             click.echo(f"okrsync: {p}", err=True)
         sys.exit(2)
     n_kr = sum(1 for _ in ws.key_results())
-    click.echo(f"{env.workspace_path}: ok — period {ws.period.label}, {len(ws.sources)} sources, "
-               f"{len(ws.objectives)} objectives, {n_kr} key results")
+    click.echo(f"{env.workspace_path}: ok — period {ws.period.label}, {plural(len(ws.sources), 'source')}, "
+               f"{plural(len(ws.objectives), 'objective')}, {plural(n_kr, 'key result')}")
+    for warning in offline_warnings(ws):
+        click.echo(f"warning: {warning}", err=True)
     if online:
         sys.exit(check_online(ws.sources, env.settings))
 
@@ -88,14 +92,16 @@ def probe(name: str, cfg: Any, settings: Settings) -> str:
         if cfg.type == "github":
             body = client.get("/rate_limit", what="the rate limit") or {}
             core = (body.get("resources") or {}).get("core") or body.get("rate") or {}
-            who = "token accepted" if settings.credentials(name).token else "anonymous"
+            who = ("GitHub App installation token accepted" if cfg.auth == "app" else
+                   "token accepted" if settings.credentials(name).token else "anonymous")
             return f"{who}, {core.get('remaining', '?')} of {core.get('limit', '?')} requests left (GET /rate_limit)"
         if cfg.type == "servicenow":
             client.get(f"api/now/table/{cfg.table}", params={"sysparm_limit": 1, "sysparm_fields": "sys_id"})
-            return f"read 1 row of {cfg.table} (GET /api/now/table/{cfg.table}?sysparm_limit=1)"
+            via = f", OAuth {cfg.grant} grant" if cfg.auth == "oauth" else ""
+            return f"read 1 row of {cfg.table} (GET /api/now/table/{cfg.table}?sysparm_limit=1{via})"
         if cfg.type == "pagerduty":
             client.get("abilities")
-            return "token accepted (GET /abilities)"
+            return f"{'OAuth token' if cfg.auth == 'oauth' else 'token'} accepted (GET /abilities)"
         return "nothing to check"
     finally:
         conn.close()

@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from okrsync.engine.compute import Computation, KRResult
+from okrsync.engine.compute import Computation, KRResult, display_unit  # noqa: F401 (display_unit: for commands)
 from okrsync.engine.records import STATUS_LABELS, fmt_number, fmt_pct
 from okrsync.engine.store import Store
+from okrsync.engine.writeback import checkin_line
 
 COLOURS = {
     "achieved": "bold green",
@@ -43,32 +44,60 @@ def status_text(status: str) -> Text:
     return Text(STATUS_LABELS.get(status, status), style=COLOURS.get(status, ""))
 
 
-def status_table(comp: Computation) -> Table:
+TITLE_WIDTH = 48
+
+
+def _trend(k: KRResult, delta: float | None) -> str:
+    if delta is None:
+        return ""
+    return ("+" if delta > 0 else "") + fmt_number(delta, k.unit) if delta else "="
+
+
+def status_table(comp: Computation, trend: dict[str, tuple[float | None, float | None]] | None = None) -> Table:
+    trend = trend or {}
     table = Table(title=f"OKRs {comp.workspace.period.label}", title_justify="left", expand=False)
     table.add_column("KR", no_wrap=True)
-    table.add_column("title", max_width=48)
+    table.add_column("title", max_width=TITLE_WIDTH, no_wrap=True, overflow="ellipsis")  # full in explain
     table.add_column("value", justify="right")
     table.add_column("target", justify="right")
     table.add_column("progress")
     table.add_column("", justify="right")
     table.add_column("status")
     table.add_column("items", justify="right")
+    table.add_column("trend", justify="right")  # since the previous run / since 7 days ago
+    table.add_column("owner", no_wrap=True, overflow="ellipsis", max_width=20)
     for o in comp.objectives:
         table.add_row(Text(o.objective.id, style="bold"), Text(o.objective.title, style="bold"), "", "",
-                      bar(o.score, None), fmt_pct(o.score), status_text(o.status), "")
+                      bar(o.score, None), fmt_pct(o.score), status_text(o.status), "", "",
+                      " · ".join(x for x in (o.objective.owner, o.objective.team) if x))
         for k in o.key_results:
-            title = k.kr.title + (" (override)" if k.overridden else "")
+            title = k.kr.title + (" (override)" if k.overridden else "") + (" (stale)" if k.stale else "")
+            last, week = trend.get(k.kr.id, (None, None))
+            moves = " / ".join(x for x in (_trend(k, last), _trend(k, week) and f"{_trend(k, week)} 7d") if x)
             table.add_row(f"  {k.kr.id}", title, fmt_number(k.value, k.unit, k.target), fmt_number(k.target, k.unit),
-                          bar(k.progress, k.expected), fmt_pct(k.progress), status_text(k.status), str(k.items))
+                          bar(k.progress, k.expected), fmt_pct(k.progress), status_text(k.status), str(k.items),
+                          moves, " · ".join(x for x in (k.kr.owner, k.team if k.team != o.objective.team else None)
+                                            if x))
     return table
 
 
-def print_status(comp: Computation, console: Console) -> None:
+def print_status(comp: Computation, console: Console,
+                 trend: dict[str, tuple[float | None, float | None]] | None = None) -> None:
     if not console.is_terminal:
-        console.width = max(console.width, 140)
-    console.print(status_table(comp))
+        console.width = max(console.width, 160)
+    console.print(status_table(comp, trend))
     console.print(Text(f"computed {comp.generated_at:%Y-%m-%d %H:%M} UTC from the store; │ marks the expected pace",
                        style="dim"))
+
+
+def checkin_text(c: Any) -> str:
+    """'2026-11-14 by ana: confidence 60% — "vendor fix slips to January"'."""
+    return checkin_line(c)
+
+
+def stamp(value: str | None) -> str:
+    """A stored time ("2026-12-03T04:41:08.123Z") as people read it in a table: "2026-12-03 04:41:08"."""
+    return (value or "")[:19].replace("T", " ")
 
 
 def warning_lines(comp: Computation) -> list[str]:
@@ -115,13 +144,18 @@ def explain(k: KRResult, comp: Computation, store: Store, console: Console, *, l
         console.print(f"window      {k.window.start:%Y-%m-%d %H:%M} → {k.window.end:%Y-%m-%d %H:%M} UTC "
                       f"({k.window.days:.2f} days; {kr.window or 'period'})")
     console.print(f"value       {fmt_number(k.value, k.unit, k.target)}" + (
-        f"  (override: {kr.override.reason}; computed {fmt_number(k.computed_value, k.unit)})" if k.overridden else ""))
+        f"  (override: {kr.override.reason}; computed {fmt_number(k.computed_value, k.unit)})"
+        if k.overridden and kr.override is not None else ""))
     base_note = " (auto: same metric over the previous period)" if kr.baseline == "auto" else ""
     console.print(f"baseline    {fmt_number(k.baseline, k.unit) if k.baseline is not None else 'none'}{base_note}")
     console.print(f"target      {fmt_number(k.target, k.unit)}  (written as {kr.target}; {k.direction})")
     if k.projected is not None:
         console.print(f"projected   {fmt_number(k.projected, k.unit, k.target)}  (value x period length / elapsed)")
     console.print(f"progress    {fmt_pct(k.progress)}   score {fmt_pct(k.score)}   expected {fmt_pct(k.expected)}")
+    if k.checkin is not None:
+        console.print(f"check-in    {checkin_text(k.checkin)}", markup=False, highlight=False)
+    if k.stale:
+        console.print(f"stale       the value has not changed for {kr.stale_after} and nobody checked in")
     console.print(Text.assemble("status      ", status_text(k.status)))
     for key, value in sorted(k.detail.items()):
         console.print(f"  {key}: {value}", markup=False, highlight=False)
@@ -154,10 +188,21 @@ def explain(k: KRResult, comp: Computation, store: Store, console: Console, *, l
 
 def history_table(rows: list[dict], unit: str | None) -> Table:
     table = Table()
-    for col, just in (("computed at", "left"), ("run", "right"), ("value", "right"), ("progress", "right"),
+    for col, just in (("computed at (UTC)", "left"), ("run", "right"), ("value", "right"), ("progress", "right"),
                       ("status", "left"), ("items", "right"), ("+/−", "right")):
-        table.add_column(col, justify=just)
+        # the timestamp is never wrapped or cut (it fits 80 columns as "YYYY-MM-DD HH:MM:SS")
+        table.add_column(col, justify=just, no_wrap=col.startswith("computed"))
     for r in rows:
-        table.add_row(r["computed_at"], str(r["run_id"] or ""), fmt_number(r["value"], unit), fmt_pct(r["progress"]),
-                      status_text(r["status"]), str(r["items"]), f"+{r['added_count']} −{r['removed_count']}")
+        table.add_row(stamp(r["computed_at"]), str(r["run_id"] or ""), fmt_number(r["value"], unit),
+                      fmt_pct(r["progress"]), status_text(r["status"]), str(r["items"]),
+                      f"+{r['added_count']} −{r['removed_count']}")
+    return table
+
+
+def objective_history_table(rows: list[dict]) -> Table:
+    table = Table()
+    for col, just in (("computed at (UTC)", "left"), ("run", "right"), ("score", "right"), ("status", "left")):
+        table.add_column(col, justify=just, no_wrap=col.startswith("computed"))  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(stamp(r["computed_at"]), str(r["run_id"] or ""), fmt_pct(r["score"]), status_text(r["status"]))
     return table

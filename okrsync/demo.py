@@ -17,6 +17,7 @@ from okrsync.config.settings import Settings
 from okrsync.config.workspace import load_workspace
 from okrsync.engine.compute import compute
 from okrsync.engine.pipeline import RunSummary, run_sync, thresholds_for
+from okrsync.engine.records import plural
 from okrsync.engine.store import Store
 
 from . import console as ui
@@ -49,7 +50,7 @@ def _summary_lines(summary: RunSummary) -> list[str]:
     lines = []
     for name, o in summary.sources.items():
         state = f"failed: {o.error}" if o.error else (
-            f"{o.fetched:>5} records ({o.new} new, {o.changed} changed) in {o.requests:>3} requests")
+            f"{plural(o.fetched, 'record'):>13} ({o.new} new, {o.changed} changed) in {plural(o.requests, 'request')}")
         lines.append(f"  {name:<11} {state}")
     wb = summary.writeback
     lines.append(f"  write-back  {wb.written} written, {wb.unchanged} unchanged" + (
@@ -75,7 +76,7 @@ def _show_writeback(sb: Any, out: Console) -> None:
     comments = sb.world.jira_comments("OKR-1")
     if comments:
         body = comments[-1].get("body", "")
-        out.print(Panel(body, title=f"Jira OKR-1: okrsync's comment ({len(comments)} comment(s) in all)",
+        out.print(Panel(body, title=f"Jira OKR-1: okrsync's comment ({plural(len(comments), 'comment')} in all)",
                         expand=False))
     prop = sb.world.jira_property("OKR-1", "okrsync.status")
     if isinstance(prop, dict):

@@ -7,6 +7,7 @@ import logging
 import sys
 from datetime import datetime, timezone
 
+from okrsync.config.settings import minted_secrets
 from okrsync.connectors.base import redact
 
 
@@ -21,7 +22,7 @@ class RedactingFilter(logging.Filter):
         return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
+        if self.secrets or minted_secrets():  # (tokens minted at run time are redacted by redact() itself)
             record.msg = self.redact(record.getMessage())
             record.args = None
             if record.exc_info and record.exc_info[1] is not None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from okrsync.engine.records import plural
 from okrsync.engine.sync import Reporter, SourceOutcome
 
 log = logging.getLogger("okrsync.progress")
@@ -20,7 +21,7 @@ class LogReporter(Reporter):
     """Non-interactive runs: one log line per page at info level, waits at warning."""
 
     def page(self, source: str, stream: str, fetched: int, requests: int) -> None:
-        log.info("%s/%s: %d fetched, %d requests", source, stream, fetched, requests,
+        log.info("%s/%s: %d fetched, %s", source, stream, fetched, plural(requests, "request"),
                  extra={"event": "page", "source": source, "stream": stream, "fetched": fetched,
                         "requests": requests})
 
@@ -30,7 +31,7 @@ class LogReporter(Reporter):
     def source_done(self, source: str, outcome: SourceOutcome) -> None:
         if outcome.error:
             return
-        log.info("%s: done, %d fetched, %d requests", source, outcome.fetched, outcome.requests,
+        log.info("%s: done, %d fetched, %s", source, outcome.fetched, plural(outcome.requests, "request"),
                  extra={"event": "source_done", "source": source, "fetched": outcome.fetched,
                         "requests": outcome.requests})
 

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import requests
 
 from okrsync.config.settings import env_name
+from okrsync.connectors.auth import TokenRefused
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError
 from okrsync.connectors.http import HttpClient, HttpOptions
 from okrsync.connectors.rawjson import parse_page
@@ -95,6 +96,8 @@ class GitHubClient:
             kwargs["json"] = json
         try:
             body = self.http.json(method, path, expect=expect, retry_unsafe=retry_unsafe, **kwargs)
+        except TokenRefused:  # a GitHub App's installation token could not be minted: its own line
+            raise
         except AuthError:
             resp = seen[-1] if seen else None
             if resp is not None and resp.status_code == 403:

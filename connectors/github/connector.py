@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.config.sources import is_loopback
+from okrsync.connectors.auth import attach, github_app, github_app_mint
 from okrsync.connectors.base import AuthError, ConnectorOptions, Page, ReadContext, SourceError
 from okrsync.connectors.http import HTTPStatusError, HttpOptions, http_options
 
@@ -19,11 +20,26 @@ def make_client(name: str, config: Any, credentials: SourceCredentials | None, o
                 clock: Callable[[], float] | None = None) -> GitHubClient:
     """A client for the source's API URL; a token is required except for a loopback host (the sandbox)."""
     base = config.api_url() if config is not None else "https://api.github.com"
+    if config is not None and getattr(config, "auth", "token") == "app":
+        return _app_client(name, config, credentials or SourceCredentials(), options, base, clock)
     token = credentials.token.get_secret_value() if credentials is not None and credentials.token else None
     if not token and not is_loopback(urlparse(base).hostname):
         raise AuthError(f"{name}: no token: set {env_name(name, 'token')}")
     opts = http_options(config, options) if config is not None else HttpOptions(ca_bundle=options.ca_bundle)
     return GitHubClient(name, base, token, options=options, http_options=opts, clock=clock or options.clock)
+
+
+def _app_client(name: str, config: Any, credentials: SourceCredentials, options: ConnectorOptions, base: str,
+                clock: Callable[[], float] | None) -> GitHubClient:
+    """A GitHub App installation: installation tokens minted (PyGithub signs the JWT) and renewed by our client."""
+    app_id, pem, installation = github_app(name, config, credentials)
+    hint = f"{env_name(name, 'app_id')}, {env_name(name, 'installation_id')} and {env_name(name, 'private_key')}"
+    client = GitHubClient(name, base, None, options=options, http_options=http_options(config, options),
+                          clock=clock or options.clock)
+    client.hint = client.http.auth_hint = hint
+    client.http.secrets.append(pem)
+    attach(client.http, github_app_mint(client.http, app_id, pem, installation, hint))
+    return client
 
 
 class RepoCheck:

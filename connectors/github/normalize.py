@@ -78,6 +78,22 @@ def normalize_issue(payload: dict[str, Any], source: str, repo: str) -> Issue:
     )
 
 
+_REPO_KEPT = ("id", "name", "full_name", "html_url", "private", "default_branch")
+
+
+def stable_pull(payload: dict[str, Any]) -> dict[str, Any]:
+    """A PR payload as kept in the store: head.repo and base.repo cut to their identity. The whole repository
+    object is embedded there, and its counters (stars, open issues, pushed_at, updated_at) move with every
+    push to the repo, so keeping them would rewrite every PR on every sync."""
+    out = None
+    for side in ("head", "base"):
+        ref = payload.get(side)
+        if isinstance(ref, dict) and isinstance(ref.get("repo"), dict):
+            out = out if out is not None else dict(payload)
+            out[side] = {**ref, "repo": {k: ref["repo"][k] for k in _REPO_KEPT if k in ref["repo"]}}
+    return payload if out is None else out
+
+
 def normalize_pull(payload: dict[str, Any], source: str, repo: str) -> Issue:
     """An item of GET /repos/{o}/{r}/pulls. Done only when merged; closed unmerged is todo."""
     state = _req(payload, "state")
@@ -96,7 +112,7 @@ def normalize_pull(payload: dict[str, Any], source: str, repo: str) -> Issue:
         is_pull_request=True, merged_at=merged_at,
         # an unmerged PR's merge_commit_sha is GitHub's test merge: it never shipped
         merge_sha=payload.get("merge_commit_sha") if merged_at is not None else None,
-        raw=payload,
+        raw=stable_pull(payload),
     )
 
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import ConnectorOptions, NotFoundError, SourceError, WriteResult
-from okrsync.engine.records import STATUS_LABELS, KRStatus, fmt_number
+from okrsync.engine.records import STATUS_LABELS, KRStatus, fmt_number, fmt_pct
 
 from .client import GitHubClient
 from .connector import make_client
@@ -31,7 +31,7 @@ def _value(status: KRStatus) -> str:
 
 
 def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x * 100:.0f}%"
+    return fmt_pct(x, none="–")
 
 
 def render_section(status: KRStatus) -> str:
@@ -52,6 +52,8 @@ def render_section(status: KRStatus) -> str:
     ]
     if status.period:
         lines.append(f"- **Period:** {status.period}")
+    if status.checkin:
+        lines.append(f"- **Check-in:** {status.checkin}")
     if status.overridden:
         lines.append("- **Note:** the value is overridden in okrsync.yaml (the computed value is kept in history)")
     lines += ["", "<sub>Maintained by okrsync: edits inside this section are replaced on the next sync.</sub>", end]

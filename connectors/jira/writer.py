@@ -10,7 +10,7 @@ from urllib.parse import quote
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError, WriteResult
 from okrsync.connectors.http import Forbidden, HTTPStatusError
-from okrsync.engine.records import PERCENT_UNITS, KRStatus, fmt_number
+from okrsync.engine.records import PERCENT_UNITS, KRStatus, fmt_number, fmt_pct
 
 from .client import JiraClient, jira_messages
 
@@ -61,7 +61,7 @@ def progress_percent(status: KRStatus) -> float | None:
 
 
 def _pct(fraction: float | None) -> str:
-    return "n/a" if fraction is None else f"{round(fraction * 100, 1)}%"
+    return fmt_pct(fraction, decimals=1, none="n/a")
 
 
 def render_comment(status: KRStatus) -> str:
@@ -80,6 +80,8 @@ def render_comment(status: KRStatus) -> str:
         if status.window_start and status.window_end:
             window = f" (window {status.window_start[:10]} to {status.window_end[:10]})"
         lines.append(f"Period: {_esc(status.period)}{window}")
+    if status.checkin:
+        lines.append(f"Check-in: {_esc(status.checkin)}")
     if status.overridden:
         lines.append("_The value is a manual override; the computed value is kept in okrsync's history._")
     lines.append(f"{{color:#97a0af}}{_esc_marker(status.kr_id)} · kept up to date by okrsync; "

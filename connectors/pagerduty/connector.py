@@ -253,7 +253,10 @@ def build(name: str, config: Any, credentials: SourceCredentials, options: Conne
     http = http_options(config, options)
     client = HttpClient(
         name, config.api_url(), options=http,
-        headers={"Authorization": f"Token token={token}", "Accept": ACCEPT},
+        # an API key is `Token token=<key>`; an OAuth access token is `Bearer <token>` (PagerDuty developer docs:
+        # "Authentication" and "OAuth Functionality"); the other scheme is refused with a 401
+        headers={"Authorization": f"Bearer {token}" if getattr(config, "auth", "api_key") == "oauth"
+                 else f"Token token={token}", "Accept": ACCEPT},
         auth_hint=env_name(name, "token"), secrets=[*options.secrets, token],
         sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
     )

@@ -11,6 +11,7 @@ from okrsync.connectors.base import (
     ClientConnector,
     AuthError, ConnectorOptions, Page, QueryError, ReadContext, Skipped, SourceError,
 )
+from okrsync.connectors.auth import attach, servicenow_mint, servicenow_oauth, servicenow_problem
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
 from okrsync.engine.records import Record, RecordError
 
@@ -200,10 +201,17 @@ def build(name: str, config: Any, credentials: SourceCredentials, options: Conne
     password = credentials.password.get_secret_value() if credentials.password else ""
     headers = {"Accept": "application/json"}
     auth = None
-    if token:
+    form: dict[str, str] = {}
+    mode = getattr(config, "auth", None) or ("token" if token else "basic")
+    if mode == "oauth":
+        form, hint = servicenow_oauth(name, config, credentials)
+        problem = servicenow_problem(name, config, credentials)
+        if problem:
+            raise AuthError(problem)
+    elif mode == "token" and token:
         headers["Authorization"] = f"Bearer {token}"
         hint = env_name(name, "token")
-    elif user and password:
+    elif mode == "basic" and user and password:
         auth = (user, password)
         hint = f"{env_name(name, 'user')} and {env_name(name, 'password')}"
     else:
@@ -214,8 +222,11 @@ def build(name: str, config: Any, credentials: SourceCredentials, options: Conne
     http = http_options(config, options)
     client = HttpClient(
         name, config.url, options=http, headers=headers, auth=auth, auth_hint=hint,
-        secrets=[*options.secrets, token, password], sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
+        secrets=[*options.secrets, token, password, form.get("client_secret", "")],
+        sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
     )
+    if mode == "oauth":
+        attach(client, servicenow_mint(client, form, hint))
     try:
         return ServiceNowConnector(name, config, client)
     except QueryError:

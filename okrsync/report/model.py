@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 from okrsync import __version__
 from okrsync.config.periods import expected_fraction
-from okrsync.console import fmt_number, fmt_pct
+from okrsync.console import checkin_text, fmt_number, fmt_pct
 from okrsync.engine.compute import Computation, KRResult, ObjectiveResult
-from okrsync.engine.records import STATUS_LABELS, parse_iso
+from okrsync.engine.records import STATUS_LABELS, parse_iso, plural
 from okrsync.engine.store import Store
 
 from .chart import Bar, Chart, history_chart
@@ -85,6 +85,8 @@ class KRView:
     weight: float
     overridden: bool
     override_note: str
+    checkin: str  # the latest check-in, "" when none
+    owner_team: str  # "owner · team", "" when neither
     reason: str | None
     details: list[tuple[str, str]]
     items: list[ItemView]
@@ -108,6 +110,7 @@ class ObjectiveView:
     score: str
     bar: Bar
     krs: list[KRView] = field(default_factory=list)
+    team: str | None = None
 
 
 @dataclass
@@ -237,13 +240,13 @@ def kr_view(k: KRResult, store: Store, systems: dict[str, str], clock: _Clock) -
                           direction=k.direction, fmt_time=clock)
     valued = [r for r in rows if r.get("value") is not None]
     if chart is not None:
-        history_note = f"{len(rows)} recorded values"
+        history_note = plural(len(rows), "recorded value")
     elif valued:
         r = valued[-1]
         history_note = (f"One recorded value so far: {fmt_number(r['value'], unit)} at {clock(r['computed_at'])}. "
                         "The chart appears after the next sync.")
     elif rows:
-        history_note = f"No value in the {len(rows)} recorded runs yet."
+        history_note = f"No value in the {plural(len(rows), 'recorded run')} yet."
     else:
         history_note = "No recorded values yet: every sync adds one."
     select = kr.select.model_dump(exclude_none=True, exclude_defaults=True) if kr.select else {}
@@ -265,6 +268,8 @@ def kr_view(k: KRResult, store: Store, systems: dict[str, str], clock: _Clock) -
         window=_window_text(k, clock), direction=k.direction.replace("_", " "),
         synced=clock(k.synced_at) if k.synced_at else "never", weight=kr.weight,
         overridden=k.overridden, override_note=note,
+        checkin=checkin_text(k.checkin) if k.checkin is not None else "",
+        owner_team=" · ".join(x for x in (kr.owner, k.team and f"team {k.team}") if x),
         reason=_reason(k),
         details=_details(k), items=items, items_total=k.items, items_more=max(0, k.items - len(items)),
         chart=chart, history_count=len(rows), history_note=history_note,
@@ -278,7 +283,7 @@ def objective_view(o: ObjectiveResult, expected: float, store: Store, systems: d
         id=obj.id, title=obj.title, description=obj.description, owner=obj.owner, parent=obj.parent,
         status=o.status, status_label=STATUS_LABELS.get(o.status, o.status),
         colour=STATUS_COLOURS.get(o.status, "#64748b"), score=fmt_pct(o.score), bar=Bar.of(o.score, expected),
-        krs=[kr_view(k, store, systems, clock) for k in o.key_results],
+        krs=[kr_view(k, store, systems, clock) for k in o.key_results], team=obj.team,
     )
 
 
@@ -288,7 +293,9 @@ def report_view(comp: Computation, store: Store) -> ReportView:
     lo, hi = ws.period.bounds(ws.timezone)
     expected = expected_fraction(lo, hi, comp.generated_at)
     systems = {name: SYSTEMS.get(src.type, src.type) for name, src in ws.sources.items()}
-    objectives = [objective_view(o, expected, store, systems, clock) for o in comp.objectives]
+    # grouped by team (objectives without one last), the workspace order within a team
+    ordered = sorted(comp.objectives, key=lambda o: (o.objective.team is None, o.objective.team or ""))
+    objectives = [objective_view(o, expected, store, systems, clock) for o in ordered]
     counts: dict[str, int] = {}
     for k in comp.all_krs():
         counts[k.status] = counts.get(k.status, 0) + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime, timedelta
@@ -50,6 +51,7 @@ class Sandbox:
             "pagerduty": PagerDutyApp(self.world, tokens.get("pagerduty")),
         }
         self.servers: dict[str, SystemServer] = {}
+        self.webhooks: Any = None  # a webhooks.WebhookSender: advance() announces its changes
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self, ports: int | Mapping[str, int] | None = None, host: str = "127.0.0.1") -> dict[str, str]:
@@ -104,7 +106,24 @@ class Sandbox:
             target = max(int(time.time() * 1000), now + int((seconds or 0) * 1000))
         else:
             target = now + int((3600 if seconds is None else seconds) * 1000)
-        return _advance(self.world, target)
+        changed = _advance(self.world, target)
+        if self.webhooks is not None:
+            self.webhooks.advanced(changed)
+        return changed
+
+    def send_webhooks(self, url: str, secrets: dict[str, Any] | None = None) -> Any:
+        """From now on, signed webhooks announce each change to `url`/webhooks/<system> (okrsync serve)."""
+        from .webhooks import WebhookSender
+
+        self.webhooks = WebhookSender(self.world, url, secrets, system_urls=self.urls)
+        return self.webhooks
+
+    def tick(self, seconds: float = 3600.0) -> None:
+        """Move the clock without changing any item: only what is derived from now moves, such as a repository's
+        updated_at embedded in every pull request (GitHub's volatile nested fields)."""
+        with self.world.lock:
+            self.world.now_ms += int(seconds * 1000)
+            self.world.touch()
 
     @property
     def now(self) -> datetime:
@@ -148,6 +167,8 @@ class Sandbox:
             ("POST", "/_sandbox/advance"): lambda: json_response(200, self.advance(
                 step=(body or {}).get("seconds"),
                 to=datetime.fromisoformat(body["to"].replace("Z", "+00:00")) if (body or {}).get("to") else None)),
+            ("POST", "/_sandbox/tick"): lambda: (self.tick(float((body or {}).get("seconds", 3600))),
+                                                 Response(204))[1],
             ("GET", "/_sandbox/writes"): lambda: json_response(200, {"writes": self.world.writes(
                 None if req.arg("system") in (None, "*", "all") else req.arg("system"))}),
             ("POST", "/_sandbox/rate-limit"): lambda: (self.github_budget(int(body["limit"]), body.get("window")),
@@ -174,21 +195,31 @@ class Sandbox:
 
 def serve_forever(ports: int | Mapping[str, int] | None = None, scale: int = 1000, seed: int = 42,
                   now: datetime | str | None = None, jira_mode: str = "cloud", host: str = "127.0.0.1",
-                  require_token: str | None = None, out: Callable[[str], None] = print,
-                  stop: threading.Event | None = None) -> None:
-    """Start the sandbox, print the URLs, and block until Ctrl-C (or `stop` is set)."""
+                  require_token: str | Mapping[str, str] | None = None, out: Callable[[str], None] = print,
+                  stop: threading.Event | None = None, webhooks: str | None = None) -> None:
+    """Start the sandbox, print the URLs, and block until Ctrl-C (or `stop` is set); with `webhooks` (a URL
+    such as http://127.0.0.1:8080) every change is announced by a signed webhook."""
     started = time.perf_counter()
     sb = Sandbox(seed=seed, scale=scale, now=now, jira_mode=jira_mode, require_token=require_token)
     urls = sb.start(ports, host)
+    webhooks = webhooks or os.environ.get("OKRSYNC_SANDBOX_WEBHOOKS")  # `okrsync sandbox --webhooks URL`
+    sender = sb.send_webhooks(webhooks) if webhooks else None  # before the URLs are printed and used
     out(f"okrsync sandbox (seed {seed}, scale {scale}, Jira {jira_mode}) ready in "
         f"{time.perf_counter() - started:.1f} s:")
     for system, url in urls.items():
         out(f"  {system:<11} {url}")
     out(f"  control     {urls['jira']}/_sandbox (log, faults, advance, writes) on every port")
     out(("Only the required token is accepted" if require_token else "Any token is accepted") + "; Ctrl-C stops.")
+    if webhooks and sender is not None:
+        out(f"  webhooks    every change is POSTed, signed, to {webhooks.rstrip('/')}/webhooks/<system> "
+            f"(POST {urls['jira']}/_sandbox/advance to make changes)")
+        for system in SYSTEMS:
+            out(f"  export OKRSYNC_SOURCES__{system.upper()}__WEBHOOK_SECRET={sender.secrets[system]}")
     try:
         (stop or threading.Event()).wait()
     except KeyboardInterrupt:
         pass
     finally:
+        if sender is not None:
+            sender.close(2.0)
         sb.stop()

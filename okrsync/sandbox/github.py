@@ -17,6 +17,7 @@ from .github_delivery import GitHubDelivery, _int
 from .github_render import DOCS, GhRenderer
 from .github_writes import GitHubWrites
 from .model import UTC, GhItem, to_ms
+from .oauth import GitHubApps
 from .server import App, BadRequest, Request, Response, dumps, json_response
 from .world import Repo
 
@@ -37,6 +38,8 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
         self._budget = threading.Lock()
         self._cache: OrderedDict[tuple, list] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self.app_auth = GitHubApps()  # GitHub Apps: installation tokens (see register())
+        self.route("POST", "/app/installations/{installation_id}/access_tokens", self.app_auth.access_tokens)
         rp = "/repos/{owner}/{repo}"
         for method, path, handler in (
             ("GET", "/rate_limit", self.rate_limit),
@@ -77,10 +80,15 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
         return json_response(status, body, content_type=JSON)
 
     def authenticate(self, req: Request) -> Response | None:
-        if self.token is None:
-            return None
+        if req.path.startswith("/app/"):
+            return None  # authenticated by the App's JWT (oauth.GitHubApps)
         auth = req.header("Authorization") or ""
         scheme, _, value = auth.partition(" ")
+        issued = self.app_auth.tokens.check(value.strip()) if scheme.lower() in ("token", "bearer") else None
+        if issued is not None:  # an installation token: valid for one hour
+            return None if issued else self.error(401, "Bad credentials")
+        if self.token is None:
+            return None
         if scheme.lower() in ("token", "bearer") and value.strip() == self.token:
             return None
         return self.error(401, "Bad credentials")

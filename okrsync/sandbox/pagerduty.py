@@ -24,6 +24,7 @@ class PagerDutyApp(App):
     def __init__(self, world: Any, token: str | None = None):
         super().__init__()
         self.w, self.token = world, token
+        self.oauth_tokens: set[str] = set()  # OAuth access tokens granted to apps (sent as Bearer)
         self._cache: OrderedDict[tuple, list] = OrderedDict()
         self._lock = threading.Lock()
         # GET /incidents since/until: the API reference does not say whether either bound is inclusive
@@ -46,13 +47,14 @@ class PagerDutyApp(App):
         return json_response(status, {"error": err}, content_type=JSON)
 
     def authenticate(self, req: Request) -> Response | None:
+        """An API key as `Token token=<key>` ("Authentication"); an OAuth access token as `Bearer <token>` ("OAuth
+        Functionality": "sent ... along with the Bearer token type"). Each scheme takes only its own kind of token."""
         auth = (req.header("Authorization") or "").strip()
-        token = None
         if auth.startswith("Token token="):
-            token = auth[len("Token token="):].strip()
-        elif auth.startswith("Bearer "):
-            token = auth[7:].strip()
-        if token and (self.token is None or token == self.token):
+            key = auth[len("Token token="):].strip()
+            if key and key not in self.oauth_tokens and (self.token is None or key == self.token):
+                return None
+        elif auth.startswith("Bearer ") and auth[7:].strip() in self.oauth_tokens:
             return None
         return self.error(401, "Unauthorized")
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import urlencode
 
 from .model import HOUR_MS, UTC, SnIncident, sn_time
+from .oauth import ServiceNowOAuth
 from .server import App, BadRequest, Request, Response, json_response
 
 JSON = "application/json;charset=UTF-8"
@@ -91,6 +92,10 @@ class ServiceNowApp(App):
         # ACLs: rows hidden from restricted API users (none by default); see restrict()
         self._hidden: Callable[[Any], bool] = lambda row: False
         self._restricted: set[str] | None = set()
+        # OAuth: POST /oauth_token.do (password grant: the user's password is checked like Basic auth's)
+        self.oauth = ServiceNowOAuth(lambda user, password: bool(user) and bool(password) and
+                                     (self.token is None or password == self.token))
+        self.route("POST", "/oauth_token.do", self.oauth.token_endpoint)
         for prefix in ("/api/now/table", "/api/now/v2/table"):
             self.route("GET", f"{prefix}/{{table}}", self.list_table)
             self.route("GET", f"{prefix}/{{table}}/{{sys_id}}", self.get_record)
@@ -103,6 +108,8 @@ class ServiceNowApp(App):
         return json_response(status, {"error": {"message": message, "detail": detail}, "status": "failure"})
 
     def authenticate(self, req: Request) -> Response | None:
+        if req.path == "/oauth_token.do":
+            return None  # the client authenticates in the form
         auth = req.header("Authorization") or ""
         scheme, _, value = auth.partition(" ")
         ok = False
@@ -113,7 +120,9 @@ class ServiceNowApp(App):
             except (binascii.Error, UnicodeDecodeError):
                 ok = False
         elif scheme == "Bearer":
-            ok = bool(value.strip()) and (self.token is None or value.strip() == self.token)
+            issued = self.oauth.tokens.check(value.strip())  # an OAuth access token: valid until it expires
+            ok = issued if issued is not None else bool(value.strip()) and (self.token is None or
+                                                                             value.strip() == self.token)
         if ok:
             return None
         resp = self.error(401, "User Not Authenticated", detail="Required to provide Auth information")

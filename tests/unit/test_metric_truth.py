@@ -1,12 +1,14 @@
 """The metric-truth rules of DESIGN §4/§5 (issue 14): projections, lines to hold, windowed ratios, deploys
 counted once, outages, warnings, baselines without data, display and validation. Exact expected values."""
 
+import json
 from datetime import datetime, timezone
 
 import pytest
 
 from okrsync.config.workspace import load_workspace_text
 from okrsync.config.yamlfile import ConfigError
+from okrsync.engine.document import status_document
 from okrsync.engine.records import fmt_number
 from okrsync.engine.status import evaluate, infer_direction, projected_value
 from tests.builders import deployment, incident, issue, load
@@ -281,3 +283,46 @@ def test_plan_validation(plan, message):
     with pytest.raises(ConfigError) as err:
         load_workspace_text(text)
     assert message in str(err.value)
+
+
+# -- any instant: minutes into a period, its last second, a period in the past or the future ---------------
+ALL_KRS = """\
+      - {id: C, title: t, metric: count, select: {source: jira, type: Bug}, baseline: auto, target: -20%}
+      - {id: D, title: t, metric: done_ratio, select: {source: jira}, target: 1}
+      - {id: F, title: t, metric: deployment_frequency, select: {source: github, environment: production}, target: 3}
+      - {id: R, title: t, metric: failed_deployment_recovery_time, select: {source: github}, target: 4}
+      - {id: W, title: t, metric: deployment_rework_rate, select: {source: github}, target: 10%}
+      - {id: A, title: t, metric: availability, select: {source: servicenow}, target: 99.9%}
+      - {id: M, title: t, metric: mtta, select: {source: servicenow}, target: 5}
+      - {id: X, title: t, metric: ratio, numerator: {metric: count, select: {source: jira, type: Bug}},
+         denominator: {metric: points_done, select: {source: jira}}, baseline: auto, target: -25%}
+      - {id: P, title: t, metric: points_done, select: {source: jira}, target: 100, plan: {2026-11-30: 50%}}
+"""
+
+
+@pytest.mark.parametrize("now", [
+    datetime(2026, 10, 1, 0, 0, 1, tzinfo=UTC),        # a second into the period
+    datetime(2026, 10, 1, 0, 5, tzinfo=UTC),           # minutes into it
+    datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),    # its last second
+    datetime(2027, 3, 1, tzinfo=UTC),                  # the period is over
+    datetime(2026, 6, 1, tzinfo=UTC),                  # the period has not begun
+])
+def test_every_kr_is_a_value_or_no_data_at_any_instant(store, now):
+    load(store, _bugs(["2026-08-01", "2026-10-20"]) + [
+        issue(status_category="done", story_points=3, resolved="2026-10-21"),
+        deployment(finished="2026-10-22", sha="x"), deployment(finished="2026-10-23", status="failure", sha="y"),
+        incident(opened="2026-10-24", acknowledged="2026-10-24 00:03", resolved="2026-10-24 01:00", priority="1")])
+    text = SOURCES + "objectives:\n  - id: O1\n    title: t\n    key_results:\n" + ALL_KRS
+    from okrsync.engine.compute import compute
+
+    comp = compute(load_workspace_text(text).workspace, store, now)
+    for k in comp.all_krs():
+        assert k.status in ("achieved", "on_track", "at_risk", "off_track", "no_data", "not_started"), k.kr.id
+        assert 0.0 <= k.expected <= 1.0
+        if k.value is None:
+            assert k.status in ("no_data", "not_started"), (k.kr.id, k.status)
+        if now < datetime(2026, 10, 1, tzinfo=UTC):
+            assert k.status == "not_started", k.kr.id
+    doc = status_document(comp)
+    json.dumps(doc)  # plain numbers: no NaN, no datetime objects
+    assert "NaN" not in json.dumps(doc) and "Infinity" not in json.dumps(doc)

@@ -94,7 +94,7 @@ def test_wal_mode_and_migrations_recorded(tmp_path):
     s = Store(tmp_path / "a.db")
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     names = [r["name"] for r in s.db.query("SELECT name FROM _sqlite_migrations")]
-    assert names == ["m001_initial", "m002_deployment_twins"]
+    assert names == ["m001_initial", "m002_deployment_twins", "m003_checkins_and_objective_values"]
     s.close()
     Store(tmp_path / "a.db").close()  # reopening applies nothing twice
 

@@ -255,7 +255,7 @@ def test_single_value_state(tmp_path):
     assert node.find_all("svg", "chart") == []
     assert node.find("div", "chart-empty").text() == (
         "One recorded value so far: 1.23 deploys/week at 2026-11-15 10:00 UTC. The chart appears after the next sync.")
-    assert kr_node(root, "KR5").find("div", "chart-empty").text() == "No value in the 1 recorded runs yet."
+    assert kr_node(root, "KR5").find("div", "chart-empty").text() == "No value in the 1 recorded run yet."
     store.close()
 
 

@@ -106,7 +106,11 @@ def test_auth(http):
         assert http.get(url).status_code == 401
         assert http.get(url, headers={"Authorization": "Token token=wrong"}).json()["error"]["code"] == 2006
         assert http.get(url, headers={"Authorization": "Token token=pd-token"}).status_code == 200
-        assert http.get(url, headers={"Authorization": "Bearer pd-token"}).status_code == 200
+        # an API key is no OAuth token: sent as Bearer it is refused, and an OAuth token only goes as Bearer
+        assert http.get(url, headers={"Authorization": "Bearer pd-token"}).status_code == 401
+        sb.apps["pagerduty"].oauth_tokens.add("pdus+_oauth-1")
+        assert http.get(url, headers={"Authorization": "Bearer pdus+_oauth-1"}).status_code == 200
+        assert http.get(url, headers={"Authorization": "Token token=pdus+_oauth-1"}).status_code == 401
 
 
 @pytest.mark.parametrize("since_inclusive,until_inclusive", [(True, False), (True, True), (False, False),
