@@ -42,7 +42,8 @@ def check_url(url: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError(f"expected an http(s) URL, got {url!r}")
     if parsed.scheme == "http" and not is_loopback(parsed.hostname):
-        raise ValueError(f"plain http:// is refused for {parsed.hostname} (use https://; http is allowed for loopback only)")
+        raise ValueError(f"plain http:// is refused for {parsed.hostname} "
+                         "(use https://; http is allowed for loopback only)")
     if parsed.username or parsed.password:
         raise ValueError("credentials do not belong in the URL: set them in the environment")
     return url.rstrip("/")

@@ -284,7 +284,8 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
             continue
         allowed = SELECTOR_KINDS.get(key, ())
         if kind not in allowed:
-            errors.add(sel_path + (key,), f"selector key {key!r} does not fit {kind} items (it applies to {', '.join(allowed)})")
+            errors.add(sel_path + (key,),
+                       f"selector key {key!r} does not fit {kind} items (it applies to {', '.join(allowed)})")
     if sel.team is not None and sel.team not in ws.teams:
         errors.add(sel_path + ("team",), f"unknown team {sel.team!r} (teams: {', '.join(ws.teams) or 'none defined'})")
     if spec.incidents is not None:

@@ -8,7 +8,7 @@ The same C scanner json.loads uses does the work; only the top level is walked h
 from __future__ import annotations
 
 import json
-from json.decoder import WHITESPACE, scanstring
+from json.decoder import WHITESPACE, scanstring  # type: ignore[attr-defined]
 from typing import Any
 
 _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
@@ -18,6 +18,7 @@ class RawItem(dict):
     """A payload parsed from a page; json_text is its JSON as the API sent it. Treat it as read-only."""
 
     __slots__ = ("json_text",)
+    json_text: str
 
 
 def _ws(text: str, i: int) -> int:
@@ -56,6 +57,7 @@ def _items(text: str, i: int) -> tuple[list[Any], int]:
 def parse_page(text: str, key: str | None = None) -> Any:
     """json.loads(text) with the items of the list at `key` (None: the top-level list) as RawItem."""
     i = _ws(text, 0)
+    value: Any
     if key is None:
         if text[i:i + 1] != "[":
             return json.loads(text)

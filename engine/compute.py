@@ -288,7 +288,8 @@ class Computer:
         if kr.baseline == "auto" and baseline is None and ev.status != "not_started":
             ev = type(ev)(None, None, "no_data")
             lo_hi = detail.get("baseline_window")
-            detail.setdefault("reason", "no data in the baseline window" + (f" {lo_hi[0]} .. {lo_hi[1]}" if lo_hi else ""))
+            span_text = f" {lo_hi[0]} .. {lo_hi[1]}" if lo_hi else ""
+            detail.setdefault("reason", "no data in the baseline window" + span_text)
         return KRResult(
             objective_id=obj.id, kr=kr, value=value, computed_value=computed,
             baseline=baseline,
@@ -413,7 +414,8 @@ def _formula(spec: MetricSpec) -> str:
     return M.describe(spec.metric, agg=spec.aggregate, field_name=spec.field, count_by=spec.count_by)
 
 
-def compute(ws: Workspace, store: Store, now: datetime | None = None, thresholds: Thresholds | None = None) -> Computation:
+def compute(ws: Workspace, store: Store, now: datetime | None = None,
+            thresholds: Thresholds | None = None) -> Computation:
     return Computer(ws, store, now or datetime.now(timezone.utc), thresholds).run()
 
 

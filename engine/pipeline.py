@@ -256,7 +256,8 @@ def _finish(store: Store, summary: RunSummary, now: Callable[[], datetime], best
     try:
         store.finish_run(
             summary.run_id, status=summary.status, sources={n: o.summary() for n, o in summary.sources.items()},
-            errors=summary.errors + [o.error for n, o in summary.sources.items() if n in summary.interrupted_sources],
+            errors=summary.errors + [o.error for n, o in summary.sources.items()
+                                     if n in summary.interrupted_sources and o.error],
             skipped=summary.skipped, requests=summary.requests,
         )
     except Exception:

@@ -231,7 +231,7 @@ class Store:
             newer = sorted(applied - known)
             if newer:
                 writer = ""
-                if db["meta"].exists():
+                if db.table("meta").exists():
                     row = db.execute("SELECT value FROM meta WHERE key = 'app_version'").fetchone()
                     writer = f" (okrsync {row[0]})" if row else ""
                 raise StoreError(
@@ -242,7 +242,7 @@ class Store:
                 with self.write():  # another process may be migrating: re-check under the write lock
                     if {m.name for m in MIGRATIONS.applied(db)} != known:
                         MIGRATIONS.apply(db)
-                    db["meta"].upsert({"key": "app_version", "value": __version__}, pk="key")
+                    db.table("meta").upsert({"key": "app_version", "value": __version__}, pk="key")
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not an okrsync store ({exc})") from None
 
@@ -313,7 +313,8 @@ class Store:
                             conn.execute("DELETE FROM deployment_commits WHERE source = ? AND deployment_id = ?",
                                          [src, str(rec.id)])
                             conn.executemany(
-                                "INSERT OR REPLACE INTO deployment_commits (source, deployment_id, sha) VALUES (?, ?, ?)",
+                                "INSERT OR REPLACE INTO deployment_commits (source, deployment_id, sha) "
+                                "VALUES (?, ?, ?)",
                                 [(src, str(rec.id), sha) for sha in dict.fromkeys(rec.commits)])  # type: ignore[union-attr]
             for jql_key, checked, members, jql in memberships:
                 self._apply_members(source, jql_key, checked, members, jql, run_id)
@@ -400,7 +401,7 @@ class Store:
             db.conn.executemany("INSERT OR REPLACE INTO jql_members (jql_key, source, item_id) VALUES (?, ?, ?)",
                                 [(jql_key, source, m) for m in members])
         if checked is None and jql is not None:
-            db["jql_queries"].upsert(
+            db.table("jql_queries").upsert(
                 {"jql_key": jql_key, "source": source, "jql": jql, "evaluated_at": iso(now_utc()), "run_id": run_id},
                 pk="jql_key",
             )
@@ -487,15 +488,15 @@ class Store:
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, command: str, started: datetime) -> int:
         with self.write():
-            table = self.db["runs"]
+            table = self.db.table("runs")
             table.insert({"command": command, "started": iso(started), "status": "running", "pid": os.getpid(),
                           "requests": 0, "sources": "{}", "errors": "[]", "skipped": "[]"})
-            return int(table.last_pk)
+            return int(table.last_pk)  # type: ignore[arg-type]
 
     def finish_run(self, run_id: int, *, status: str, sources: dict, errors: list[str], skipped: list[dict],
                    requests: int) -> None:
         with self.write():
-            self.db["runs"].update(run_id, {
+            self.db.table("runs").update(run_id, {
                 "finished": iso(now_utc()), "status": status, "sources": _json(sources),
                 "errors": _json(errors), "skipped": _json(skipped), "requests": requests,
             })
@@ -537,10 +538,10 @@ class Store:
                 if digest in item_sets and self.db.execute(
                         "SELECT 1 FROM kr_item_sets WHERE hash = ?", [digest]).fetchone() is None:
                     ids = item_sets[digest]
-                    self.db["kr_item_sets"].insert(
+                    self.db.table("kr_item_sets").insert(
                         {"hash": digest, "count": len(ids), "ids": zlib.compress(_json(ids).encode())}, pk="hash"
                     )
-                self.db["kr_values"].insert(kr_row)
+                self.db.table("kr_values").insert(kr_row)
 
     # -- write-back ----------------------------------------------------------------------------
     def writeback_state(self, kr_id: str, target: str) -> dict | None:
@@ -551,11 +552,11 @@ class Store:
                        run_id: int | None, actions: list[tuple[str, str, str]]) -> None:
         with self.write():
             if rendered_hash is not None:
-                self.db["writeback_state"].upsert(
+                self.db.table("writeback_state").upsert(
                     {"kr_id": kr_id, "target": target, "rendered_hash": rendered_hash, "remote_ref": remote_ref,
                      "updated_at": iso(now_utc())}, pk=("kr_id", "target"))
             for action, status, detail in actions:
-                self.db["writeback_log"].insert({"run_id": run_id, "kr_id": kr_id, "target": target,
+                self.db.table("writeback_log").insert({"run_id": run_id, "kr_id": kr_id, "target": target,
                                                  "action": action, "status": status, "detail": detail,
                                                  "at": iso(now_utc())})
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from time import monotonic
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
+from time import monotonic
 from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
@@ -154,7 +154,8 @@ class SyncRunner:
             log.info("%s", out.error)  # the run summary prints it once; the log repeats it only with -v
         except Exception as exc:  # a bug or an unexpected payload: the source fails, the run goes on
             log.debug("%s: unexpected error", name, exc_info=True)  # the traceback only with --debug
-            out.error = _one_line(f"{name}: unexpected error: {type(exc).__name__}: {exc}", self.settings.secret_values())
+            out.error = _one_line(f"{name}: unexpected error: {type(exc).__name__}: {exc}",
+                                  self.settings.secret_values())
             log.info("%s", out.error)
         finally:
             if connector is not None:
@@ -303,8 +304,9 @@ def missing_credentials(name: str, cfg: Any, settings: Settings) -> str | None:
 
 
 def _loopback(cfg: Any) -> bool:
-    from okrsync.config.sources import is_loopback
     from urllib.parse import urlparse
+
+    from okrsync.config.sources import is_loopback
 
     return bool(cfg.url) and is_loopback(urlparse(cfg.url).hostname)
 

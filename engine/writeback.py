@@ -73,6 +73,7 @@ class WritebackDispatcher:
         self._writers: dict[tuple[str, str | None], Writer] = {}
 
     def _writer(self, target: Any) -> Writer:
+        key: tuple[str, str | None]
         if target.to == "webhook":
             key = ("webhook", None)
             if key not in self._writers:

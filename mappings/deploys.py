@@ -11,9 +11,18 @@ from typing import Any
 from okrsync.engine.records import iso, parse_iso
 
 from .aggregates import aggregate, ratio
-from .plans import MetricPlan, MetricResult, Window, _aggregate_plan, _in_window, _row_plan, _seconds, _where, fingerprint_of
+from .plans import (
+    MetricPlan,
+    MetricResult,
+    Window,
+    _aggregate_plan,
+    _in_window,
+    _row_plan,
+    _seconds,
+    _where,
+    fingerprint_of,
+)
 from .selectors import Selection
-
 
 # A deploy recorded twice - a deployment and a workflow run of the same repository, environment and commit
 # finishing within an hour of each other - counts once: the deployment record is kept (DESIGN §4).
@@ -73,7 +82,8 @@ def lead_time(sel, window, agg, **_):
         # unary + keeps is_pull_request/deleted out of index choice: the PR is found by its merge commit
         # (idx_issues_merge_sha), never by scanning every PR of the source for each deployment
         "CROSS JOIN issues p ON p.source = t.source AND p.merge_sha = c.sha AND +p.is_pull_request = 1 "
-        "AND +p.deleted = 0 AND p.merged_at IS NOT NULL AND (t.repo IS NULL OR p.project IS NULL OR p.project = t.repo) "
+        "AND +p.deleted = 0 AND p.merged_at IS NOT NULL "
+        "AND (t.repo IS NULL OR p.project IS NULL OR p.project = t.repo) "
         f"WHERE {where} GROUP BY p.rowid"
     )
     return _row_plan(sel, [], [], params, lambda r: max(0.0, r[1]) / 3600.0,

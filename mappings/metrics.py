@@ -8,7 +8,6 @@ loaded only when someone needs them (history diff, explain, report).
 
 from __future__ import annotations
 
-
 from datetime import datetime
 from typing import Any, Callable
 
@@ -16,12 +15,25 @@ from okrsync.engine.records import iso, parse_iso
 
 from .aggregates import aggregate, ratio, union_seconds
 from .deploys import (
-    Attribution, change_failure_rate, deployment_frequency, deployment_rework_rate, failed_deployment_recovery_time,
+    Attribution,
+    change_failure_rate,
+    deployment_frequency,
+    deployment_rework_rate,
+    failed_deployment_recovery_time,
     lead_time,
 )
 from .plans import (  # noqa: F401  (Window, MetricResult, MetricPlan are this module's public names too)
-    WEEK_DAYS, MetricPlan, MetricResult, Window, _aggregate_plan, _in_window, _not_cancelled, _opened_col, _row_plan,
-    _seconds, _where,
+    WEEK_DAYS,
+    MetricPlan,
+    MetricResult,
+    Window,
+    _aggregate_plan,
+    _in_window,
+    _not_cancelled,
+    _opened_col,
+    _row_plan,
+    _seconds,
+    _where,
     fingerprint_of,
 )
 from .selectors import Selection, field_expr

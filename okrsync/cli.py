@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import signal
@@ -22,10 +21,17 @@ from okrsync.config.workspace import LoadedWorkspace, load_workspace
 from okrsync.config.yamlfile import ConfigError
 from okrsync.connectors.base import SourceError
 from okrsync.engine.compute import compute
-from okrsync.engine.document import status_csv, status_document
 from okrsync.engine.lock import LockBusy
-from okrsync.engine.pipeline import (Interrupted, RunSummary, check_output, check_outputs, db_path_for,
-                                     output_paths, run_sync, thresholds_for)
+from okrsync.engine.pipeline import (
+    Interrupted,
+    RunSummary,
+    check_output,
+    check_outputs,
+    db_path_for,
+    output_paths,
+    run_sync,
+    thresholds_for,
+)
 from okrsync.engine.records import plural
 from okrsync.engine.store import Store, StoreError, StoreRemoved
 
@@ -161,7 +167,8 @@ class Env:
         try:
             return self.settings.as_of()
         except ValueError:
-            raise ConfigError(f"OKRSYNC_NOW: expected an ISO time such as 2026-11-15T12:00:00Z, got {self.settings.now!r}") from None
+            raise ConfigError("OKRSYNC_NOW: expected an ISO time such as 2026-11-15T12:00:00Z, "
+                              f"got {self.settings.now!r}") from None
 
     def store(self, *, create: bool = True) -> Store:
         return Store(db_path_for(self.workspace_path, self.db_arg, self.settings), create=create)

@@ -13,8 +13,18 @@ from okrsync.engine.pipeline import Interrupted, run_sync
 from okrsync.engine.scheduler import Scheduler, parse_schedule
 from okrsync.engine.store import StoreError, StoreRemoved
 
-from .cli import (Env, StopOnSignal, UsageError, _print_summary, cli, exit_now, guarded, html_renderer, refuse,
-                  workspace_options)
+from .cli import (
+    Env,
+    StopOnSignal,
+    UsageError,
+    _print_summary,
+    cli,
+    exit_now,
+    guarded,
+    html_renderer,
+    refuse,
+    workspace_options,
+)
 
 
 @cli.command()

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from okrsync.engine.selector_check import offline_warnings
 from okrsync.config.settings import Settings
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError, redact
 from okrsync.connectors.registry import build_connector
 from okrsync.engine.pipeline import OutputError, check_outputs, credential_problem
 from okrsync.engine.records import plural
+from okrsync.engine.selector_check import offline_warnings
 
 from .cli import Env, cli, guarded, workspace_options
 

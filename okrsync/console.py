@@ -191,7 +191,7 @@ def history_table(rows: list[dict], unit: str | None) -> Table:
     for col, just in (("computed at (UTC)", "left"), ("run", "right"), ("value", "right"), ("progress", "right"),
                       ("status", "left"), ("items", "right"), ("+/−", "right")):
         # the timestamp is never wrapped or cut (it fits 80 columns as "YYYY-MM-DD HH:MM:SS")
-        table.add_column(col, justify=just, no_wrap=col.startswith("computed"))
+        table.add_column(col, justify=just, no_wrap=col.startswith("computed"))  # type: ignore[arg-type]
     for r in rows:
         table.add_row(stamp(r["computed_at"]), str(r["run_id"] or ""), fmt_number(r["value"], unit),
                       fmt_pct(r["progress"]), status_text(r["status"]), str(r["items"]),

@@ -127,7 +127,9 @@ def run_demo(workdir: Path, *, scale: int = 1000, seed: int = 42, out: Console |
             comp = compute(lw.workspace, store, datetime.now(timezone.utc), thresholds_for(lw, Settings()))
             ui.print_status(comp, out)
             out.print(Rule("okrsync explain KR1"))
-            ui.explain(comp.kr("KR1"), comp, store, out, limit=8)
+            kr1 = comp.kr("KR1")
+            if kr1 is not None:
+                ui.explain(kr1, comp, store, out, limit=8)
             _show_writeback(sb, out)
             out.print(Rule())
             for path in summary.outputs:

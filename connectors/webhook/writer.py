@@ -55,6 +55,13 @@ from ..http import HttpClient, HttpOptions
 from . import payload as P
 
 
+def _url(target: WebhookTarget) -> str:
+    """The target's URL once resolved (url_env read by _resolve)."""
+    if target.url is None:
+        raise SourceError(f"webhook ${target.url_env}: no URL")
+    return target.url
+
+
 class WebhookWriter:
     """One writer for every webhook target of a run (an HttpClient per URL)."""
 
@@ -80,11 +87,12 @@ class WebhookWriter:
         return target.model_copy(update={"url": value})
 
     def _where(self, target: WebhookTarget) -> tuple[str, list[str]]:
-        where, hidden = P.display_url(target.url, target.format)
+        url = _url(target)
+        where, hidden = P.display_url(url, target.format)
         try:
-            check_url(target.url)
+            check_url(url)
         except ValueError as exc:
-            raise SourceError(_redact(f"webhook {where}: {exc}", [target.url, *hidden])) from None
+            raise SourceError(_redact(f"webhook {where}: {exc}", [url, *hidden])) from None
         return where, hidden
 
     def _secret(self, target: WebhookTarget, where: str) -> str | None:
@@ -97,13 +105,14 @@ class WebhookWriter:
         return value
 
     def _client(self, target: WebhookTarget, where: str, secrets: list[str]) -> HttpClient:
-        client = self._clients.get(target.url)
+        url = _url(target)
+        client = self._clients.get(url)
         if client is None:
-            client = HttpClient(f"webhook {where}", target.url, options=self.http_options,
+            client = HttpClient(f"webhook {where}", url, options=self.http_options,
                                 headers={"Content-Type": "application/json; charset=utf-8"},
                                 secrets=secrets, sleep=self.options.sleep, clock=self.clock,
                                 on_wait=self.options.on_wait)
-            self._clients[target.url] = client
+            self._clients[url] = client
         return client
 
     def _build(self, target: WebhookTarget, status: KRStatus, delivery: str) -> bytes:
@@ -119,9 +128,10 @@ class WebhookWriter:
         target = self._resolve(target)
         where, _ = self._where(target)
         if target.url_env:
-            where, _ = P.display_url(target.url, "slack")  # a URL from the environment is shown redacted
+            where, _ = P.display_url(_url(target), "slack")  # a URL from the environment is shown redacted
         if target.secret_env:
-            missing = "" if self.environ.get(target.secret_env) else f" — {target.secret_env} is NOT set, the write would fail"
+            missing = ("" if self.environ.get(target.secret_env)
+                       else f" — {target.secret_env} is NOT set, the write would fail")
             signing = f"signed (HMAC-SHA256 with ${target.secret_env}){missing}"
         else:
             signing = "unsigned"
@@ -129,7 +139,7 @@ class WebhookWriter:
         flag = " (override)" if status.overridden else ""
         return [
             f"POST {where} ({target.format}: {kind}, {signing})",
-            f"status {status.label}{flag}: value {P.fmt_number(status.value, status.unit)} of target "
+            f"status {status.label}{flag}: value {P.fmt_number(status.value, status.unit, status.target)} of target "
             f"{P.fmt_number(status.target, status.unit)}, progress {P.fmt_pct(status.progress)} "
             f"(expected {P.fmt_pct(status.expected)})",
         ]
@@ -139,8 +149,8 @@ class WebhookWriter:
         target = self._resolve(target)
         where, hidden = self._where(target)
         if env_url:
-            where, more = P.display_url(target.url, "slack")
-            hidden = [*hidden, *more, target.url]
+            where, more = P.display_url(_url(target), "slack")
+            hidden = [*hidden, *more, _url(target)]
         secret = self._secret(target, where)
         secrets = [s for s in [secret, *hidden, *self.options.secrets] if s]
         delivery = self.new_delivery()
@@ -152,7 +162,7 @@ class WebhookWriter:
             headers[P.SIGNATURE_HEADER] = P.sign(secret, timestamp, body)
         client = self._client(target, where, secrets)
         try:
-            resp = client.request("POST", target.url, data=body, headers=headers, allow_redirects=False)
+            resp = client.request("POST", _url(target), data=body, headers=headers, allow_redirects=False)
         except SourceError as exc:
             # HttpClient names the full URL; a Slack URL's path is itself a secret
             raise type(exc)(_redact(str(exc), secrets)) from None

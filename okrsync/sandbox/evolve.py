@@ -5,8 +5,20 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from .model import (DONE, IN_PROGRESS, PEOPLE, TEAMS, TODO, Commit, Deployment, Release, WorkflowRun, from_ms,
-                    pick, sha40)
+from .model import (
+    DONE,
+    IN_PROGRESS,
+    PEOPLE,
+    TEAMS,
+    TODO,
+    Commit,
+    Deployment,
+    Release,
+    WorkflowRun,
+    from_ms,
+    pick,
+    sha40,
+)
 from .seed import THINGS, VERBS, _member
 from .seed_itsm import ack_incident, add_pd_incident, add_sn_incident, resolve_pd, resolve_sn
 from .world import DEPLOY_WORKFLOW, World, new_gh_item, new_jira_issue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any, Callable
 
-from .model import (Commit, Deployment, GhItem, Release, WorkflowRun, default_body, gh_time, sha40)
+from .model import Commit, Deployment, GhItem, Release, WorkflowRun, default_body, gh_time, sha40
 from .world import DEPLOY_WORKFLOW, Repo
 
 DOCS = "https://docs.github.com/rest"

@@ -5,8 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable
 
-from .model import (COMPONENT_IDS, DONE, IN_REVIEW, ISSUE_TYPES, POINTS_FIELD, PRIORITIES, PROJECTS, RESOLUTIONS,
-                    STATUS_CATEGORIES, STATUSES, TODO, UTC, Comment, JiraIssue, jira_time)
+from .model import (
+    COMPONENT_IDS,
+    DONE,
+    IN_REVIEW,
+    ISSUE_TYPES,
+    POINTS_FIELD,
+    PRIORITIES,
+    PROJECTS,
+    RESOLUTIONS,
+    STATUS_CATEGORIES,
+    STATUSES,
+    TODO,
+    UTC,
+    Comment,
+    JiraIssue,
+    jira_time,
+)
 
 # Field ids per deployment type. Cloud ids follow a typical company-managed site; Data Center ids follow the
 # recorded Jira 8.20 instance in the fixtures (Epic Link 10101, Sprint 10105, Story Points 10107).

@@ -6,8 +6,25 @@ import gc
 import random
 from datetime import datetime
 
-from .model import (DAY_MS, DONE, HOUR_MS, IN_PROGRESS, IN_REVIEW, MIN_MS, PEOPLE, TEAMS, WONT_DO, Commit, Deployment,
-                    Release, Sprint, WorkflowRun, pick, sha40, spread)
+from .model import (
+    DAY_MS,
+    DONE,
+    HOUR_MS,
+    IN_PROGRESS,
+    IN_REVIEW,
+    MIN_MS,
+    PEOPLE,
+    TEAMS,
+    WONT_DO,
+    Commit,
+    Deployment,
+    Release,
+    Sprint,
+    WorkflowRun,
+    pick,
+    sha40,
+    spread,
+)
 from .seed_itsm import build_pagerduty, build_servicenow
 from .world import DEPLOY_WORKFLOW, Repo, World, new_gh_item, new_jira_issue
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from .model import (BOT, DAY_MS, HOUR_MS, MIN_MS, PEOPLE, TEAMS, PdIncident, SnIncident, hexid, pd_id, pick, spread)
+from .model import BOT, DAY_MS, HOUR_MS, MIN_MS, PEOPLE, TEAMS, PdIncident, SnIncident, hexid, pd_id, pick, spread
 from .world import World
 
 SN_SERVICES = (("Core Network", 0.30, "Network", ("core-rtr-01", "core-sw-02")),

@@ -9,9 +9,32 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .model import (BOT, DAY_MS, ISSUE_TYPES, PEOPLE, POINTS_FIELD, PRIORITIES, STATUSES, UTC, Comment, Commit,
-                    Deployment, GhItem, JiraIssue, PdIncident, Release, SnIncident, Sprint, User, WorkflowRun,
-                    default_body, from_ms, previous_quarter_start, quarter_start, to_ms)
+from .model import (
+    BOT,
+    DAY_MS,
+    ISSUE_TYPES,
+    PEOPLE,
+    POINTS_FIELD,
+    PRIORITIES,
+    STATUSES,
+    UTC,
+    Comment,
+    Commit,
+    Deployment,
+    GhItem,
+    JiraIssue,
+    PdIncident,
+    Release,
+    SnIncident,
+    Sprint,
+    User,
+    WorkflowRun,
+    default_body,
+    from_ms,
+    previous_quarter_start,
+    quarter_start,
+    to_ms,
+)
 
 REPOS = {"acme/web": 700001, "acme/api": 700002, "acme/okrs": 700003}
 DEPLOY_WORKFLOW = ("deploy.yml", 161335, "Deploy")

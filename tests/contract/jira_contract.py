@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 
 import pytest
 from jira import JIRA, JIRAError
-from okrsync.connectors.jira.client import BASE_FIELDS, discover_fields
 
+from okrsync.connectors.jira.client import BASE_FIELDS, discover_fields
 from okrsync.sandbox import Sandbox
 from okrsync.sandbox.jira_render import KR_PROGRESS
 

@@ -23,8 +23,8 @@ import pytest
 from github import Auth, Github, GithubException, RateLimitExceededException
 from github.GithubObject import GithubObject
 from github.Requester import Requester
-from okrsync.connectors.github.client import PER_PAGE
 
+from okrsync.connectors.github.client import PER_PAGE
 from okrsync.sandbox import Sandbox
 from okrsync.sandbox.world import DEPLOY_WORKFLOW, REPOS
 

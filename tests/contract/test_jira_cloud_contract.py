@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 import pytest
 import requests
 from jira import JIRA, JIRAError
-from okrsync.connectors.jira.client import CLOUD_ID_PAGE, CLOUD_PAGE
 
+from okrsync.connectors.jira.client import CLOUD_ID_PAGE, CLOUD_PAGE
 from okrsync.sandbox import Sandbox
 
 from .conftest import JIRA_EMAIL, TOKENS, logged

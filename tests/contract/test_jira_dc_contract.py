@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 import pytest
 from jira import JIRA, JIRAError
-from okrsync.connectors.jira.client import DC_WINDOW
 
+from okrsync.connectors.jira.client import DC_WINDOW
 from okrsync.sandbox import Sandbox
 
 from .conftest import TOKENS, logged

@@ -41,7 +41,7 @@ def test_a_kr_whose_jql_jira_rejects_fails_in_one_line_and_the_rest_syncs(env):
     env.write_workspace(READ_ONLY.replace("jql: 'project = APP AND issuetype = Bug'", "jql: 'project = APP AND bogus = 1'"))
     r = env.run("sync")
     assert r.returncode == 1
-    lines = [l for l in r.stderr.splitlines() if l.startswith("okrsync:")]
+    lines = [line for line in r.stderr.splitlines() if line.startswith("okrsync:")]
     assert len(lines) == 1 and lines[0].startswith("okrsync: jira: JQL of KR2 rejected by Jira: ")
     krs = env.krs()
     assert krs["KR2"]["status"] == "no_data"

@@ -32,7 +32,7 @@ def test_second_sync_refused_or_waits(env):
     r = env.run("sync", "--wait", "0")
     assert r.returncode == 1
     assert f"another sync is running (pid {pid})" in r.stderr
-    assert len([l for l in r.stderr.splitlines() if l.startswith("okrsync:")]) == 1
+    assert len([line for line in r.stderr.splitlines() if line.startswith("okrsync:")]) == 1
     waiting = env.run("sync", "--wait", "120", background=True)
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err

@@ -43,7 +43,7 @@ def test_first_sync_then_incremental_then_write_back_once(env):
     assert len([c for c in comments if "okrsync:KR1" in c["body"].replace("\\", "")]) == 1
     body = sb.world.github_issue("acme/okrs", 1)["body"]
     assert body.count("<!-- okrsync:KR1 -->") == 1 and body.count("<!-- /okrsync:KR1 -->") == 1
-    labels = [l for l in sb.world.github_issue("acme/okrs", 1)["labels"] if l.lower().startswith("okr: ")]
+    labels = [x for x in sb.world.github_issue("acme/okrs", 1)["labels"] if x.lower().startswith("okr: ")]
     assert len(labels) == 1
     prop = sb.world.jira_property("OKR-1", "okrsync.status")
     assert prop["kr"] == "KR1"

@@ -7,7 +7,14 @@ import requests
 import responses
 
 from okrsync.connectors.base import AuthError, NotFoundError, SourceError
-from okrsync.connectors.http import HttpClient, HttpOptions, HTTPStatusError, backoff, parse_retry_after, rate_limit_wait
+from okrsync.connectors.http import (
+    HttpClient,
+    HttpOptions,
+    HTTPStatusError,
+    backoff,
+    parse_retry_after,
+    rate_limit_wait,
+)
 
 BASE = "https://api.example.com"
 

@@ -9,8 +9,18 @@ import pytest
 
 from okrsync.sandbox import Sandbox
 
-from .conftest import (FIXTURES, NOW, PD_HEADERS, SN_AUTH, assert_same_shape, devlake_rows, har_entries, har_header,
-                       json_type, pygithub)
+from .conftest import (
+    FIXTURES,
+    NOW,
+    PD_HEADERS,
+    SN_AUTH,
+    assert_same_shape,
+    devlake_rows,
+    har_entries,
+    har_header,
+    json_type,
+    pygithub,
+)
 
 JIRA_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}$")
 GH_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
