@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -87,3 +88,45 @@ def test_a_share_without_baseline_is_a_line_to_hold(env):
     if k["value"] is not None:  # minutes into a quarter nothing may be resolved yet
         holds = k["value"] >= 0.9
         assert (k["score"], k["status"]) == ((1.0, "on_track") if holds else (0.0, "off_track"))
+
+
+TEAMS_WORKSPACE = """\
+period: {period}
+sources:
+  jira: {{type: jira, url: "{jira}", email: bot@acme.example, projects: [APP, OPS], retry_backoff: 0.01}}
+  github: {{type: github, url: "{github}", repos: [acme/web, acme/api], retry_backoff: 0.01}}
+  servicenow: {{type: servicenow, url: "{servicenow}", retry_backoff: 0.01}}
+  pagerduty: {{type: pagerduty, url: "{pagerduty}", retry_backoff: 0.01}}
+teams:
+  web: {{repos: [acme/web], projects: [APP]}}
+  ops: {{projects: [OPS]}}
+objectives:
+  - id: O1
+    title: Web
+    team: web
+    key_results:
+      - {{id: ISSUES, title: Web issues, metric: count, select: {{source: jira, team: web}}, target: 10}}
+      - {{id: DEPLOYS, title: Web deploys, metric: deployment_frequency,
+          select: {{source: github, environment: production, team: web}}, target: 3}}
+      - {{id: OPSI, title: Ops issues, metric: count, select: {{source: jira, team: ops}}, target: 10, team: ops}}
+"""
+
+
+def test_teams_select_and_filter_through_the_cli(env):
+    env.write_workspace(TEAMS_WORKSPACE)
+    assert env.run("sync").returncode == 0
+    w = env.sandbox.world
+    bounds = w.period_bounds()
+    doc = env.status()
+    now = datetime.fromisoformat(doc["generated_at"].replace("Z", "+00:00"))
+    lo, hi = bounds["current_start"], min(now, bounds["current_end"])
+    krs = {k["id"]: k for o in doc["objectives"] for k in o["key_results"]}
+    app = [i for i in w.jira_issues(project="APP") if lo <= i["created"] < hi]
+    assert krs["ISSUES"]["value"] == len(app) and krs["ISSUES"]["team"] == "web"
+    web = [d for d in w.github_deployments(repo="acme/web", environment="production")
+           if d["final_state"] == "success" and d["finished"] and lo <= d["finished"].replace(microsecond=0) < hi]
+    assert krs["DEPLOYS"]["items"] == len(web)
+    r = env.run("status", "--json", "--team", "ops")
+    assert r.returncode == 0, r.stderr
+    only = json.loads(r.stdout)
+    assert [[k["id"] for k in o["key_results"]] for o in only["objectives"]] == [["OPSI"]]
