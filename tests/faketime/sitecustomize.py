@@ -5,20 +5,18 @@ FAKETIME_DONT_FAKE_MONOTONIC shifts that absolute deadline by the fake offset an
 EINVAL (wolfcw/libfaketime#426). A timed wait on an Event uses the real monotonic clock and is unaffected.
 """
 
+import os
 import threading
 import time
-
-_real_sleep = time.sleep
-
 
 def _sleep(seconds: float) -> None:
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
     if seconds == 0:
-        _real_sleep(0)
+        os.sched_yield()  # even sleep(0) goes through clock_nanosleep
         return
     threading.Event().wait(seconds)
 
 
-if "FAKETIME" in __import__("os").environ:
+if "FAKETIME" in os.environ:
     time.sleep = _sleep
