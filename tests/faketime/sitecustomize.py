@@ -9,6 +9,7 @@ import os
 import threading
 import time
 
+
 def _sleep(seconds: float) -> None:
     if seconds < 0:
         raise ValueError("sleep length must be non-negative")
