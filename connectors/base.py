@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from okrsync.config.settings import minted_secrets
 from okrsync.engine.records import KRStatus, Record
@@ -54,7 +54,7 @@ class Membership:
 
 @dataclass
 class Page:
-    records: list[Record] = field(default_factory=list)
+    records: Sequence[Record] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     # Resume point after this page for an interrupted read (None: nothing to record).
     checkpoint: dict[str, Any] | None = None

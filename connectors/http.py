@@ -300,8 +300,8 @@ class HttpClient:
         self._secondary_hits = 0
         if status >= 500 and status != 501 and not (self.final is not None and self.final(resp)):
             if method in IDEMPOTENT or retry_unsafe:
-                wait = rate_limit_wait(resp.headers, self.clock()) if "retry-after" in _lower(resp.headers) else None
-                raise RetryableHTTP(f"HTTP {status}", wait, resp)
+                asked = rate_limit_wait(resp.headers, self.clock()) if "retry-after" in _lower(resp.headers) else None
+                raise RetryableHTTP(f"HTTP {status}", asked, resp)
         return resp
 
     def request(self, method: str, path: str, *, retry_unsafe: bool = False, **kwargs: Any) -> requests.Response:
@@ -317,7 +317,7 @@ class HttpClient:
                     raise SourceError(f"{self.source}: rate limited; the server asks for {asked:.0f} s, "
                                       f"more than the {self.options.max_wait:.0f} s allowed")
                 seconds = asked + random.uniform(0, 0.25)
-                self._note_wait(f"{exc.reason}", seconds)
+                self._note_wait(f"{getattr(exc, 'reason', exc)}", seconds)
             else:
                 seconds = backoff(state.attempt_number, self.options.backoff_base)
                 log.info("%s: %s on %s, retry %d in %.1f s", self.source, getattr(exc, "reason", exc),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -13,6 +13,16 @@ from okrsync.config.settings import env_name
 from okrsync.connectors.auth import TokenRefused
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError
 from okrsync.connectors.http import HttpClient, HttpOptions
+from okrsync.connectors.paging import (
+    Fetched,
+    LinkPaginator,
+    PageNumberPaginator,
+    Paginator,
+    Request,
+    fetch,
+    next_link,
+    paginate,
+)
 from okrsync.connectors.rawjson import parse_page
 
 API_VERSION = "2022-11-28"
@@ -33,12 +43,12 @@ class RepoForbidden(RepoError, AuthError):
 
 
 @dataclass
-class ListPage:
-    items: list[dict[str, Any]] = field(default_factory=list)
+class ListPage(Fetched):
+    """A page of a list: its items (of `body`, the whole JSON document, for wrapped lists such as workflow runs)."""
+
     next_url: str | None = None
     etag: str | None = None
     not_modified: bool = False
-    body: Any = None  # the whole JSON document (wrapped lists such as workflow runs)
 
 
 def since_param(value: datetime) -> str:
@@ -81,32 +91,27 @@ class GitHubClient:
 
         `what` names the object for error lines: 'repository acme/web', 'issue acme/okrs#3'.
         """
-        seen: list[requests.Response] = []
-
-        def grab(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
-            seen.append(resp)
-
-        kwargs: dict[str, Any] = {"params": params, "hooks": {"response": [grab]}}
+        kwargs: dict[str, Any] = {}
         if parse is not None:
             kwargs["parse"] = parse
         if etag:
             kwargs["headers"] = {"If-None-Match": etag}
             expect = tuple(expect) + (304,)
-        if json is not None:
-            kwargs["json"] = json
+        seen: list[requests.Response] = []  # the responses of this call: a 403's message is in the last one
         try:
-            body = self.http.json(method, path, expect=expect, retry_unsafe=retry_unsafe, **kwargs)
+            page = fetch(self.http, Request(path, params, json, method), expect=expect, retry_unsafe=retry_unsafe,
+                         seen=seen, **kwargs)
         except TokenRefused:  # a GitHub App's installation token could not be minted: its own line
             raise
         except AuthError:
             resp = seen[-1] if seen else None
             if resp is not None and resp.status_code == 403:
-                raise RepoForbidden(f"{self.source}: access denied to {what} "
-                                    f"(HTTP 403: {_message(resp)}; check the token's permissions, {self.hint})") from None
+                raise RepoForbidden(f"{self.source}: access denied to {what} (HTTP 403: {_message(resp)}; "
+                                    f"check the token's permissions, {self.hint})") from None
             raise AuthError(f"{self.source}: authentication failed for {self.base_url} (check {self.hint})") from None
         except NotFoundError:
             raise RepoNotFound(f"{self.source}: {what} not found (or the token cannot see it)") from None
-        return body, (seen[-1] if seen else None)
+        return page.body, page.response
 
     def get(self, path: str, *, what: str, params: dict[str, Any] | None = None) -> Any:
         return self.call("GET", path, what=what, params=params)[0]
@@ -120,27 +125,34 @@ class GitHubClient:
         body, resp = self.call("GET", path, what=what, params=params, etag=etag,
                                parse=lambda text: parse_page(text, key))
         if resp is not None and resp.status_code == 304:
-            return ListPage(not_modified=True, etag=etag)
+            return ListPage(Request(path, params), not_modified=True, etag=etag)
         items = body.get(key) if key and isinstance(body, dict) else body
         if not isinstance(items, list):
             raise SourceError(f"{self.source}: unexpected response from {path.split('?')[0]} (expected a list)")
-        next_url = resp.links.get("next", {}).get("url") if resp is not None else None
-        return ListPage(items=items, next_url=next_url, etag=resp.headers.get("ETag") if resp is not None else None,
-                        body=body)
+        etag_now = resp.headers.get("ETag") if resp is not None else None
+        page = ListPage(Request(path, params), body, resp, items, etag=etag_now)
+        page.next_url = next_link(page)
+        return page
 
     def pages(self, path: str, *, what: str, params: dict[str, Any] | None = None, etag: str | None = None,
               key: str | None = None) -> Iterator[ListPage]:
         """Follow Link rel="next" from the first page (sent conditionally when an ETag is given)."""
-        page = self.list_page(path, what=what, params=params, etag=etag, key=key)
-        yield page
-        while page.next_url and not page.not_modified:
-            page = self.list_page(page.next_url, what=what, key=key)
-            yield page
+        return self.pages_of(LinkPaginator(Request(path, params)), what=what, etag=etag, key=key)
+
+    def pages_of(self, pager: Paginator, *, what: str, etag: str | None = None,
+                 key: str | None = None) -> Iterator[ListPage]:
+        """The list pages a paginator asks for; the first is sent conditionally when an ETag is given."""
+        def fetcher(request: Request) -> ListPage:
+            return self.list_page(request.path, what=what, params=dict(request.params) if request.params else None,
+                                  key=key, etag=etag if not pager.pages else None)
+
+        for page in paginate(self.http, pager, fetcher=fetcher):
+            yield cast(ListPage, page)
 
     def list_all(self, path: str, *, what: str, params: dict[str, Any] | None = None,
                  etag: str | None = None) -> ListPage | None:
         """Every item of a (small) list; None when the conditional first page answered 304."""
-        out = ListPage()
+        out = ListPage(Request(path, params))
         for i, page in enumerate(self.pages(path, what=what, params=params, etag=etag)):
             if page.not_modified:
                 return None
@@ -161,13 +173,22 @@ class GitHubClient:
         path = f"repos/{repo}/compare/{base}...{head}"
         what = f"comparison {base[:12]}...{head[:12]} in {repo}"
         shas: dict[str, None] = {}
-        for page in range(1, COMPARE_MAX_PAGES + 1):
-            body = self.get(path, what=what, params={"per_page": PER_PAGE, "page": page}) or {}
+        grew = True
+
+        def fetcher(request: Request) -> Fetched:
+            body = self.get(path, what=what, params=dict(request.params or {})) or {}
             commits = [c["sha"] for c in body.get("commits") or [] if isinstance(c, dict) and c.get("sha")]
+            return Fetched(request, body, None, commits)
+
+        def done(page: Fetched) -> bool:
+            return len(shas) >= int(page.body.get("total_commits") or 0) or not grew
+
+        pager = PageNumberPaginator(lambda n: Request(path, {"per_page": PER_PAGE, "page": n}), stop=done,
+                                    max_pages=COMPARE_MAX_PAGES)
+        for page in paginate(self.http, pager, fetcher=fetcher):
             before = len(shas)
-            shas.update(dict.fromkeys(commits))
-            if len(shas) >= int(body.get("total_commits") or 0) or len(shas) == before:
-                break
+            shas.update(dict.fromkeys(page.items))
+            grew = len(shas) > before
         return list(shas)
 
     def _same_host(self, url: str) -> None:

@@ -9,7 +9,7 @@ from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.config.sources import is_loopback
 from okrsync.connectors.auth import attach, github_app, github_app_mint
 from okrsync.connectors.base import AuthError, ConnectorOptions, Page, ReadContext, SourceError
-from okrsync.connectors.http import HTTPStatusError, HttpOptions, http_options
+from okrsync.connectors.http import HttpOptions, HTTPStatusError, http_options
 
 from .client import GitHubClient, RepoNotFound
 from .deploys import DeploymentsStream, WorkflowRunsStream

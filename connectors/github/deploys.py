@@ -5,10 +5,12 @@ from __future__ import annotations
 import copy
 import logging
 from datetime import date, timedelta, timezone
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import quote
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
+from okrsync.connectors.paging import Ranges, halve
 from okrsync.engine.records import Deployment, RecordError, iso
 
 from .client import PER_PAGE, RepoError, RepoNotFound
@@ -23,6 +25,7 @@ log = logging.getLogger("okrsync.github")
 # A deployment or run still unfinished after this long is abandoned: we stop re-reading it.
 PENDING_MAX_AGE = timedelta(days=7)
 RUNS_CAP = 1000  # the API returns at most this many runs for a filtered query
+DAY = timedelta(days=1)
 
 
 def assign_commits(conn: "GitHubConnector", repo: str, successes: list[Deployment], last: dict[str, dict],
@@ -129,9 +132,9 @@ class DeploymentsStream(RepoStream):
             else:
                 pending[dep_id] = {"deployment": payload, "etag": got.etag}
         assign_commits(self.conn, repo, successes, last, key=lambda r: r.environment)
-        page = self.done(unit, st, {"etag": first_etag, "pending": pending, "final": final, "last": last})
-        page.records, page.skipped = records, skipped
-        yield page
+        out = self.done(unit, st, {"etag": first_etag, "pending": pending, "final": final, "last": last})
+        out.records, out.skipped = records, skipped
+        yield out
 
 
 class WorkflowRunsStream(RepoStream):
@@ -219,9 +222,9 @@ class WorkflowRunsStream(RepoStream):
                     successes.append(rec)
         last = {"_": rs["last"]} if rs.get("last") else {}
         assign_commits(self.conn, repo, successes, last, key=lambda r: "_")
-        page = self.done(unit, st, {"etag": etag, "pending": pending, "shipped": shipped, "last": last.get("_")})
-        page.records, page.skipped = records, skipped
-        yield page
+        out = self.done(unit, st, {"etag": etag, "pending": pending, "shipped": shipped, "last": last.get("_")})
+        out.records, out.skipped = records, skipped
+        yield out
 
     def _list_runs(self, repo: str, workflow: str, start: date | None, end: date,
                    etag: str | None) -> tuple[list[dict] | None, str | None]:
@@ -231,34 +234,29 @@ class WorkflowRunsStream(RepoStream):
         params: dict[str, Any] = {"per_page": PER_PAGE}
         if start is not None:
             params["created"] = f">={start.isoformat()}"
-        first = self.client.list_page(path, what=what, params=params, etag=etag, key="workflow_runs")
+        pages = self.client.pages(path, what=what, params=params, etag=etag, key="workflow_runs")
+        first = next(pages)
         if first.not_modified:
             return None, etag
         total = int((first.body or {}).get("total_count") or 0)
         if start is not None and total > RUNS_CAP and start < end:
-            return self._halves(path, what, start, end), None
-        runs = list(first.items) + self._rest(first.next_url, what)
+            return self._sliced(path, what, Ranges(halve(start, end, DAY) or (), step=DAY)), None
+        runs = [run for page in chain([first], pages) for run in page.items]
         # a 304 on the first page proves nothing about later pages: keep the ETag of one-page answers only
         return runs, first.etag if not first.next_url else None
 
-    def _sliced(self, path: str, what: str, start: date, end: date) -> list[dict]:
-        params = {"per_page": PER_PAGE, "created": f"{start.isoformat()}..{end.isoformat()}"}
-        first = self.client.list_page(path, what=what, params=params, key="workflow_runs")
-        total = int((first.body or {}).get("total_count") or 0)
-        if total > RUNS_CAP and start < end:
-            return self._halves(path, what, start, end)
-        if total > RUNS_CAP:
-            log.warning("%s: %s has %d runs on %s; the API lists only %d", self.source, what, total, start, RUNS_CAP)
-        return list(first.items) + self._rest(first.next_url, what)
-
-    def _halves(self, path: str, what: str, start: date, end: date) -> list[dict]:
-        mid = start + (end - start) // 2
-        return self._sliced(path, what, start, mid) + self._sliced(path, what, mid + timedelta(days=1), end)
-
-    def _rest(self, url: str | None, what: str) -> list[dict]:
+    def _sliced(self, path: str, what: str, ranges: Ranges) -> list[dict]:
+        """The runs of each range of days (`created=START..END`), a range over the cap read as its halves."""
         out: list[dict] = []
-        while url:
-            page = self.client.list_page(url, what=what, key="workflow_runs")
-            out.extend(page.items)
-            url = page.next_url
+        for start, end in ranges:
+            params = {"per_page": PER_PAGE, "created": f"{start.isoformat()}..{end.isoformat()}"}
+            pages = self.client.pages(path, what=what, params=params, key="workflow_runs")
+            first = next(pages)
+            total = int((first.body or {}).get("total_count") or 0)
+            if total > RUNS_CAP and ranges.split(start, end):
+                continue
+            if total > RUNS_CAP:
+                log.warning("%s: %s has %d runs on %s; the API lists only %d", self.source, what, total, start,
+                            RUNS_CAP)
+            out += [run for page in chain([first], pages) for run in page.items]
         return out

@@ -20,9 +20,14 @@ def _req(payload: dict[str, Any], key: str) -> Any:
     return value
 
 
-def _time(payload: dict[str, Any], key: str, required: bool = False) -> datetime | None:
-    text = _req(payload, key) if required else payload.get(key)
+def _time(payload: dict[str, Any], key: str) -> datetime | None:
+    text = payload.get(key)
     return parse_iso(text) if text else None
+
+
+def _time_of(payload: dict[str, Any], key: str) -> datetime:
+    """A required time: a RecordError names the field when it is missing."""
+    return parse_iso(str(_req(payload, key)))
 
 
 def record_key(payload: Any, repo: str, kind: str = "") -> str:
@@ -72,7 +77,7 @@ def normalize_issue(payload: dict[str, Any], source: str, repo: str) -> Issue:
     return Issue(
         source=source, id=str(_req(payload, "id")), key=f"{repo}#{_req(payload, 'number')}",
         title=str(payload.get("title") or ""), status=state, status_category="done" if closed else "todo",
-        type=_issue_type(payload), created=_time(payload, "created_at", True), updated=_time(payload, "updated_at"),
+        type=_issue_type(payload), created=_time_of(payload, "created_at"), updated=_time(payload, "updated_at"),
         resolved=_time(payload, "closed_at") if closed else None, project=repo, labels=_labels(payload),
         assignee=_assignee(payload), url=payload.get("html_url"), raw=payload,
     )
@@ -98,6 +103,7 @@ def normalize_pull(payload: dict[str, Any], source: str, repo: str) -> Issue:
     """An item of GET /repos/{o}/{r}/pulls. Done only when merged; closed unmerged is todo."""
     state = _req(payload, "state")
     merged_at = _time(payload, "merged_at")
+    resolved: datetime | None
     if merged_at is not None:
         status, category, resolved = "merged", "done", merged_at
     elif state == "closed":
@@ -107,7 +113,7 @@ def normalize_pull(payload: dict[str, Any], source: str, repo: str) -> Issue:
     return Issue(
         source=source, id=str(_req(payload, "id")), key=f"{repo}#{_req(payload, 'number')}",
         title=str(payload.get("title") or ""), status=status, status_category=category, type=_issue_type(payload),
-        created=_time(payload, "created_at", True), updated=_time(payload, "updated_at"), resolved=resolved,
+        created=_time_of(payload, "created_at"), updated=_time(payload, "updated_at"), resolved=resolved,
         project=repo, labels=_labels(payload), assignee=_assignee(payload), url=payload.get("html_url"),
         is_pull_request=True, merged_at=merged_at,
         # an unmerged PR's merge_commit_sha is GitHub's test merge: it never shipped
@@ -122,11 +128,11 @@ def deployment_result(statuses: list[dict[str, Any]]) -> tuple[str, datetime | N
     The result is the latest success/failure/error status; `inactive` is not a result. Without one the
     deployment is in_progress; settled tells whether it can still change (an inactive-only deployment cannot).
     """
-    ordered = sorted(statuses, key=lambda s: (_time(s, "created_at", True), int(s.get("id") or 0)))
+    ordered = sorted(statuses, key=lambda s: (_time_of(s, "created_at"), int(s.get("id") or 0)))
     finals = [s for s in ordered if s.get("state") in FINAL_STATES]
     if finals:
         last = finals[-1]
-        return last["state"], _time(last, "created_at", True), True
+        return last["state"], _time_of(last, "created_at"), True
     return "in_progress", None, bool(ordered) and ordered[-1].get("state") == "inactive"
 
 
@@ -134,7 +140,7 @@ def normalize_deployment(payload: dict[str, Any], statuses: list[dict[str, Any]]
                          repo: str) -> Deployment:
     """GET .../deployments item + its GET .../deployments/{id}/statuses list."""
     status, finished, _ = deployment_result(statuses)
-    latest = max(statuses, key=lambda s: (_time(s, "created_at", True), int(s.get("id") or 0)), default=None)
+    latest = max(statuses, key=lambda s: (_time_of(s, "created_at"), int(s.get("id") or 0)), default=None)
     url = None
     if latest is not None:
         url = latest.get("log_url") or latest.get("target_url") or latest.get("environment_url")
@@ -142,7 +148,7 @@ def normalize_deployment(payload: dict[str, Any], statuses: list[dict[str, Any]]
                   default=None)
     return Deployment(
         source=source, id=f"d{_req(payload, 'id')}", environment=str(_req(payload, "environment")), status=status,
-        created=_time(payload, "created_at", True), finished=finished, sha=payload.get("sha"),
+        created=_time_of(payload, "created_at"), finished=finished, sha=payload.get("sha"),
         ref=payload.get("ref"), url=url or payload.get("url"), repo=repo, origin="deployment", updated=updated,
         raw={**payload, "statuses": statuses},
     )
@@ -178,12 +184,12 @@ def normalize_run(payload: dict[str, Any], source: str, repo: str, environment: 
             status = "failure"
         else:
             return None
-        finished = _time(payload, "updated_at", True)
+        finished = _time_of(payload, "updated_at")
     else:
         status, finished = "in_progress", None
     return Deployment(
         source=source, id=f"run:{run_id}", environment=environment, status=status,
-        created=_time(payload, "run_started_at") or _time(payload, "created_at", True), finished=finished,
+        created=_time(payload, "run_started_at") or _time_of(payload, "created_at"), finished=finished,
         sha=payload.get("head_sha"), ref=payload.get("head_branch"), url=payload.get("html_url"), repo=repo,
         origin="workflow_run", updated=_time(payload, "updated_at"), raw=payload,
     )

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
+from okrsync.connectors.paging import Fetched, KeysetPaginator, Request, next_link
 from okrsync.engine.records import RecordError, iso, parse_iso
 
 from .client import PER_PAGE, RepoError, RepoNotFound, since_param
@@ -128,8 +129,7 @@ class RepoStream:
         if resume and resume.get("next"):
             url, query, etag = resume["next"], None, None
         first_etag, pages = None, 0
-        while True:
-            page = self.client.list_page(url, what=f"repository {repo}", params=query, etag=etag if not pages else None)
+        for page in self.client.pages(url, what=f"repository {repo}", params=query, etag=etag):
             if page.not_modified:
                 return  # nothing changed since the last complete read
             pages += 1
@@ -140,10 +140,10 @@ class RepoStream:
                 (t := parse_or_none(item.get(time_key))) is not None and t < since for item in page.items
             )
             nxt = None if crossed else page.next_url
-            yield Page(records, skipped, checkpoint={"repo": unit, "next": nxt} if nxt else {"repo": unit, "done": True})
+            yield Page(records, skipped, checkpoint={"repo": unit, "next": nxt} if nxt else
+                       {"repo": unit, "done": True})
             if not nxt:
                 break
-            url, query = nxt, None
         keep = first_etag if (etag_any_page or pages == 1) and not resume else None
         yield self.done(unit, st, {"etag": keep})
 
@@ -166,16 +166,22 @@ class IssuesStream(RepoStream):
         if resume and resume.get("since"):
             since, etag = parse_iso(resume["since"]) - OVERLAP, None
         path = f"repos/{repo}/issues"
-        link: str | None = None
         first_etag, pages, last_seen = None, 0, None
-        while True:
-            params = None
-            if link is None:
-                params = {"state": "all", "sort": "updated", "direction": "asc", "per_page": PER_PAGE}
-                if since is not None:
-                    params["since"] = since_param(since)
-            page = self.client.list_page(link or path, what=f"repository {repo}", params=params,
-                                         etag=etag if not pages else None)
+
+        def build(since: datetime | None) -> Request:
+            params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc", "per_page": PER_PAGE}
+            if since is not None:
+                params["since"] = since_param(since)
+            return Request(path, params)
+
+        def resume_at(page: Fetched) -> datetime | None:
+            t = parse_or_none(last_seen)
+            return t - OVERLAP if t else None
+
+        # by `since` while it moves forward, else the Link rel="next"; a page without a next link is the last
+        pager = KeysetPaginator(build, resume_at, since, more=lambda page: next_link(page) is not None,
+                                fallback=lambda page: Request(next_link(page) or ""))
+        for page in self.client.pages_of(pager, what=f"repository {repo}", etag=etag):
             if page.not_modified:
                 return
             pages += 1
@@ -187,14 +193,6 @@ class IssuesStream(RepoStream):
                 last_seen = page.items[-1].get("updated_at") or last_seen
             # resume point: the unit again from the last updated_at seen
             yield Page(records, skipped, checkpoint={"repo": unit, "since": last_seen} if last_seen else {"repo": unit})
-            if not page.next_url:
-                break
-            nxt = parse_or_none(last_seen)
-            nxt = nxt - OVERLAP if nxt else None
-            if nxt is not None and (since is None or nxt > since):
-                since, link = nxt, None
-            else:
-                link = page.next_url
         yield self.done(unit, st, {"etag": first_etag if pages == 1 and not resume else None})
 
 

@@ -11,6 +11,7 @@ from typing import Any, Iterator
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, QueryError, SourceError
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+from okrsync.connectors.paging import Fetched, OffsetPaginator, Request, TokenPaginator, paginate
 from okrsync.connectors.rawjson import parse_page
 from okrsync.engine.records import RecordError, parse_time, utc
 
@@ -257,17 +258,9 @@ class JiraClient:
     def _search_cloud(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict]]:
         """/rest/api/3/search/jql: follow nextPageToken until it is absent (never persisted: it expires)."""
         body: dict[str, Any] = {"jql": jql, "maxResults": size, "fields": list(fields)}
-        seen: set[str] = set()
-        while True:
-            page = self._search_post("rest/api/3/search/jql", body, jql)
-            yield _issues(page, self.name)
-            token = page.get("nextPageToken")
-            if not token or page.get("isLast") is True:
-                return
-            if token in seen:
-                raise SourceError(f"{self.name}: Jira returned the same nextPageToken twice; stopping to avoid a loop")
-            seen.add(token)
-            body["nextPageToken"] = token
+        pager = TokenPaginator(Request("rest/api/3/search/jql", json=body, method="POST"))
+        for page in paginate(self.http, pager, fetcher=lambda req: self._search_page(req, jql)):
+            yield page.items
 
     def _search_dc(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict]]:
         """/rest/api/2/search by startAt (advancing by the issues actually returned: servers cap maxResults).
@@ -276,33 +269,41 @@ class JiraClient:
         pass the search window it restarts at startAt 0 with `created >= <the last created time>`; the issues
         of that millisecond already read are left out of the restarted pages."""
         wanted = list(dict.fromkeys([*fields, "created"]))  # the restart point
-        where, start = strip_order_by(jql), 0
+        where = strip_order_by(jql)
         query = f"{where} ORDER BY created ASC" if where else "ORDER BY created ASC"  # the order restarts rely on
         last_ms: int | None = None
         tail: set[str] = set()  # ids read whose created time is last_ms
         restart_ms: int | None = None
-        while True:
-            limit = min(size, self.dc_window - start)
-            if limit <= 0:
-                if last_ms is None or last_ms == restart_ms:
-                    raise SourceError(f"{self.name}: more than {self.dc_window} issues share one created time; "
-                                      f"Jira Data Center's search window cannot page past them (JQL: {jql})")
-                query = f"({where}) AND created >= {last_ms} ORDER BY created ASC" if where else \
-                    f"created >= {last_ms} ORDER BY created ASC"
-                start, restart_ms, limit = 0, last_ms, min(size, self.dc_window)
+
+        def restart() -> None:
+            nonlocal query, restart_ms
+            if last_ms is None or last_ms == restart_ms:
+                raise SourceError(f"{self.name}: more than {self.dc_window} issues share one created time; "
+                                  f"Jira Data Center's search window cannot page past them (JQL: {jql})")
+            query = f"({where}) AND created >= {last_ms} ORDER BY created ASC" if where else \
+                f"created >= {last_ms} ORDER BY created ASC"
+            restart_ms = last_ms
+
+        def build(start: int, limit: int) -> Request:
             body = {"jql": query, "startAt": start, "maxResults": limit, "fields": wanted}
-            try:
-                page = self._search_post("rest/api/2/search", body, jql)
-            except HTTPStatusError as exc:
-                window = _window_of(exc)
-                if window is None or window >= self.dc_window:
-                    raise
-                self.dc_window = window  # an administrator set a smaller window: page within it
-                continue
-            issues = _issues(page, self.name)
-            start += len(issues)
+            return Request("rest/api/2/search", json=body, method="POST")
+
+        pager = OffsetPaginator(build, size, by_items=True, total="total", window=self.dc_window, restart=restart)
+
+        def fetcher(request: Request) -> Fetched:
+            while True:
+                try:
+                    return self._search_page(request, jql)
+                except HTTPStatusError as exc:
+                    window = _window_of(exc)
+                    if window is None or window >= self.dc_window:
+                        raise
+                    self.dc_window = pager.window = window  # an administrator set a smaller window: page within it
+                    request = pager.request() or request
+
+        for page in paginate(self.http, pager, fetcher=fetcher):
             fresh = []
-            for raw in issues:
+            for raw in page.items:
                 iid = str(raw.get("id")) if isinstance(raw, dict) else ""
                 if iid in tail:
                     continue
@@ -314,9 +315,10 @@ class JiraClient:
                     last_ms, tail = ms, set()
                 tail.add(iid)
             yield fresh
-            total = page.get("total")
-            if not issues or (isinstance(total, int) and start >= total):
-                return
+
+    def _search_page(self, request: Request, jql: str) -> Fetched:
+        page = self._search_post(request.path, request.json, jql)
+        return Fetched(request, page, None, _issues(page, self.name))
 
     def _search_post(self, path: str, body: dict[str, Any], jql: str) -> dict[str, Any]:
         try:

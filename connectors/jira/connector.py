@@ -9,7 +9,13 @@ from typing import Any, Iterator
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import (
     ClientConnector,
-    ConnectorOptions, Membership, Page, QueryError, ReadContext, Skipped, SourceError,
+    ConnectorOptions,
+    Membership,
+    Page,
+    QueryError,
+    ReadContext,
+    Skipped,
+    SourceError,
 )
 from okrsync.engine.records import RecordError
 

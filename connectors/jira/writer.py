@@ -10,6 +10,7 @@ from urllib.parse import quote
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError, WriteResult
 from okrsync.connectors.http import Forbidden, HTTPStatusError
+from okrsync.connectors.paging import Fetched, OffsetPaginator, Request, paginate
 from okrsync.engine.records import PERCENT_UNITS, KRStatus, fmt_number, fmt_pct
 
 from .client import JiraClient, jira_messages
@@ -192,20 +193,22 @@ class JiraWriter:
         return str(created["id"])
 
     def _comments(self, key: str) -> list[dict[str, Any]]:
+        path = f"{self._issue(key)}/comment"
+        pager = OffsetPaginator(lambda start, size: Request(path, {"startAt": start, "maxResults": size,
+                                                                   "orderBy": "created"}),
+                                COMMENT_PAGE, by_items=True, total="total", need_total=True)
         out: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            try:
-                page = self.client.json("GET", f"{self._issue(key)}/comment", params={
-                    "startAt": start, "maxResults": COMMENT_PAGE, "orderBy": "created"})
-            except NotFoundError:
-                raise NotFoundError(f"{self.name}: issue {key} not found (or not visible to the token)") from None
-            comments = [c for c in (page or {}).get("comments") or [] if isinstance(c, dict)]
-            out += comments
-            start += len(comments)
-            total = (page or {}).get("total")
-            if not comments or not isinstance(total, int) or start >= total:
-                return out
+        try:
+            for page in paginate(self.client.http, pager, fetcher=self._comment_page):
+                out += page.items
+        except NotFoundError:
+            raise NotFoundError(f"{self.name}: issue {key} not found (or not visible to the token)") from None
+        return out
+
+    def _comment_page(self, request: Request) -> Fetched:
+        body = self.client.json("GET", request.path, params=request.params)
+        comments = [c for c in (body or {}).get("comments") or [] if isinstance(c, dict)]
+        return Fetched(request, body, None, comments)
 
     def _find_ours(self, key: str, kr_id: str) -> str | None:
         """The oldest comment carrying this KR's marker, preferring ones we wrote (others' we cannot edit)."""
@@ -215,7 +218,7 @@ class JiraWriter:
         me = self.client.myself()
         mine = {str(me[k]) for k in ("accountId", "key", "name") if me.get(k)}
         for c in marked:
-            author = c.get("author") if isinstance(c.get("author"), dict) else {}
+            author: dict = c.get("author") if isinstance(c.get("author"), dict) else {}  # type: ignore[assignment]
             theirs = {str(author[k]) for k in ("accountId", "key", "name") if author.get(k)}
             if not theirs or not mine or theirs & mine:
                 return str(c["id"])

@@ -3,19 +3,26 @@ first acknowledgements from the account-wide log entries."""
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.connectors.base import (
+    AuthError,
     ClientConnector,
-    AuthError, ConnectorOptions, NotFoundError, Page, QueryError, ReadContext, Skipped, SourceError,
+    ConnectorOptions,
+    NotFoundError,
+    Page,
+    QueryError,
+    ReadContext,
+    Skipped,
+    SourceError,
 )
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+from okrsync.connectors.paging import Fetched, OffsetPaginator, Ranges, Request, paginate
 from okrsync.engine.records import Incident, RecordError, iso, parse_iso
 
-from .normalize import first_acknowledgement, halves, normalize_incident, windows, zulu
+from .normalize import first_acknowledgement, normalize_incident, windows, zulu
 
 LIMIT = 100  # the API's maximum page size
 MAX_OFFSET = 10000  # offset + limit above this answers 400
@@ -59,61 +66,50 @@ class IncidentStream:
             raise SourceError(f"{self.source}: unexpected response from {path}")
         return body
 
-    def list_incidents(self, params: dict[str, Any]) -> tuple[list[dict], bool]:
-        body = self.get("incidents", params)
-        incidents = body.get("incidents")
-        if not isinstance(incidents, list):
-            raise SourceError(f"{self.source}: unexpected response from incidents (no incidents list)")
-        return incidents, bool(body.get("more"))
+    def fetch(self, request: Request, key: str) -> Fetched:
+        """One page of a list: `key` names the list in the body."""
+        body = self.get(request.path, dict(request.params or {}))
+        items = body.get(key)
+        if not isinstance(items, list):
+            raise SourceError(f"{self.source}: unexpected response from {request.path} (no {key} list)")
+        return Fetched(request, body, None, items)
+
+    def pages(self, build: Callable[[int, int], Request], key: str) -> tuple[OffsetPaginator, Iterator[Fetched]]:
+        """offset/limit pages until `more` is false, an empty page or the offset cap (.capped then set)."""
+        pager = OffsetPaginator(build, self.limit, more="more", cap=MAX_OFFSET)
+        return pager, paginate(self.client, pager, fetcher=lambda request: self.fetch(request, key))
 
     def first_ack(self, incident_id: str) -> datetime | None:
-        entries: list[dict] = []
-        offset = 0
-        while offset + self.limit <= MAX_OFFSET:
-            body = self.get(f"incidents/{incident_id}/log_entries",
-                             {"is_overview": "true", "time_zone": "UTC", "limit": self.limit, "offset": offset})
-            page = body.get("log_entries")
-            if not isinstance(page, list):
-                raise SourceError(f"{self.source}: unexpected response from incidents/{incident_id}/log_entries")
-            entries += page
-            if not body.get("more") or not page:
-                break
-            offset += self.limit
-        return first_acknowledgement(entries)
+        path = f"incidents/{incident_id}/log_entries"
+        _, pages = self.pages(lambda offset, limit: Request(path, {
+            "is_overview": "true", "time_zone": "UTC", "limit": limit, "offset": offset}), "log_entries")
+        return first_acknowledgement([e for page in pages for e in page.items])
 
     def account_acks(self, lo: datetime, hi: datetime) -> dict[str, datetime]:
         """First acknowledgement per incident id from the account-wide log (GET /log_entries, overview entries
         created in [lo, hi)): one request per 100 entries instead of one per incident. A window holding more
         than the offset cap is halved first (its `total` is asked on the first page)."""
         acks: dict[str, datetime] = {}
-        queue = deque(windows(lo, hi, LOG_WINDOW_DAYS))
-        while queue:
-            w_lo, w_hi = queue.popleft()
-            offset = 0
-            while True:
-                params = {"since": zulu(w_lo), "until": zulu(w_hi), "is_overview": "true", "time_zone": "UTC",
-                          "limit": self.limit, "offset": offset}
+        ranges = Ranges(windows(lo, hi, LOG_WINDOW_DAYS))
+        for w_lo, w_hi in ranges:
+            def build(offset: int, limit: int, w_lo: datetime = w_lo, w_hi: datetime = w_hi) -> Request:
+                params: dict[str, Any] = {"since": zulu(w_lo), "until": zulu(w_hi), "is_overview": "true",
+                                          "time_zone": "UTC", "limit": limit, "offset": offset}
                 if offset == 0:
                     params["total"] = "true"
-                body = self.get("log_entries", params)
-                entries = body.get("log_entries")
-                if not isinstance(entries, list):
-                    raise SourceError(f"{self.source}: unexpected response from log_entries (no log_entries list)")
-                total = body.get("total")
-                if offset == 0 and isinstance(total, int) and total > MAX_OFFSET:
-                    split = halves(w_lo, w_hi)
-                    if split is not None:
-                        queue.extendleft(reversed(split))
-                        break
-                for e in entries:
+                return Request("log_entries", params)
+
+            for page in self.pages(build, "log_entries")[1]:
+                total = page.body.get("total")
+                if (page.request.params or {}).get("offset") == 0 and isinstance(total, int) and total > MAX_OFFSET \
+                        and ranges.split(w_lo, w_hi):
+                    break
+                for e in page.items:
                     incident = e.get("incident") if isinstance(e, dict) else None
                     iid = str(incident.get("id") or "") if isinstance(incident, dict) else ""
                     at = first_acknowledgement([e])
                     if iid and at is not None and (iid not in acks or at < acks[iid]):
                         acks[iid] = at
-                offset += self.limit
-                if not body.get("more") or not entries or offset + self.limit > MAX_OFFSET:
-                    break
         return acks
 
     # -- reading -----------------------------------------------------------------------------
@@ -124,30 +120,25 @@ class IncidentStream:
         resume = (ctx.checkpoint or {}).get("from")
         if resume and parse_iso(resume) > since:
             start = parse_iso(resume)
-        queue = deque(windows(start, ctx.run_started, self.config.window_days))
+        ranges = Ranges(windows(start, ctx.run_started, self.config.window_days))
         listed: set[str] = set()  # ids read by this read's slices (a boundary incident may be in two)
-        while queue:
-            lo, hi = queue.popleft()
+        for lo, hi in ranges:
             since_at = lo - BOUNDARY_OVERLAP if lo > start else lo
-            offset = 0
-            while True:
-                if offset + self.limit > MAX_OFFSET:
-                    split = halves(lo, hi)
-                    if split is None:
-                        raise SourceError(f"{self.source}: more than {MAX_OFFSET} incidents created at "
-                                          f"{zulu(lo)}; cannot page past the API's offset cap")
-                    queue.extendleft(reversed(split))
-                    break
-                params = {"since": zulu(since_at), "until": zulu(hi), "time_zone": "UTC", "limit": self.limit,
-                          "offset": offset, "sort_by": "created_at:asc", **self.filters()}
-                incidents, more = self.list_incidents(params)
-                ids = [str(p.get("id")) if isinstance(p, dict) else None for p in incidents]
-                fresh = [p for p, i in zip(incidents, ids) if i is None or i not in listed]
+
+            def build(offset: int, limit: int, since_at: datetime = since_at, hi: datetime = hi) -> Request:
+                return Request("incidents", {"since": zulu(since_at), "until": zulu(hi), "time_zone": "UTC",
+                                             "limit": limit, "offset": offset, "sort_by": "created_at:asc",
+                                             **self.filters()})
+
+            pager, pages = self.pages(build, "incidents")
+            for page in pages:
+                ids = [str(p.get("id")) if isinstance(p, dict) else None for p in page.items]
+                fresh = [p for p, i in zip(page.items, ids) if i is None or i not in listed]
                 listed.update(i for i in ids if i is not None)
                 yield run.page(fresh, checkpoint={"from": iso(lo)})
-                if not more or not incidents:
-                    break
-                offset += self.limit
+            if pager.capped and not ranges.split(lo, hi):
+                raise SourceError(f"{self.source}: more than {MAX_OFFSET} incidents created at "
+                                  f"{zulu(lo)}; cannot page past the API's offset cap")
         yield from run.refresh(checkpoint={"from": iso(ctx.run_started)})
 
 
@@ -211,17 +202,15 @@ class _Run:
         if not pending:
             return
         wanted = set(pending)
-        offset = 0
-        while offset + self.stream.limit <= MAX_OFFSET:
-            params = {"statuses[]": ["triggered", "acknowledged"], "date_range": "all", "time_zone": "UTC",
-                      "limit": self.stream.limit, "offset": offset, **self.stream.filters()}
-            incidents, more = self.stream.list_incidents(params)
-            mine = [p for p in incidents if isinstance(p, dict) and str(p.get("id")) in wanted]
+        _, pages = self.stream.pages(lambda offset, limit: Request("incidents", {
+            "statuses[]": ["triggered", "acknowledged"], "date_range": "all", "time_zone": "UTC", "limit": limit,
+            "offset": offset, **self.stream.filters()}), "incidents")
+        for page in pages:
+            mine = [p for p in page.items if isinstance(p, dict) and str(p.get("id")) in wanted]
             if mine:
                 yield self.page(mine, checkpoint)
-            if not more or not incidents or wanted.issubset(self.seen):
+            if wanted.issubset(self.seen):
                 break
-            offset += self.stream.limit
         for iid in pending:
             if iid in self.seen:
                 continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
+from okrsync.connectors.paging import halve
 from okrsync.engine.records import Incident, RecordError, parse_time
 
 STATUSES = {"triggered": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
@@ -36,7 +37,7 @@ def normalize_incident(p: dict[str, Any], *, source: str, acknowledged: datetime
     changed = _time(p, "last_status_change_at")
     # 2022-era payloads have no resolved_at: the resolving status change is the resolution time
     resolved = (_time(p, "resolved_at") or changed) if status == "resolved" else None
-    teams = p.get("teams") if isinstance(p.get("teams"), list) else []
+    teams: list = p["teams"] if isinstance(p.get("teams"), list) else []
     number = p.get("incident_number")
     return Incident(
         source=source,
@@ -96,7 +97,4 @@ def windows(since: datetime, until: datetime, days: int) -> list[tuple[datetime,
 
 def halves(lo: datetime, hi: datetime) -> tuple[tuple[datetime, datetime], tuple[datetime, datetime]] | None:
     """Split a window in two at a whole second; None when it cannot be split further."""
-    mid = floor_second(lo + (hi - lo) / 2)
-    if mid <= lo or mid >= hi:
-        return None
-    return (lo, mid), (mid, hi)
+    return halve(lo, hi)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import requests
-
 from okrsync.config.settings import SourceCredentials, env_name
-from okrsync.connectors.base import (
-    ClientConnector,
-    AuthError, ConnectorOptions, Page, QueryError, ReadContext, Skipped, SourceError,
-)
 from okrsync.connectors.auth import attach, servicenow_mint, servicenow_oauth, servicenow_problem
+from okrsync.connectors.base import (
+    AuthError,
+    ClientConnector,
+    ConnectorOptions,
+    Page,
+    QueryError,
+    ReadContext,
+    Skipped,
+    SourceError,
+)
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+from okrsync.connectors.paging import Fetched, Paginator, Request, fetch, paginate
 from okrsync.engine.records import Record, RecordError
 
 from .normalize import format_time, normalize_incident, value
@@ -101,27 +106,17 @@ class IncidentStream:
             "sysparm_limit": str(self.page_size),
         }
 
-    def fetch(self, query: str, offset: int = 0) -> tuple[list[dict[str, Any]], int | None]:
-        """(rows, X-Total-Count or None)."""
-        seen: list[requests.Response] = []
-
-        def grab(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
-            seen.append(resp)
-
-        params = self.params(query)
-        if offset:
-            params["sysparm_offset"] = str(offset)
+    def fetch(self, request: Request) -> Fetched:
+        """A page of rows; its response carries X-Total-Count."""
         try:
-            body = self.client.get(f"api/now/table/{self.table}", params=params, hooks={"response": [grab]})
+            page = fetch(self.client, request, items="result")
         except HTTPStatusError as exc:
             if exc.status == 400:
-                raise QueryError(f"{exc} (sysparm_query {query!r})") from None
+                raise QueryError(f"{exc} (sysparm_query {(request.params or {}).get('sysparm_query')!r})") from None
             raise
-        rows = body.get("result") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
+        if not isinstance(page.body, dict) or not isinstance(page.body.get("result"), list):
             raise SourceError(f"{self.source}: unexpected response from api/now/table/{self.table} (no result list)")
-        total = seen[-1].headers.get("X-Total-Count") if seen else None
-        return rows, int(total) if total and total.strip().isdigit() else None
+        return page
 
     def read(self, ctx: ReadContext) -> Iterator[Page]:
         lower = format_time(ctx.since) if ctx.since is not None else None
@@ -129,23 +124,11 @@ class IncidentStream:
         cp = ctx.checkpoint or {}
         if cp.get("updated") and cp.get("sys_id"):
             pos = (str(cp["updated"]), str(cp["sys_id"]))
-        mode, offset = FROM, 0
-        while True:
-            query = page_query(mode, lower, pos, self.user_query)
-            rows, total = self.fetch(query, offset)
-            if not rows and total is not None and offset + self.page_size < total:
-                # an ACL hid every row of these results: the same query's next results (offset paging until a
-                # row shows; the keyset takes over from it)
-                offset += self.page_size
-                continue
-            # the end: an empty page, or the query's whole result in hand (whether or not the count includes
-            # the rows ACLs hide, a page holding as many rows as it counts holds them all)
-            complete = not rows or (offset == 0 and total is not None and len(rows) >= total)
-            offset = 0
-            keys = [self._key(row) for row in rows]
-            if not complete:
-                self._check(mode, query, keys, pos)
-            fresh = [(row, k) for row, k in zip(rows, keys) if pos is None or k > pos]
+        pager = KeysetPages(self, lower, pos)
+        for page in paginate(self.client, pager, fetcher=self.fetch):
+            fresh = pager.take(page)
+            if fresh is None:
+                continue  # an ACL hid every row of this page
             records: list[Record] = []
             skipped: list[Skipped] = []
             for row, _ in fresh:
@@ -154,22 +137,9 @@ class IncidentStream:
                                                       table=self.table))
                 except RecordError as exc:
                     skipped.append(Skipped(value(row.get("number")) or value(row.get("sys_id")) or "?", str(exc)))
-            if fresh:
-                pos = fresh[-1][1]
+            pos = pager.pos
             yield Page(records=records, skipped=skipped,
                        checkpoint={"updated": pos[0], "sys_id": pos[1]} if pos else None)
-            if complete:
-                if mode != SAME:
-                    return
-                mode = AFTER  # that second is done
-            elif mode == SAME:
-                continue
-            elif not fresh or (pos is not None and keys[0][0] == pos[0]):
-                # no new row (a page of rows read already, the others hidden), or a page inside one second:
-                # the next FROM page would start where this one did
-                mode = SAME
-            else:
-                mode = FROM
 
     def _key(self, row: Any) -> tuple[str, str]:
         if not isinstance(row, dict):
@@ -188,6 +158,72 @@ class IncidentStream:
         if not ordered:
             raise SourceError(f"{self.source}: the instance did not honour the keyset query {query!r} (rows not "
                               f"ordered by sys_updated_on, sys_id after {pos}); stopping to avoid a loop")
+
+
+class KeysetPages(Paginator):
+    """The pages of IncidentStream.read: FROM, SAME and AFTER queries by the position read up to, and offset pages
+    of one query while ACLs hide every row of its results."""
+
+    what = "by (sys_updated_on, sys_id)"
+
+    def __init__(self, stream: IncidentStream, lower: str | None, pos: tuple[str, str] | None):
+        super().__init__()
+        self.stream, self.lower, self.pos = stream, lower, pos
+        self.mode, self.offset = FROM, 0
+        self._taken: Fetched | None = None
+        self._hidden = self._complete = self._inside = False
+
+    def start(self) -> Request:
+        return self.request()
+
+    def request(self) -> Request:
+        query = page_query(self.mode, self.lower, self.pos, self.stream.user_query)
+        params = self.stream.params(query)
+        if self.offset:
+            params["sysparm_offset"] = str(self.offset)
+        return Request(f"api/now/table/{self.stream.table}", params)
+
+    def take(self, page: Fetched) -> list[tuple[dict[str, Any], tuple[str, str]]] | None:
+        """The rows of a page past the position, which moves to the last of them (None: ACLs hid every row)."""
+        self._taken = page
+        rows, total = page.items, _total(page)
+        size = self.stream.page_size
+        self._hidden = not rows and total is not None and self.offset + size < total
+        if self._hidden:
+            return None
+        # the end: an empty page, or the query's whole result in hand (whether or not the count includes
+        # the rows ACLs hide, a page holding as many rows as it counts holds them all)
+        self._complete = not rows or (self.offset == 0 and total is not None and len(rows) >= total)
+        self.offset = 0
+        keys = [self.stream._key(row) for row in rows]
+        if not self._complete:
+            self.stream._check(self.mode, str((page.request.params or {}).get("sysparm_query")), keys, self.pos)
+        fresh = [(row, k) for row, k in zip(rows, keys) if self.pos is None or k > self.pos]
+        if fresh:
+            self.pos = fresh[-1][1]
+        # no new row (a page of rows read already, the others hidden), or a page inside one second
+        self._inside = not fresh or (self.pos is not None and keys[0][0] == self.pos[0])
+        return fresh
+
+    def next(self, page: Fetched) -> Request | None:
+        if self._taken is not page:
+            self.take(page)
+        if self._hidden:
+            # the same query's next results (offset paging until a row shows; the keyset takes over from it)
+            self.offset += self.stream.page_size
+        elif self._complete:
+            if self.mode != SAME:
+                return None
+            self.mode = AFTER  # that second is done
+        elif self.mode != SAME:
+            # the next FROM page would start where this one did: the rest of that second first
+            self.mode = SAME if self._inside else FROM
+        return self.request()
+
+
+def _total(page: Fetched) -> int | None:
+    total = page.response.headers.get("X-Total-Count") if page.response is not None else None
+    return int(total) if total and total.strip().isdigit() else None
 
 
 class ServiceNowConnector(ClientConnector):

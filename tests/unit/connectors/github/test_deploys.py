@@ -10,7 +10,7 @@ from okrsync.config.workspace import load_workspace_text
 from okrsync.engine.pipeline import run_sync
 from okrsync.engine.store import Store
 
-from .support import (T0, TOKEN, FakeGitHub, MiniEngine, config, connector, deployment, pull, run, sha, status)
+from .support import T0, TOKEN, FakeGitHub, MiniEngine, config, connector, deployment, pull, run, sha, status
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc)
 D = timedelta(days=1)
@@ -179,6 +179,20 @@ def test_workflow_runs_over_the_1000_cap_are_sliced_by_date(gh):
     assert len(eng.of("Deployment")) == 1200
     created = [q.get("created") for q in run_queries(gh) if "page" not in q]
     assert created == [">=2026-07-01", "2026-07-01..2026-07-03", "2026-07-04..2026-07-06"]
+
+
+def test_workflow_run_slices_still_over_the_cap_are_halved_again_in_order(gh):
+    repo = gh.repo()
+    start = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    repo.runs = {"deploy.yml": [run(i, start + timedelta(hours=i // 10), sha=sha(1), conclusion="failure")
+                                for i in range(1, 2501)]}  # 2,500 runs over 11 days
+    cfg = config(pull_requests=False, deployments=False, deploy_workflows=["deploy.yml"])
+    eng = MiniEngine()
+    eng.run(connector(cfg), datetime(2026, 7, 11, 12, tzinfo=timezone.utc))
+    assert len(eng.of("Deployment")) == 2500
+    created = [q.get("created") for q in run_queries(gh) if "page" not in q]
+    assert created == [">=2026-07-01", "2026-07-01..2026-07-06", "2026-07-01..2026-07-03", "2026-07-04..2026-07-06",
+                       "2026-07-07..2026-07-11", "2026-07-07..2026-07-09", "2026-07-10..2026-07-11"]
 
 
 def test_workflow_missing_everywhere_fails_the_source_but_not_the_repo(gh):

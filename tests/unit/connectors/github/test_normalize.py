@@ -4,8 +4,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from okrsync.connectors.github.normalize import (deployment_result, is_pull_request, normalize_deployment,
-                                                  normalize_issue, normalize_pull, normalize_release, normalize_run)
+from okrsync.connectors.github.normalize import (
+    deployment_result,
+    is_pull_request,
+    normalize_deployment,
+    normalize_issue,
+    normalize_pull,
+    normalize_release,
+    normalize_run,
+)
 from okrsync.engine.records import RecordError
 
 from .support import devlake_pulls, replay

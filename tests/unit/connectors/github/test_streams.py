@@ -8,8 +8,7 @@ import responses
 from okrsync.connectors.base import ReadContext
 from okrsync.connectors.github.streams import IssuesStream, PullsStream
 
-from .support import (T0, FakeGitHub, MiniEngine, config, connector, deployment, issue, pull, replay, run, sha,
-                      status, z)
+from .support import T0, FakeGitHub, MiniEngine, config, connector, deployment, issue, pull, replay, run, sha, status, z
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc)
 

@@ -12,8 +12,26 @@ from okrsync.connectors.jira.client import JiraClient, JqlRejected, discover_fie
 from okrsync.connectors.jira.normalize import FieldMap
 
 from .helpers import (
-    CLOUD, CLOUD_FIELDS, DC, EPIC, SPRINT, STORY_POINTS, TOKEN, body, body_matcher, cloud_config, creds, custom,
-    dc_config, devlake_fields, fields_json, har_body, options, path, query, stub_cloud,
+    CLOUD,
+    CLOUD_FIELDS,
+    DC,
+    EPIC,
+    SPRINT,
+    STORY_POINTS,
+    TOKEN,
+    body,
+    body_matcher,
+    cloud_config,
+    creds,
+    custom,
+    dc_config,
+    devlake_fields,
+    fields_json,
+    har_body,
+    options,
+    path,
+    query,
+    stub_cloud,
 )
 
 

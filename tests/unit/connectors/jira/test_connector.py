@@ -14,7 +14,19 @@ from okrsync.engine.sync import SyncRunner
 from okrsync.mappings.selectors import jql_key
 
 from .helpers import (
-    CLOUD, DC, TOKEN, Sleeps, body_matcher, cloud_config, creds, dc_config, har_body, issue, options, path, query,
+    CLOUD,
+    DC,
+    TOKEN,
+    Sleeps,
+    body_matcher,
+    cloud_config,
+    creds,
+    dc_config,
+    har_body,
+    issue,
+    options,
+    path,
+    query,
     stub_cloud,
 )
 

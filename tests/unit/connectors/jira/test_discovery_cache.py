@@ -11,8 +11,21 @@ from okrsync.connectors.base import ReadContext
 from okrsync.connectors.jira.connector import build
 
 from .helpers import (
-    CLOUD, CLOUD_FIELDS, EPIC, SPRINT, STORY_POINTS, body_matcher, cloud_config, creds, custom, fields_json, issue,
-    options, path, query, stub_cloud,
+    CLOUD,
+    CLOUD_FIELDS,
+    EPIC,
+    SPRINT,
+    STORY_POINTS,
+    body_matcher,
+    cloud_config,
+    creds,
+    custom,
+    fields_json,
+    issue,
+    options,
+    path,
+    query,
+    stub_cloud,
 )
 
 SEARCH = f"{CLOUD}/rest/api/3/search/jql"

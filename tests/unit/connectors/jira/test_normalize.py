@@ -8,7 +8,14 @@ import pytest
 
 from okrsync.connectors.jira.client import discover_fields
 from okrsync.connectors.jira.normalize import (
-    FieldMap, issue_key, normalize_issue, parse_sprint, parse_sprints, parse_time, status_category, story_points,
+    FieldMap,
+    issue_key,
+    normalize_issue,
+    parse_sprint,
+    parse_sprints,
+    parse_time,
+    status_category,
+    story_points,
 )
 from okrsync.engine.records import Issue, RecordError, Sprint
 

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 from okrsync.connectors.pagerduty.normalize import (
-    first_acknowledgement, halves, normalize_incident, windows, zulu,
+    first_acknowledgement,
+    halves,
+    normalize_incident,
+    windows,
+    zulu,
 )
 from okrsync.engine.records import RecordError
 

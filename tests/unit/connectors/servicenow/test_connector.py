@@ -13,7 +13,14 @@ from okrsync.config.settings import SourceCredentials
 from okrsync.config.sources import ServiceNowSource
 from okrsync.connectors.base import AuthError, ConnectorOptions, QueryError, ReadContext, SourceError
 from okrsync.connectors.servicenow.connector import (
-    AFTER, BASE_FIELDS, FROM, SAME, build, check_user_query, fields_param, page_query,
+    AFTER,
+    BASE_FIELDS,
+    FROM,
+    SAME,
+    build,
+    check_user_query,
+    fields_param,
+    page_query,
 )
 
 FIXTURES = Path(__file__).parents[3] / "fixtures" / "servicenow"

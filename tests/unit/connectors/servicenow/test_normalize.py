@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from okrsync.connectors.servicenow.normalize import (
-    format_time, normalize_incident, parse_bool, parse_int, parse_time, raw_payload, state_status, value,
+    format_time,
+    normalize_incident,
+    parse_bool,
+    parse_int,
+    parse_time,
+    raw_payload,
+    state_status,
+    value,
 )
 from okrsync.engine.records import RecordError
 
