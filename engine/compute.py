@@ -19,7 +19,7 @@ from okrsync.mappings.selectors import compile_selector, field_expr
 
 from .checkins import Checkin, is_stale, latest_checkins
 from .records import PERCENT_UNITS, iso, parse_iso
-from .selector_check import SelectorChecker
+from .selector_check import SelectorChecker, selectors_of
 from .status import evaluate, infer_direction, projected_value, resolve_target, roll_up
 from .store import Store, item_set_digest
 
@@ -377,14 +377,8 @@ class Computer:
 
 
 def sources_of(spec: MetricSpec, inherited: Selector | None = None) -> list[str]:
-    sel = spec.select or inherited
-    if spec.metric == "ratio":
-        out: list[str] = []
-        for part in (spec.numerator, spec.denominator):
-            if isinstance(part, MetricSpec):
-                out += sources_of(part, sel)
-        return list(dict.fromkeys(out))
-    return [sel.source] if sel else []
+    """The sources a KR reads, in order, once each."""
+    return list(dict.fromkeys(sel.source for sel in selectors_of(spec, inherited)))
 
 
 def display_unit(metric: str, unit: str | None) -> str | None:

@@ -62,6 +62,15 @@ def quarter(now: datetime) -> str:
 
 
 @dataclass
+class Computed:
+    krs: dict[str, dict]
+    lo: datetime  # the period start
+    hi: datetime  # the window end: now, or the period end once it is past
+    end: datetime  # the period end (exclusive)
+    now: datetime  # generated_at
+
+
+@dataclass
 class Env:
     sandbox: Sandbox
     dir: Path
@@ -95,6 +104,15 @@ class Env:
         r = self.run("status", "--json", **kw)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
+
+    def computed(self) -> Computed:
+        """One status document: its KRs by id and the window it measured (period start up to its now)."""
+        doc = self.status()
+        bounds = self.sandbox.world.period_bounds()
+        now = datetime.fromisoformat(doc["generated_at"].replace("Z", "+00:00"))
+        lo = bounds["current_start"]
+        return Computed({k["id"]: k for o in doc["objectives"] for k in o["key_results"]}, lo,
+                        min(now, bounds["current_end"]), bounds["current_end"], now)
 
     def krs(self, **kw) -> dict[str, dict]:
         return {k["id"]: k for o in self.status(**kw)["objectives"] for k in o["key_results"]}

@@ -48,11 +48,8 @@ def test_dora_metrics_equal_the_world(env):
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
     w = env.sandbox.world
-    bounds = w.period_bounds()
-    doc = env.status()
-    now = datetime.fromisoformat(doc["generated_at"].replace("Z", "+00:00"))
-    lo, hi = bounds["current_start"], min(now, bounds["current_end"])
-    krs = {k["id"]: k for o in doc["objectives"] for k in o["key_results"]}
+    c = env.computed()
+    krs, lo, hi = c.krs, c.lo, c.hi
 
     deps = sorted(({**d, "finished": _sec(d["finished"])} for d in w.github_deployments(environment="production")
                    if d["repo"] in ("acme/web", "acme/api") and d["finished"]

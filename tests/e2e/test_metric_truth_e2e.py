@@ -39,11 +39,8 @@ def test_a_deploy_workflow_that_also_creates_deployments_counts_each_deploy_once
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
     w = env.sandbox.world
-    bounds = w.period_bounds()
-    doc = env.status()
-    now = datetime.fromisoformat(doc["generated_at"].replace("Z", "+00:00"))
-    lo, hi = bounds["current_start"], min(now, bounds["current_end"])
-    krs = {k["id"]: k for o in doc["objectives"] for k in o["key_results"]}
+    c = env.computed()
+    krs, lo, hi = c.krs, c.lo, c.hi
 
     deps = [d for d in w.github_deployments(environment="production") if d["repo"] in ("acme/web", "acme/api")]
     ok = [d for d in deps if d["final_state"] == "success" and _finished_in(d["finished"], lo, hi)]
@@ -116,11 +113,8 @@ def test_teams_select_and_filter_through_the_cli(env):
     env.write_workspace(TEAMS_WORKSPACE)
     assert env.run("sync").returncode == 0
     w = env.sandbox.world
-    bounds = w.period_bounds()
-    doc = env.status()
-    now = datetime.fromisoformat(doc["generated_at"].replace("Z", "+00:00"))
-    lo, hi = bounds["current_start"], min(now, bounds["current_end"])
-    krs = {k["id"]: k for o in doc["objectives"] for k in o["key_results"]}
+    c = env.computed()
+    krs, lo, hi = c.krs, c.lo, c.hi
     app = [i for i in w.jira_issues(project="APP") if lo <= i["created"] < hi]
     assert krs["ISSUES"]["value"] == len(app) and krs["ISSUES"]["team"] == "web"
     web = [d for d in w.github_deployments(repo="acme/web", environment="production")
