@@ -65,7 +65,8 @@ def recompute(args: argparse.Namespace) -> dict[str, Any]:
     that fraction of the items changed."""
     from okrsync.config.settings import Settings
     from okrsync.config.workspace import load_workspace
-    from okrsync.engine.compute import Computation, Computer, compute, history_rows
+    from okrsync.engine.compute import Computation, Computer, compute
+    from okrsync.engine.history import history_rows
     from okrsync.engine.pipeline import thresholds_for
     from okrsync.engine.store import Store
 

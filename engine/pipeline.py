@@ -19,8 +19,9 @@ from okrsync.config.yamlfile import ConfigError
 from okrsync.connectors.base import ConnectorOptions, SourceError, redact
 
 from .checkins import record_objective_scores
-from .compute import Computation, Thresholds, compute, history_rows
+from .compute import Computation, Thresholds, compute
 from .document import status_csv, status_document
+from .history import history_rows
 from .lock import StoreLock
 from .store import Store, StoreRemoved
 from .sync import Reporter, SourceOutcome, SyncRunner, missing_credentials

@@ -198,7 +198,7 @@ def test_status_table_shows_owner_and_trend(team_ws):
     # a first sync-like recompute records values; the next status shows the change since then
     store = Store(team_ws.parent / "okrsync.db")
     ws = load_workspace_text(TEAM_WS).workspace
-    from okrsync.engine.compute import history_rows
+    from okrsync.engine.history import history_rows
 
     comp = compute(ws, store, datetime(2026, 11, 1, tzinfo=UTC))
     rows, sets = history_rows(comp, store, None)

@@ -7,7 +7,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from okrsync.config.workspace import load_workspace_text
-from okrsync.engine.compute import Computation, compute, history_rows
+from okrsync.engine.compute import Computation, compute
+from okrsync.engine.history import history_rows
 from okrsync.engine.records import Sprint
 from okrsync.engine.store import Store
 from tests.builders import deployment, incident, issue, load, t

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from okrsync.engine.compute import compute, history_rows
+from okrsync.engine.compute import compute
+from okrsync.engine.history import history_rows
 from okrsync.report import ITEM_CAP, render_report
 from okrsync.report.chart import Bar, history_chart, nice_range
 from tests.builders import t
