@@ -49,6 +49,9 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
+MAX_CONCURRENCY = 32  # GitHub's secondary limits allow at most 100 concurrent requests; no API wants more than this
+
+
 class SourceBase(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -62,6 +65,8 @@ class SourceBase(BaseModel):
     retry_backoff: float = Field(default=1.0, ge=0, le=60)  # first backoff step, seconds (doubles, with jitter)
     ca_bundle: str | None = None  # a CA bundle file for private PKI (TLS verification stays on)
     page_size: int | None = Field(default=None, ge=1)
+    # requests in flight at most, for all the source's streams together (one limiter per source; DESIGN §2)
+    concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY)
 
     @field_validator("url")
     @classmethod
@@ -84,6 +89,7 @@ class SourceBase(BaseModel):
 
 class JiraSource(SourceBase):
     type: Literal["jira"]
+    concurrency: int = Field(default=8, ge=1, le=MAX_CONCURRENCY)
     # The API gateway for scoped API tokens and service accounts, https://api.atlassian.com/ex/jira/<cloudId>;
     # requests go there, links keep using url (the site).
     gateway: str | None = Field(default=None, alias="api_url")
@@ -113,6 +119,7 @@ class JiraSource(SourceBase):
 
 class GitHubSource(SourceBase):
     type: Literal["github"]
+    concurrency: int = Field(default=3, ge=1, le=MAX_CONCURRENCY)
     repos: list[str] = Field(min_length=1)
     # token: OKRSYNC_SOURCES__<NAME>__TOKEN; app: a GitHub App installation (tokens minted and renewed by okrsync;
     # the private key in OKRSYNC_SOURCES__<NAME>__PRIVATE_KEY or __PRIVATE_KEY_FILE, never here)
@@ -137,6 +144,7 @@ class GitHubSource(SourceBase):
 
 class ServiceNowSource(SourceBase):
     type: Literal["servicenow"]
+    concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY)
     user: str | None = None  # basic auth user (or OKRSYNC_SOURCES__<NAME>__USER)
     # None: a token when one is set, else basic auth; oauth: a bearer token from POST /oauth_token.do (grant below)
     auth: Literal["basic", "token", "oauth"] | None = None
@@ -155,6 +163,7 @@ class ServiceNowSource(SourceBase):
 
 class PagerDutySource(SourceBase):
     type: Literal["pagerduty"]
+    concurrency: int = Field(default=3, ge=1, le=MAX_CONCURRENCY)
     # api_key: `Authorization: Token token=<key>`; oauth: an OAuth access token, `Authorization: Bearer <token>`
     # (PagerDuty developer docs, "OAuth Functionality": "along with the Bearer token type")
     auth: Literal["api_key", "oauth"] = "api_key"

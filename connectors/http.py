@@ -155,7 +155,8 @@ def http_options(config: Any, options: Any = None) -> "HttpOptions":
     """Timeouts, attempts and CA bundle of a source's settings (a global CA bundle as the fallback)."""
     return HttpOptions(connect_timeout=config.connect_timeout, read_timeout=config.timeout,
                        max_attempts=config.max_attempts, backoff_base=getattr(config, "retry_backoff", 1.0),
-                       ca_bundle=config.ca_bundle or getattr(options, "ca_bundle", None))
+                       ca_bundle=config.ca_bundle or getattr(options, "ca_bundle", None),
+                       concurrency=getattr(config, "concurrency", 4))
 
 
 @dataclass
@@ -166,6 +167,7 @@ class HttpOptions:
     backoff_base: float = 1.0
     max_wait: float = 3600.0  # longest single wait we accept from a rate-limit header
     ca_bundle: str | None = None
+    concurrency: int = 4  # requests in flight at most through this client (all the source's streams share it)
 
 
 class HttpClient:
@@ -195,7 +197,7 @@ class HttpClient:
         self.clock = clock if clock is not None else time.time
         self.on_wait = on_wait
         self.session = session or requests.Session()
-        adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
+        adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=max(8, self.options.concurrency))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.headers.update({"User-Agent": f"okrsync/{__version__}"})
@@ -205,6 +207,8 @@ class HttpClient:
             self.session.auth = auth
         self.session.verify = self.options.ca_bundle or True
         self._lock = threading.Lock()
+        # the source's limiter: a slot is held while a request is on the wire, never while waiting to retry
+        self._slots = threading.BoundedSemaphore(max(1, self.options.concurrency))
         self.requests_made = 0
         self.retries = 0
         self.waited = 0.0
@@ -249,12 +253,27 @@ class HttpClient:
                 self._block_owner = None
 
     # -- the call -----------------------------------------------------------------------------
-    def _attempt(self, method: str, url: str, retry_unsafe: bool, **kwargs: Any) -> requests.Response:
+    def _pause(self) -> None:
+        """Wait out a rate-limit window another request of this source ran into (the whole source pauses)."""
         pause = self._blocked_until - self.clock()
         if pause > 0 and self._block_owner != threading.get_ident():
             self._note_wait("rate limit exhausted, waiting for the reset", pause)
             self.sleep(pause)
             self._blocked_until = 0.0
+
+    def _attempt(self, method: str, url: str, retry_unsafe: bool, **kwargs: Any) -> requests.Response:
+        while True:
+            self._pause()
+            self._slots.acquire()
+            if self._blocked_until <= self.clock() or self._block_owner == threading.get_ident():
+                break
+            self._slots.release()  # a limit was hit while this request waited for its slot: pause first
+        try:
+            return self._send(method, url, retry_unsafe, **kwargs)
+        finally:
+            self._slots.release()
+
+    def _send(self, method: str, url: str, retry_unsafe: bool, **kwargs: Any) -> requests.Response:
         with self._lock:
             self.requests_made += 1
         timeout = (self.options.connect_timeout, self.options.read_timeout)

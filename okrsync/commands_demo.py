@@ -21,10 +21,14 @@ from .cli import Env, UsageError, cli, guarded, workspace_options
 @click.option("--jira-mode", type=click.Choice(["cloud", "server"]), default="cloud", show_default=True)
 @click.option("--require-token", is_flag=True,
               help="Accept only the tokens printed (fresh ones each start): a wrong token gets 401.")
+@click.option("--latency", "latency_ms", type=click.FloatRange(0, 60_000), default=None, metavar="MS",
+              help="Answer every request after MS milliseconds, like a remote API (env OKRSYNC_SANDBOX_LATENCY_MS).")
+@click.option("--jitter", "jitter_ms", type=click.FloatRange(0, 60_000), default=None, metavar="MS",
+              help="Add up to MS more milliseconds per request, uniformly (env OKRSYNC_SANDBOX_JITTER_MS).")
 @click.pass_context
 @guarded
 def sandbox(ctx: click.Context, workspace: str | None, db: str | None, port: int, scale: int, seed: int,
-            jira_mode: str, require_token: bool) -> None:
+            jira_mode: str, require_token: bool, latency_ms: float | None, jitter_ms: float | None) -> None:
     """Serve the simulated Jira, GitHub, ServiceNow and PagerDuty on localhost until Ctrl-C, and print the
     exports for the workspace's sources (-w, default ./okrsync.yaml when it exists)."""
     from okrsync.sandbox import serve_forever
@@ -51,7 +55,7 @@ def sandbox(ctx: click.Context, workspace: str | None, db: str | None, port: int
         click.echo(f"  export {key}={value}")
     try:
         serve_forever(ports=ports or None, scale=scale, seed=seed, jira_mode=jira_mode, out=click.echo,
-                      require_token=tokens if require_token else None)
+                      require_token=tokens if require_token else None, latency_ms=latency_ms, jitter_ms=jitter_ms)
     except OSError as exc:
         where = ", ".join(map(str, ports.values())) if isinstance(ports, dict) else f"{port}-{port + 3}"
         raise UsageError(f"cannot listen on ports {where}: {exc.strerror or exc} (try --port 0)") from None

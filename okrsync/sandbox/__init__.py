@@ -15,12 +15,21 @@ from .jira import JiraApp
 from .model import UTC, to_ms
 from .pagerduty import PagerDutyApp
 from .seed import build_world
-from .server import App, BadRequest, Request, RequestLog, Response, SystemServer, json_response
+from .server import App, BadRequest, Latency, Request, RequestLog, Response, SystemServer, json_response
 from .servicenow import ServiceNowApp
 from .world import World
 
 SYSTEMS = ("jira", "github", "servicenow", "pagerduty")
-__all__ = ["Sandbox", "serve_forever", "SYSTEMS", "World", "Faults"]
+__all__ = ["Sandbox", "serve_forever", "SYSTEMS", "World", "Faults", "Latency", "latency_from_env"]
+
+
+def latency_from_env(environ: Mapping[str, str] = os.environ) -> tuple[float, float]:
+    """(ms, jitter_ms) from OKRSYNC_SANDBOX_LATENCY_MS and OKRSYNC_SANDBOX_JITTER_MS (default 0, 0)."""
+    try:
+        return (float(environ.get("OKRSYNC_SANDBOX_LATENCY_MS") or 0),
+                float(environ.get("OKRSYNC_SANDBOX_JITTER_MS") or 0))
+    except ValueError as exc:
+        raise ValueError(f"OKRSYNC_SANDBOX_LATENCY_MS / _JITTER_MS: expected milliseconds ({exc})") from None
 
 
 class Sandbox:
@@ -34,7 +43,8 @@ class Sandbox:
 
     def __init__(self, seed: int = 42, scale: int = 1000, now: datetime | str | None = None,
                  jira_mode: str = "cloud", require_token: str | Mapping[str, str] | None = None,
-                 github_rate_limit: int = 5000, github_rate_window: float = 3600.0, fault_seed: int | None = None):
+                 github_rate_limit: int = 5000, github_rate_window: float = 3600.0, fault_seed: int | None = None,
+                 latency_ms: float = 0.0, jitter_ms: float = 0.0):
         if isinstance(now, str):
             now = datetime.fromisoformat(now.replace("Z", "+00:00"))
         self.live = now is None
@@ -44,6 +54,8 @@ class Sandbox:
         tokens = require_token if isinstance(require_token, Mapping) else {s: require_token for s in SYSTEMS}
         self.faults = Faults(seed if fault_seed is None else fault_seed)
         self.log = RequestLog()
+        # every request waits this long before it is answered (the knob for latency-bound benchmarks)
+        self.latency = Latency(latency_ms, jitter_ms, seed if fault_seed is None else fault_seed)
         self.apps: dict[str, App] = {
             "jira": JiraApp(self.world, jira_mode, tokens.get("jira")),
             "github": GitHubApp(self.world, tokens.get("github"), github_rate_limit, github_rate_window),
@@ -66,7 +78,8 @@ class Sandbox:
             else:
                 port = int(ports.get(system, 0))
             try:
-                server = SystemServer(self.apps[system], self.faults, self.log, self._control, host, port)
+                server = SystemServer(self.apps[system], self.faults, self.log, self._control, host, port,
+                                      self.latency)
             except OSError:
                 self.stop()
                 raise
@@ -138,7 +151,15 @@ class Sandbox:
         return self.log.counts()
 
     def reset_log(self) -> None:
+        """Clear the request log, its counts and the peaks in flight."""
         self.log.reset()
+
+    def peak_in_flight(self) -> dict[str, int]:
+        """Per system: the most requests it had in flight at once since the last reset_log()."""
+        return self.log.peaks()
+
+    def set_latency(self, ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+        self.latency.set(ms, jitter_ms)
 
     def github_budget(self, limit: int, window: float | None = None, used: int = 0) -> None:
         """Set GitHub's primary rate budget (X-RateLimit-*); at 0 remaining every call is a 403 until the reset."""
@@ -160,6 +181,11 @@ class Sandbox:
             ("GET", "/_sandbox"): lambda: json_response(200, self.info()),
             ("GET", "/_sandbox/log"): lambda: json_response(200, {"requests": self.requests(scope),
                                                                   "counts": self.counts()}),
+            ("GET", "/_sandbox/in-flight"): lambda: json_response(200, {"peak": self.peak_in_flight()}),
+            ("GET", "/_sandbox/latency"): lambda: json_response(200, self.latency.as_dict()),
+            ("POST", "/_sandbox/latency"): lambda: (self.set_latency(float((body or {}).get("ms", 0)),
+                                                                     float((body or {}).get("jitter_ms", 0))),
+                                                    json_response(200, self.latency.as_dict()))[1],
             ("POST", "/_sandbox/reset-log"): lambda: (self.reset_log(), Response(204))[1],
             ("GET", "/_sandbox/faults"): lambda: json_response(200, {"rules": self.faults.rules(scope)}),
             ("POST", "/_sandbox/faults"): lambda: json_response(201, {"rule": self._add_fault(system, body)}),
@@ -190,17 +216,22 @@ class Sandbox:
     def info(self) -> dict[str, Any]:
         return {"urls": self.urls, "seed": self.seed, "scale": self.scale, "jira_mode": self.jira_mode,
                 "now": self.world.now, "live": self.live, "advances": self.world.advances,
-                "periods": self.world.period_bounds()}
+                "periods": self.world.period_bounds(),
+                "latency": self.latency.as_dict(), "peak_in_flight": self.peak_in_flight()}
 
 
 def serve_forever(ports: int | Mapping[str, int] | None = None, scale: int = 1000, seed: int = 42,
                   now: datetime | str | None = None, jira_mode: str = "cloud", host: str = "127.0.0.1",
                   require_token: str | Mapping[str, str] | None = None, out: Callable[[str], None] = print,
-                  stop: threading.Event | None = None, webhooks: str | None = None) -> None:
+                  stop: threading.Event | None = None, webhooks: str | None = None,
+                  latency_ms: float | None = None, jitter_ms: float | None = None) -> None:
     """Start the sandbox, print the URLs, and block until Ctrl-C (or `stop` is set); with `webhooks` (a URL
     such as http://127.0.0.1:8080) every change is announced by a signed webhook."""
     started = time.perf_counter()
-    sb = Sandbox(seed=seed, scale=scale, now=now, jira_mode=jira_mode, require_token=require_token)
+    env_ms, env_jitter = latency_from_env()
+    latency = (env_ms if latency_ms is None else latency_ms, env_jitter if jitter_ms is None else jitter_ms)
+    sb = Sandbox(seed=seed, scale=scale, now=now, jira_mode=jira_mode, require_token=require_token,
+                 latency_ms=latency[0], jitter_ms=latency[1])
     urls = sb.start(ports, host)
     webhooks = webhooks or os.environ.get("OKRSYNC_SANDBOX_WEBHOOKS")  # `okrsync sandbox --webhooks URL`
     sender = sb.send_webhooks(webhooks) if webhooks else None  # before the URLs are printed and used
@@ -208,7 +239,10 @@ def serve_forever(ports: int | Mapping[str, int] | None = None, scale: int = 100
         f"{time.perf_counter() - started:.1f} s:")
     for system, url in urls.items():
         out(f"  {system:<11} {url}")
-    out(f"  control     {urls['jira']}/_sandbox (log, faults, advance, writes) on every port")
+    out(f"  control     {urls['jira']}/_sandbox (log, faults, advance, writes, latency, in-flight) on every port")
+    if latency[0] or latency[1]:
+        jitter = f" + up to {latency[1]:g} ms jitter" if latency[1] else ""
+        out(f"  latency     {latency[0]:g} ms per request{jitter}")
     out(("Only the required token is accepted" if require_token else "Any token is accepted") + "; Ctrl-C stops.")
     if webhooks and sender is not None:
         out(f"  webhooks    every change is POSTed, signed, to {webhooks.rstrip('/')}/webhooks/<system> "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import socket
 import sys
@@ -175,13 +176,55 @@ def _secs(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+class Latency:
+    """Simulated network and server time per request: `ms` fixed, plus up to `jitter_ms` more (uniform, seeded).
+
+    Real APIs answer a page in 150-600 ms; on localhost the sandbox answers in ~3 ms, which hides what waiting costs."""
+
+    def __init__(self, ms: float = 0.0, jitter_ms: float = 0.0, seed: int = 0):
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self.set(ms, jitter_ms)
+
+    def set(self, ms: float = 0.0, jitter_ms: float = 0.0) -> None:
+        if ms < 0 or jitter_ms < 0:
+            raise ValueError("latency and jitter are milliseconds >= 0")
+        self.ms, self.jitter_ms = float(ms), float(jitter_ms)
+
+    def seconds(self) -> float:
+        if not self.jitter_ms:
+            return self.ms / 1000
+        with self._lock:
+            return (self.ms + self._rng.uniform(0, self.jitter_ms)) / 1000
+
+    def as_dict(self) -> dict[str, float]:
+        return {"ms": self.ms, "jitter_ms": self.jitter_ms}
+
+
 class RequestLog:
-    """Every simulated request (not the /_sandbox control calls): system, method, path, query, status, duration."""
+    """Every simulated request (not the /_sandbox control calls): system, method, path, query, status, duration;
+    and per system the requests in flight now and at most (the peak a client's concurrency setting must bound)."""
 
     def __init__(self, maxlen: int = 200_000):
         self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._in_flight: Counter[str] = Counter()
+        self._peak: Counter[str] = Counter()
+
+    def enter(self, system: str) -> None:
+        with self._lock:
+            self._in_flight[system] += 1
+            self._peak[system] = max(self._peak[system], self._in_flight[system])
+
+    def leave(self, system: str) -> None:
+        with self._lock:
+            self._in_flight[system] -= 1
+
+    def peaks(self) -> dict[str, int]:
+        """The most requests each system had in flight at once since the last reset."""
+        with self._lock:
+            return dict(self._peak)
 
     def add(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -200,6 +243,7 @@ class RequestLog:
         with self._lock:
             self._entries.clear()
             self._counts.clear()
+            self._peak = Counter(self._in_flight)
 
 
 Control = Callable[[str, Request], Response]
@@ -209,8 +253,9 @@ class SystemServer:
     """A ThreadingHTTPServer on 127.0.0.1 serving one App, applying faults and logging requests."""
 
     def __init__(self, app: App, faults: Faults, request_log: RequestLog, control: Control,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, latency: Latency | None = None):
         self.app, self.faults, self.request_log, self.control = app, faults, request_log, control
+        self.latency = latency or Latency()
         self.httpd = _Server((host, port), _make_handler(self))
         self.host, self.port = self.httpd.server_address[0], self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
@@ -237,11 +282,29 @@ class SystemServer:
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
             _send(h, self.control(self.app.system, req))
             return
-        decision = self.faults.decide(self.app.system, req.method, path)
-        if decision.delay:
-            time.sleep(decision.delay)
+        # in flight from here until the answer is ready: counted out before it is sent, so a client that sends its
+        # next request as soon as it has this answer is never counted twice (the peak bounds the client's limiter)
+        system, left = self.app.system, []
+
+        def leave() -> None:
+            if not left:
+                left.append(True)
+                self.request_log.leave(system)
+
+        self.request_log.enter(system)
+        try:
+            self._serve(h, req, started, leave)
+        finally:
+            leave()
+
+    def _serve(self, h: BaseHTTPRequestHandler, req: Request, started: float, leave: Callable[[], None]) -> None:
+        decision = self.faults.decide(self.app.system, req.method, req.path)
+        wait = self.latency.seconds() + decision.delay
+        if wait:
+            time.sleep(wait)
         if decision.kind == "drop":
             self._log(req, 0, started, decision)
+            leave()
             h.close_connection = True
             try:
                 h.connection.shutdown(socket.SHUT_RDWR)
@@ -251,8 +314,9 @@ class SystemServer:
         resp = self._answer(req, decision)
         if decision.malformed and resp.status == 200 and resp.body:
             resp.body = resp.body[: max(1, len(resp.body) // 2)]  # a truncated page: not valid JSON
-        _send(h, resp, head=req.method == "HEAD")
         self._log(req, resp.status, started, decision)
+        leave()
+        _send(h, resp, head=req.method == "HEAD")
 
     def _answer(self, req: Request, decision: Decision) -> Response:
         if decision.kind == "rate_limit":
