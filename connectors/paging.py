@@ -127,6 +127,29 @@ class TokenPaginator(Paginator):
         return Request(req.path, {**(req.params or {}), self.token: token}, req.json, req.method)
 
 
+class CursorPaginator(Paginator):
+    """GraphQL cursor paging: page_info(page) is the connection's `pageInfo`; its `endCursor` goes into the next
+    request's `variables[var]` while `hasNextPage` is true (GitHub's "Using pagination in the GraphQL API")."""
+
+    what = "by GraphQL cursor"
+
+    def __init__(self, request: Request, page_info: Callable[[Fetched], Mapping[str, Any] | None], *,
+                 var: str = "after"):
+        super().__init__()
+        self.request, self.page_info, self.var = request, page_info, var
+
+    def start(self) -> Request:
+        return self.request
+
+    def next(self, page: Fetched) -> Request | None:
+        info = self.page_info(page) or {}
+        if not info.get("hasNextPage") or not info.get("endCursor"):
+            return None
+        body = dict(page.request.json or {})
+        body["variables"] = {**(body.get("variables") or {}), self.var: info["endCursor"]}
+        return Request(page.request.path, page.request.params, body, page.request.method)
+
+
 class OffsetPaginator(Paginator):
     """Offset/startAt paging. build(offset, limit) makes the request; the offset advances by the page size or by the
     items returned (servers that cap the page size). The end: an empty page, `more` false, or offset >= `total`.

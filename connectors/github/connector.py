@@ -68,6 +68,7 @@ class GitHubConnector:
         self.failures: dict[str, str] = {}  # repo or stream:repo -> one-line message
         self._missing: set[str] = set()  # repositories later streams skip
         self._compared: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        self.graphql: bool | None = None  # deployments through GraphQL: None untried, False the endpoint is absent
 
     def streams(self) -> list[Any]:
         out: list[Any] = [IssuesStream(self)]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import copy
 import logging
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import quote
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
-from okrsync.connectors.paging import Ranges, halve
+from okrsync.connectors.paging import Ranges, Request, halve
 from okrsync.engine.records import Deployment, RecordError, iso
 
-from .client import PER_PAGE, RepoError, RepoNotFound
+from .client import PER_PAGE, ListPage, RepoError, RepoNotFound
+from .graphql import GraphQLUnavailable, deployment_nodes, rest_deployment, rest_statuses
 from .normalize import deployment_result, normalize_deployment, normalize_run, record_key
 from .streams import RepoStream, parse_or_none
 
@@ -26,6 +27,7 @@ log = logging.getLogger("okrsync.github")
 PENDING_MAX_AGE = timedelta(days=7)
 RUNS_CAP = 1000  # the API returns at most this many runs for a filtered query
 DAY = timedelta(days=1)
+Work = tuple[dict, "list[dict] | None", "str | None"]  # (deployment payload, its statuses or None: read them, ETag)
 
 
 def assign_commits(conn: "GitHubConnector", repo: str, successes: list[Deployment], last: dict[str, dict],
@@ -77,43 +79,27 @@ class DeploymentsStream(RepoStream):
         final = {k: v for k, v in (rs.get("final") or {}).items()
                  if since is None or (t := parse_or_none(v)) is None or t >= since}
         last: dict[str, dict] = rs.get("last") or {}
-        list_etag = rs.get("etag")
-
-        fresh: list[dict] = []
-        first_etag, pages = None, 0
-        for page in self.client.pages(f"repos/{repo}/deployments", what=f"repository {repo}",
-                                      params={"per_page": PER_PAGE}, etag=list_etag if known else None):
-            if page.not_modified:
-                first_etag = list_etag
-                break
-            pages += 1
-            if pages == 1:
-                first_etag = page.etag
-            crossed = False
-            for item in page.items:
-                created = parse_or_none(item.get("created_at"))
-                if since is not None and created is not None and created < since:
-                    crossed = True
-                elif str(item.get("id")) not in final:
-                    fresh.append(item)
-            if crossed:
-                break
-
-        fresh_ids = {str(p.get("id")) for p in fresh}
-        work = [(p, None) for p in fresh] + [
-            (v["deployment"], v.get("etag")) for k, v in pending.items() if k not in fresh_ids
-        ]
+        # a server without GraphQL is remembered (tried again on a full sync): the no-change sync stays one request
+        rest = self.conn.graphql is False or (bool(rs.get("rest")) and not ctx.full)
+        work = None if rest else self._graphql_work(repo, since, pending, final)
+        first_etag = None
+        if work is None:  # REST: the list (conditional), then one statuses call per deployment
+            first_etag, work = self._rest_work(repo, since, pending, final, rs.get("etag") if known else None)
         records: list[Deployment] = []
         skipped: list[Skipped] = []
         successes: list[Deployment] = []
-        for payload, etag in work:
+        for payload, statuses, etag in work:
             dep_id = str(payload.get("id"))
-            try:
-                got = self.client.list_all(f"repos/{repo}/deployments/{dep_id}/statuses", params={"per_page": PER_PAGE},
-                                           what=f"deployment {dep_id} of {repo}", etag=etag)
-            except RepoNotFound:
-                pending.pop(dep_id, None)  # deleted since we saw it
-                continue
+            if statuses is not None:
+                got: ListPage | None = ListPage(Request(""), items=statuses)
+            else:
+                try:
+                    got = self.client.list_all(f"repos/{repo}/deployments/{dep_id}/statuses",
+                                               params={"per_page": PER_PAGE}, what=f"deployment {dep_id} of {repo}",
+                                               etag=etag)
+                except RepoNotFound:
+                    pending.pop(dep_id, None)  # deleted since we saw it
+                    continue
             if got is None:
                 continue  # 304: its statuses did not change, still pending
             try:
@@ -132,9 +118,67 @@ class DeploymentsStream(RepoStream):
             else:
                 pending[dep_id] = {"deployment": payload, "etag": got.etag}
         assign_commits(self.conn, repo, successes, last, key=lambda r: r.environment)
-        out = self.done(unit, st, {"etag": first_etag, "pending": pending, "final": final, "last": last})
+        out = self.done(unit, st, {"etag": first_etag, "pending": pending, "final": final, "last": last,
+                                   **({"rest": True} if self.conn.graphql is False or rest else {})})
         out.records, out.skipped = records, skipped
         yield out
+
+    def _graphql_work(self, repo: str, since: datetime | None, pending: dict[str, dict],
+                      final: dict[str, Any]) -> list[Work] | None:
+        """The deployments to (re)normalize, with their statuses, from GraphQL: the new ones down to `since` and the
+        pending ones (read back to the oldest; one not seen there was deleted). None: no GraphQL here, use REST."""
+        stop = since
+        for entry in pending.values():
+            t = parse_or_none((entry.get("deployment") or {}).get("created_at"))
+            if stop is not None and t is not None:
+                stop = min(stop, t)
+        work: list[Work] = []
+        seen: set[str] = set()
+        try:
+            for node in deployment_nodes(self.client, repo, stop):
+                payload = rest_deployment(node, self.client.base_url, repo)
+                dep_id = str(payload["id"])
+                seen.add(dep_id)
+                created = parse_or_none(payload.get("created_at"))
+                old = since is not None and created is not None and created < since
+                if dep_id in final or (old and dep_id not in pending):
+                    continue
+                work.append((payload, rest_statuses(node), (pending.get(dep_id) or {}).get("etag")))
+        except GraphQLUnavailable as exc:
+            log.info("%s; reading deployments through REST", exc)
+            self.conn.graphql = False
+            return None
+        self.conn.graphql = True
+        for dep_id in [k for k in pending if k not in seen]:
+            pending.pop(dep_id)  # deleted since we saw it
+        return work
+
+    def _rest_work(self, repo: str, since: datetime | None, pending: dict[str, dict], final: dict[str, Any],
+                   list_etag: str | None) -> tuple[str | None, list[Work]]:
+        """(the list's ETag, the deployments to read statuses for): new ones newest first down to `since`,
+        then the pending ones."""
+        fresh: list[dict] = []
+        first_etag, pages = None, 0
+        for page in self.client.pages(f"repos/{repo}/deployments", what=f"repository {repo}",
+                                      params={"per_page": PER_PAGE}, etag=list_etag):
+            if page.not_modified:
+                first_etag = list_etag
+                break
+            pages += 1
+            if pages == 1:
+                first_etag = page.etag
+            crossed = False
+            for item in page.items:
+                created = parse_or_none(item.get("created_at"))
+                if since is not None and created is not None and created < since:
+                    crossed = True
+                elif str(item.get("id")) not in final:
+                    fresh.append(item)
+            if crossed:
+                break
+        fresh_ids = {str(p.get("id")) for p in fresh}
+        return first_etag, [(p, None, None) for p in fresh] + [
+            (v["deployment"], None, v.get("etag")) for k, v in pending.items() if k not in fresh_ids]
 
 
 class WorkflowRunsStream(RepoStream):

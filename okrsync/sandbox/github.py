@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from .github_delivery import GitHubDelivery, _int
+from .github_graphql import deployments as gql_deployments
 from .github_render import DOCS, GhRenderer
 from .github_writes import GitHubWrites
 from .model import UTC, GhItem, to_ms
@@ -44,6 +45,7 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
         for method, path, handler in (
             ("GET", "/rate_limit", self.rate_limit),
             ("POST", "/graphql", self.graphql),
+            ("POST", "/api/graphql", self.graphql),  # GitHub Enterprise Server's GraphQL endpoint
             ("GET", rp, self.get_repo),
             ("GET", f"{rp}/issues", self.list_issues),
             ("GET", f"{rp}/issues/{{number}}", self.get_issue),
@@ -169,10 +171,14 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
                         "rate": core})
 
     def graphql(self, req: Request) -> Response:
-        """POST /graphql: only aliased `repository(name:, owner:) { nameWithOwner databaseId }` lookups (what
-        Singer taps send first to resolve repository ids); an unknown repository is null, as on GitHub."""
+        """POST /graphql: a repository's deployments (github_graphql.py), or aliased `repository(name:, owner:)
+        { nameWithOwner databaseId }` lookups (what Singer taps send first to resolve repository ids); an unknown
+        repository is null, as on GitHub."""
         body = req.json() or {}
         query = str(body.get("query") or "") if isinstance(body, dict) else ""
+        if "deployments(" in query:  # repository.deployments with their statuses (github_graphql.py)
+            variables = body.get("variables") or {}
+            return self.ok(gql_deployments(self, query, variables if isinstance(variables, dict) else {}))
         asks = _GQL_REPO.findall(query)
         if not asks:
             return self.ok({"errors": [{"message": "The sandbox answers repository(name:, owner:) lookups only"}]})

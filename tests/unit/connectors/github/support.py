@@ -148,6 +148,9 @@ class FakeGitHub:
         self.repos: dict[str, Repo] = {}
         self.calls: list[tuple[str, dict[str, str], dict[str, str]]] = []  # (path, query, headers)
         rsps.add_callback(responses.GET, re.compile(re.escape(base) + r"/.*"), callback=self.handle)
+        # no GraphQL endpoint here: deployments are read through REST (the fallback); the GraphQL path is tested
+        # against the sandbox's documented-shape endpoint
+        rsps.add(responses.POST, f"{base}/graphql", json={"message": "Not Found"}, status=404)
 
     def repo(self, name: str = "acme/web") -> Repo:
         return self.repos.setdefault(name, Repo())
