@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
@@ -16,6 +17,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .http import HttpClient
 
 R = TypeVar("R", date, datetime)
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 class PagingLoop(SourceError):
@@ -301,6 +304,40 @@ def paginate(client: HttpClient | None, paginator: Paginator, *, fetcher: Callab
         page = fetcher(request)
         yield page
         request = paginator.advance(page)
+
+
+def in_parallel(fn: Callable[[T], U], items: Iterable[T], workers: int, *, ahead: int | None = None,
+                name: str = "okrsync-read") -> Iterator[U]:
+    """fn(item) for each item on up to `workers` threads, the results in the items' order: pages are then written
+    in order, so a checkpoint never passes a page that is not committed. At most `ahead` (default 2 x workers) are
+    started beyond the one being waited for (memory stays bounded); the requests themselves are bounded by the
+    source's limiter. An error is raised when its result's turn comes; stopping early cancels what has not started."""
+    ahead = max(1, ahead or 2 * workers)
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
+    pending: deque[Future[U]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            while len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of `size` items (the last may be shorter)."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 # -- date ranges ----------------------------------------------------------------------------------------------------

@@ -248,6 +248,13 @@ class JiraClient:
         else:
             yield from self._search_dc(jql, fields, min(page_size or DC_PAGE, DC_PAGE))
 
+    def search_first(self, jql: str, fields: list[str], size: int) -> tuple[list[dict], bool]:
+        """Cloud: the first page of a search and whether there are more (the token is not kept: it expires)."""
+        body = {"jql": jql, "maxResults": size, "fields": list(fields)}
+        page = self._search_page(Request("rest/api/3/search/jql", json=body, method="POST"), jql)
+        more = bool(page.body.get("nextPageToken")) and page.body.get("isLast") is not True
+        return page.items, more
+
     def search_ids(self, jql: str) -> set[str]:
         """The ids of every issue a JQL matches (id-only search, the largest pages)."""
         out: set[str] = set()

@@ -19,6 +19,7 @@ from okrsync.connectors.base import (
 )
 from okrsync.engine.records import RecordError
 
+from .bulk import read_issues
 from .client import EPOCH, JiraClient, JqlRejected, StaleDiscovery, epoch_ms, strip_order_by
 from .normalize import issue_key, normalize_issue
 
@@ -101,7 +102,7 @@ class IssueStream:
         changed = ctx.since is None or ctx.full or resume is not None
         checkpoint = {"created_ms": resume} if resume is not None else None
         try:
-            for issues in client.search(jql, fields, page_size=conn.config.page_size):
+            for issues in read_issues(client, jql, fields, page_size=conn.config.page_size):
                 if not issues:
                     continue
                 if cached and _fields_gone(issues, fmap) and not _recent(client.verified, ctx.run_started):

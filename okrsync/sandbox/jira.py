@@ -56,6 +56,8 @@ class JiraApp(JiraPolicy, JiraWrites, App):
                 self.route(m, f"{p}/search", self.search_v2 if mode == "server" else self.gone)
                 if mode == "cloud":
                     self.route(m, f"{p}/search/jql", self.search_jql)
+            if mode == "cloud" and v == "3":
+                self.route("POST", f"{p}/issue/bulkfetch", self.bulkfetch)
             self.route("GET", f"{p}/issue/{{key}}", self.get_issue)
             self.route("PUT", f"{p}/issue/{{key}}", self.edit_issue)
             self.route("GET", f"{p}/issue/{{key}}/comment", self.list_comments)
@@ -255,6 +257,25 @@ class JiraApp(JiraPolicy, JiraWrites, App):
                                    "issues": [self.r.issue(i, extra, "2", ",".join(expand), props) for i in page]}
         self._names_schema(out, expand, extra)
         return json_response(200, out)
+
+    def bulkfetch(self, req: Request) -> Response:
+        """POST /rest/api/3/issue/bulkfetch (Cloud, "Bulk fetch issues"): {issueIdsOrKeys: 1-100 ids or keys, fields,
+        expand, properties, fieldsByKeys} -> {issues, issueErrors}. Issues that do not exist or that the user cannot
+        see are left out (not errors); the answer's order is not the request's (here: by id)."""
+        body = req.json()
+        _check_body(body, {"issueIdsOrKeys": list, "fields": list, "expand": list, "properties": list,
+                           "fieldsByKeys": bool})
+        wanted = (body or {}).get("issueIdsOrKeys") or []
+        if not wanted:
+            raise BadRequest("issueIdsOrKeys must not be empty.")
+        if len(wanted) > 100:
+            raise BadRequest("issueIdsOrKeys: the maximum number of issues that can be requested is 100.")
+        extra = [f for f in self.r.wanted(body.get("fields"), "*navigable") if f not in ("id", "key")]
+        expand, props = _csv(body.get("expand")), _csv(body.get("properties"))
+        found = {i.id: i for i in (self.w.jira_issue(str(k)) for k in wanted) if i is not None}
+        with self.w.lock:
+            issues = [self.r.issue(found[n], extra, "3", ",".join(expand), props) for n in sorted(found)]
+        return json_response(200, {"expand": "schema,names", "issues": issues, "issueErrors": []})
 
     def _names_schema(self, out: dict[str, Any], expand: list[str], fields: list[str]) -> None:
         if "names" in expand:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from . import test_crash_e2e as crash
+from .conftest import snapshot
+from .test_crash_e2e import kill_after
+from .test_faults_e2e import READ_ONLY
+
 pytestmark = pytest.mark.e2e
+reference = crash.reference  # the store one clean sync makes
 
 
 def test_a_sync_keeps_every_source_within_its_concurrency(env):
@@ -15,3 +21,20 @@ def test_a_sync_keeps_every_source_within_its_concurrency(env):
     peaks = env.sandbox.peak_in_flight()
     assert set(peaks) >= {"jira", "github", "servicenow", "pagerduty"}
     assert all(1 <= p <= 2 for p in peaks.values()), peaks
+
+
+def test_parallel_reads_killed_mid_read_converge_to_the_clean_store(env, reference):
+    """Jira Cloud's bulkfetch batches and GitHub's GraphQL deployments, SIGKILLed at many points: the rerun
+    converges to a store synced in one go (records and checkpoint commit together; the cursor never passes a
+    batch that is not written)."""
+    env.write_workspace(READ_ONLY)
+    env.sandbox.set_latency(3, 6)  # requests overlap, so the kills land with batches in flight
+    kills = 0
+    for point in (3, 6, 10, 15, 22, 30, 45):
+        kills += kill_after(env, point)
+    assert kills >= 5
+    assert any(e["path"].endswith("/bulkfetch") for e in env.sandbox.requests("jira"))
+    env.sandbox.set_latency(0)
+    r = env.run("sync")
+    assert r.returncode == 0, r.stderr
+    assert snapshot(env.db) == snapshot(reference.db)

@@ -103,7 +103,8 @@ def test_issues_stream_pages_checkpoints_and_fields(rsps):
     rsps.post(SEARCH, json={"issues": first, "nextPageToken": "p2"})
     rsps.post(SEARCH, json={"issues": [issue(3, "2026-10-03T10:00:00.000+0900")], "isLast": True},
              match=page_token("p2"))
-    conn = build("jira", cloud_config(), creds(), options())
+    # one request at a time: the search's own token pages (test_bulk.py: the parallel id listing + bulkfetch)
+    conn = build("jira", cloud_config(concurrency=1), creds(), options())
     stream = conn.streams()[0]
     assert (stream.name, stream.default_from) == ("issues", "all")
     pages = list(stream.read(ctx(since=datetime(2026, 11, 15, 11, 50, tzinfo=timezone.utc))))
