@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from .base import SourceError
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 R = TypeVar("R", date, datetime)
 T = TypeVar("T")
 U = TypeVar("U")
+F = TypeVar("F", bound="Fetched")
 
 
 class PagingLoop(SourceError):
@@ -311,7 +313,8 @@ def in_parallel(fn: Callable[[T], U], items: Iterable[T], workers: int, *, ahead
     """fn(item) for each item on up to `workers` threads, the results in the items' order: pages are then written
     in order, so a checkpoint never passes a page that is not committed. At most `ahead` (default 2 x workers) are
     started beyond the one being waited for (memory stays bounded); the requests themselves are bounded by the
-    source's limiter. An error is raised when its result's turn comes; stopping early cancels what has not started."""
+    source's limiter. An error is raised when its result's turn comes; stopping early cancels what has not started
+    and waits for what has."""
     ahead = max(1, ahead or 2 * workers)
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
     pending: deque[Future[U]] = deque()
@@ -325,7 +328,32 @@ def in_parallel(fn: Callable[[T], U], items: Iterable[T], workers: int, *, ahead
     finally:
         for future in pending:
             future.cancel()
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)  # the requests in flight end (no orphan outlives its read)
+
+
+def last_page(page: Fetched, param: str = "page") -> int | None:
+    """The number of the last page from a Link header rel="last" (GitHub's numbered lists), None without one."""
+    url = page.response.links.get("last", {}).get("url") if page.response is not None else None
+    values = parse_qs(urlsplit(url).query).get(param) if url else None
+    return int(values[-1]) if values and values[-1].isdigit() else None
+
+
+def numbered(fetch_page: Callable[[int], F], first: int, workers: int) -> Iterator[tuple[int, F]]:
+    """Pages first, first+1, ... up to the Link rel="last" of the first one, `workers` pages in flight, in order.
+
+    For lists paged by number in an order that updates do not change (GitHub: sort=created, ascending); what is
+    created while they are read lands after the last page, for a catch-up pass to read."""
+    page = fetch_page(first)
+    yield first, page
+    end = last_page(page)
+    if end is None:  # no rel="last": follow rel="next" one page at a time (never stop while there is more)
+        n = first
+        while next_link(page):
+            n += 1
+            page = fetch_page(n)
+            yield n, page
+        return
+    yield from zip(range(first + 1, end + 1), in_parallel(fetch_page, range(first + 1, end + 1), workers))
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

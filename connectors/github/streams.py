@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
-from okrsync.connectors.paging import Fetched, KeysetPaginator, Request, next_link
+from okrsync.connectors.paging import Fetched, KeysetPaginator, Request, next_link, numbered
 from okrsync.engine.records import RecordError, iso, parse_iso
 
 from .client import PER_PAGE, RepoError, RepoNotFound, since_param
@@ -112,9 +112,35 @@ class RepoStream:
         st["repos"][unit] = unit_state
         return Page(checkpoint={"repo": unit, "done": True}, state=copy.deepcopy(st))
 
+    def parallel(self, since: datetime | None, resume: dict | None) -> bool:
+        """Read everything by numbered pages in parallel: a read of the whole list (a first or full run) with more
+        than one request allowed in flight, not resuming another kind of read."""
+        return (since is None and self.client.http.options.concurrency > 1
+                and (not resume or "page" in resume))
+
+    def read_numbered(self, unit: str, ctx: ReadContext, resume: dict | None, *, path: str, params: dict,
+                      fn: Callable[[dict], Any], kind: str) -> Iterator[Page]:
+        """Every page by number, sorted by creation (ascending: an update moves nothing), `concurrency` pages in
+        flight, yielded in order; checkpoint {"repo", "page", "started"}. The caller then reads what changed since
+        `started` (less the look-back): items updated or created during this read."""
+        repo = self.repo_of(unit)
+        started = (resume or {}).get("started") or iso(ctx.run_started)
+        first = int((resume or {}).get("page") or 0) + 1
+
+        def fetch_page(n: int) -> Any:
+            return self.client.list_page(path, what=f"repository {repo}", params={**params, "page": n})
+
+        for n, page in numbered(fetch_page, first, self.client.http.options.concurrency):
+            records, skipped = convert(page.items, fn, repo, kind)
+            yield Page(records, skipped, checkpoint={"repo": unit, "page": n, "started": started})
+
+    def catch_up_since(self, resume: dict | None, ctx: ReadContext) -> datetime:
+        started = parse_or_none((resume or {}).get("started")) or ctx.run_started
+        return started - self.conn.config.lookback_delta
+
     def read_newest_first(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None, *, path: str,
                           params: dict, time_key: str | None, fn: Callable[[dict], Any], kind: str,
-                          etag_any_page: bool) -> Iterator[Page]:
+                          etag_any_page: bool, since: datetime | None = None) -> Iterator[Page]:
         """Newest-first paging that stops after the page crossing `since` (by time_key), never at a stored record;
         time_key None reads every page.
 
@@ -122,8 +148,10 @@ class RepoStream:
         (true when any change moves an item to the first page, as with pulls sorted by updated).
         """
         repo = self.repo_of(unit)
-        since = self.since_for(ctx, st, unit)
-        etag = (st["repos"][unit].get("etag") if self.known(ctx, st, unit) else None)
+        catchup = since or parse_or_none((resume or {}).get("catchup"))  # after a parallel read: down to there
+        since = catchup or self.since_for(ctx, st, unit)
+        etag = (st["repos"][unit].get("etag") if self.known(ctx, st, unit) and catchup is None else None)
+        mark = {"catchup": iso(catchup)} if catchup is not None else {}
         url: str = path
         query: dict | None = params
         if resume and resume.get("next"):
@@ -140,11 +168,11 @@ class RepoStream:
                 (t := parse_or_none(item.get(time_key))) is not None and t < since for item in page.items
             )
             nxt = None if crossed else page.next_url
-            yield Page(records, skipped, checkpoint={"repo": unit, "next": nxt} if nxt else
+            yield Page(records, skipped, checkpoint={"repo": unit, "next": nxt, **mark} if nxt else
                        {"repo": unit, "done": True})
             if not nxt:
                 break
-        keep = first_etag if (etag_any_page or pages == 1) and not resume else None
+        keep = first_etag if (etag_any_page or pages == 1) and not resume and catchup is None else None
         yield self.done(unit, st, {"etag": keep})
 
 
@@ -163,10 +191,18 @@ class IssuesStream(RepoStream):
         repo = unit
         since = self.since_for(ctx, st, unit)
         etag = st["repos"][unit].get("etag") if self.known(ctx, st, unit) else None
-        if resume and resume.get("since"):
-            since, etag = parse_iso(resume["since"]) - OVERLAP, None
         path = f"repos/{repo}/issues"
         first_etag, pages, last_seen = None, 0, None
+        parallel = self.parallel(since, resume)
+        if parallel:  # every page by number in parallel, then what moved during that read (by `since`, below)
+            yield from self.read_numbered(
+                unit, ctx, resume, path=path, params={"state": "all", "sort": "created", "direction": "asc",
+                                                      "per_page": PER_PAGE},
+                fn=lambda p: None if is_pull_request(p) else normalize_issue(p, self.source, repo), kind="issue")
+            since, etag, resume = self.catch_up_since(resume, ctx), None, None
+            last_seen = iso(since + OVERLAP)  # a resume point from the start of the catch-up
+        if resume and resume.get("since"):
+            since, etag = parse_iso(resume["since"]) - OVERLAP, None
 
         def build(since: datetime | None) -> Request:
             params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "asc", "per_page": PER_PAGE}
@@ -193,7 +229,7 @@ class IssuesStream(RepoStream):
                 last_seen = page.items[-1].get("updated_at") or last_seen
             # resume point: the unit again from the last updated_at seen
             yield Page(records, skipped, checkpoint={"repo": unit, "since": last_seen} if last_seen else {"repo": unit})
-        yield self.done(unit, st, {"etag": first_etag if pages == 1 and not resume else None})
+        yield self.done(unit, st, {"etag": first_etag if pages == 1 and not resume and not parallel else None})
 
 
 class PullsStream(RepoStream):
@@ -203,10 +239,16 @@ class PullsStream(RepoStream):
     default_from = "all"
 
     def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+        path, since = f"repos/{unit}/pulls", None
+        fn = lambda p: normalize_pull(p, self.source, unit)  # noqa: E731
+        if self.parallel(self.since_for(ctx, st, unit), resume):  # every page in parallel, then what moved since
+            yield from self.read_numbered(unit, ctx, resume, path=path, fn=fn, kind="pull request", params={
+                "state": "all", "sort": "created", "direction": "asc", "per_page": PER_PAGE})
+            since, resume = self.catch_up_since(resume, ctx), None
         params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PER_PAGE}
         yield from self.read_newest_first(
-            unit, ctx, st, resume, path=f"repos/{unit}/pulls", params=params, time_key="updated_at",
-            fn=lambda p: normalize_pull(p, self.source, unit), kind="pull request", etag_any_page=True)
+            unit, ctx, st, resume, path=path, params=params, time_key="updated_at", fn=fn, kind="pull request",
+            etag_any_page=True, since=since)
 
 
 class ReleasesStream(RepoStream):

@@ -171,12 +171,13 @@ class FakeGitHub:
             return 404, {}, json.dumps({"message": "Not Found"})
         repo, rest = self.repos[m.group(1)], m.group(2)
         wrap = None
+        order = "created_at" if q.get("sort") == "created" else "updated_at"
         if rest == "issues":
             since = parse_iso(q["since"]) if "since" in q else None
             items = sorted((i for i in repo.issues if since is None or parse_iso(i["updated_at"]) >= since),
-                           key=lambda i: (i["updated_at"], i["id"]))
+                           key=lambda i: (i[order], i["id"]), reverse=q.get("direction") == "desc")
         elif rest == "pulls":
-            items = sorted(repo.pulls, key=lambda i: (i["updated_at"], i["id"]), reverse=True)
+            items = sorted(repo.pulls, key=lambda i: (i[order], i["id"]), reverse=q.get("direction") != "asc")
         elif rest == "deployments":
             items = sorted(repo.deployments, key=lambda i: i["id"], reverse=True)
         elif (sm := re.fullmatch(r"deployments/(\d+)/statuses", rest)):
@@ -206,7 +207,9 @@ class FakeGitHub:
         if page * per_page < len(items):
             parts = urlsplit(url)
             nq = {**q, "page": str(page + 1)}
-            headers["Link"] = f'<{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(nq)}>; rel="next"'
+            last = {**q, "page": str(-(-len(items) // per_page))}
+            headers["Link"] = (f'<{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(nq)}>; rel="next", '
+                               f'<{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(last)}>; rel="last"')
         if inm and inm == etag:
             return 304, {"ETag": etag}, ""
         return 200, headers, body

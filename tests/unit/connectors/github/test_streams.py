@@ -38,7 +38,7 @@ def test_issues_skip_prs_and_page_by_since_keyset(gh):
     repo = gh.repo()
     repo.issues = [issue(n, T0 + timedelta(minutes=n)) for n in range(1, 251)]
     repo.issues[4] = issue(5, T0 + timedelta(minutes=5), pr=True)  # a PR in the issues list: not ours
-    conn = connector()
+    conn = connector(config(concurrency=1))  # one request at a time: the keyset read (first runs too)
     pages = read_all(IssuesStream(conn), ReadContext(since=None, run_started=NOW, first_run=True))
     keys = [r.key for p in pages for r in p.records]
     assert len(set(keys)) == 249 and "acme/web#5" not in keys
@@ -69,7 +69,7 @@ def test_issue_updated_during_the_read_is_not_lost(gh):
     """With page=N an issue moving to the end shifts an unread one onto page 1; the keyset does not."""
     repo = gh.repo()
     repo.issues = [issue(n, T0 + timedelta(minutes=n)) for n in range(1, 201)]
-    conn = connector()
+    conn = connector(config(concurrency=1))  # one request at a time: the keyset read (first runs too)
     stream = IssuesStream(conn)
     seen = set()
     for i, page in enumerate(stream.read(ReadContext(since=None, run_started=NOW, first_run=True))):
@@ -83,11 +83,11 @@ def test_issues_resume_from_checkpoint(gh):
     repo = gh.repo()
     repo.issues = [issue(n, T0 + timedelta(minutes=n)) for n in range(1, 251)]
     eng = MiniEngine()
-    conn = connector()
+    conn = connector(config(concurrency=1))
     assert eng.run(conn, NOW, stop_after_pages=1) == ["github: interrupted (test)"]
     assert eng.streams["issues"]["pending"]["checkpoint"] == {"repo": "acme/web", "since": z(T0 + timedelta(minutes=100))}
     gh.reset()
-    assert eng.run(connector(), NOW + timedelta(hours=1)) == []
+    assert eng.run(connector(config(concurrency=1)), NOW + timedelta(hours=1)) == []
     first = gh.calls[0][1]
     assert first["since"] == z(T0 + timedelta(minutes=100) - timedelta(seconds=1))
     assert len(eng.of("Issue")) == 250
@@ -218,7 +218,7 @@ def test_repo_added_later_is_read_from_the_start(gh):
     eng.run(connector(config(repos=["acme/web"], deployments=False)), NOW)
     gh.reset()
     eng.run(connector(config(repos=["acme/web", "acme/api"], deployments=False)), NOW + timedelta(hours=1))
-    q = {p: q for p, q, _ in gh.calls}
+    q = {p: q for p, q, _ in reversed(gh.calls)}  # the first call to each path
     assert "since" in q["/repos/acme/web/issues"] and "since" not in q["/repos/acme/api/issues"]
     assert "acme/api#1" in {r.key for r in eng.of("Issue").values()}
 

@@ -1,0 +1,81 @@
+"""GitHub first reads by numbered pages in parallel (sorted by creation), then a catch-up of what moved meanwhile."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import responses
+
+from okrsync.connectors.base import ReadContext
+from okrsync.connectors.github.streams import IssuesStream, PullsStream
+from okrsync.engine.records import iso
+
+from .support import T0, FakeGitHub, MiniEngine, config, connector, issue, pull, z
+
+NOW = datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def gh():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeGitHub(rsps)
+
+
+def created(n: int) -> dict:
+    return {"created_at": z(T0 + timedelta(minutes=n))}
+
+
+def test_first_read_pages_by_number_then_catches_up_what_moved(gh):
+    repo = gh.repo()
+    repo.issues = [issue(n, T0 + timedelta(minutes=n), **created(n)) for n in range(1, 351)]
+    stream = IssuesStream(connector(config(concurrency=3)))
+    seen: set[str] = set()
+    for i, page in enumerate(stream.read(ReadContext(since=None, run_started=NOW, first_run=True))):
+        seen |= {r.key for r in page.records}
+        if i == 0:  # meanwhile: issue 3 is edited, issue 351 is created (after the last page)
+            repo.issues[2] = issue(3, NOW, **created(3), title="edited")
+            repo.issues.append(issue(351, NOW, **created(351)))
+    assert seen == {f"acme/web#{n}" for n in range(1, 352)}
+    numbered = [q for p, q, _ in gh.calls if "page" in q and "since" not in q]
+    assert sorted(int(q["page"]) for q in numbered) == [1, 2, 3, 4]
+    assert all(q["sort"] == "created" and q["direction"] == "asc" for q in numbered)
+    catch_up = [q for p, q, _ in gh.calls if "since" in q]
+    assert catch_up and catch_up[0]["since"] == z(NOW - timedelta(minutes=10))  # read start less the look-back
+
+
+def test_a_killed_parallel_read_resumes_at_the_next_page(gh):
+    repo = gh.repo()
+    repo.issues = [issue(n, T0 + timedelta(minutes=n), **created(n)) for n in range(1, 351)]
+    eng = MiniEngine()
+    assert eng.run(connector(config(concurrency=3)), NOW, stop_after_pages=2) == ["github: interrupted (test)"]
+    cp = eng.streams["issues"]["pending"]["checkpoint"]
+    assert cp == {"repo": "acme/web", "page": 2, "started": iso(NOW)}
+    gh.reset()
+    assert eng.run(connector(config(concurrency=3)), NOW + timedelta(hours=1)) == []
+    pages = sorted(int(q["page"]) for p, q, _ in gh.calls if p.endswith("/issues") and "since" not in q)
+    assert pages == [3, 4]  # not page 1 or 2 again
+    since = [q["since"] for p, q, _ in gh.calls if p.endswith("/issues") and "since" in q]
+    assert since[0] == z(NOW - timedelta(minutes=10))  # the interrupted read's start, not this run's
+    assert len(eng.of("Issue")) == 350
+
+
+def test_pull_requests_page_in_parallel_then_newest_first_down_to_the_read_start(gh):
+    repo = gh.repo()
+    repo.pulls = [pull(n, T0 + timedelta(minutes=n), **created(n)) for n in range(1, 251)]
+    eng = MiniEngine()
+    assert eng.run(connector(config(concurrency=3)), NOW) == []
+    assert len(eng.of("PullRequest") or eng.of("Issue")) >= 250
+    calls = [q for p, q, _ in gh.calls if p.endswith("/pulls")]
+    assert sorted(int(q["page"]) for q in calls if q["sort"] == "created") == [1, 2, 3]
+    newest_first = [q for q in calls if q["sort"] == "updated"]
+    assert len(newest_first) == 1  # the first page already reaches back past the read start
+
+
+def test_one_request_at_a_time_keeps_the_keyset_read(gh):
+    gh.repo().issues = [issue(n, T0 + timedelta(minutes=n), **created(n)) for n in range(1, 151)]
+    list(IssuesStream(connector(config(concurrency=1))).read(ReadContext(since=None, run_started=NOW,
+                                                                         first_run=True)))
+    assert all("page" not in q for p, q, _ in gh.calls)
+    list(PullsStream(connector(config(concurrency=1))).read(ReadContext(since=None, run_started=NOW,
+                                                                        first_run=True)))
