@@ -20,12 +20,13 @@ from typing import Any
 import psutil
 
 from . import freshness as freshness_mod
+from . import latency as latency_mod
 from . import peer as peer_mod
 from . import recompute as recompute_mod
 from .procs import SandboxProcess
 from .syncbench import SyncRun, run_sizes, run_system
 
-SECTIONS = ("requests", "throughput", "peer", "recompute", "memory", "freshness")
+SECTIONS = ("requests", "throughput", "peer", "recompute", "memory", "freshness", "latency")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -77,6 +78,11 @@ def main() -> None:
     ap.add_argument("--sizes", default=None, help="item counts for requests/throughput (default 1000,10000,100000)")
     ap.add_argument("--recompute-items", type=int, default=None, help="store size for recompute (default 1000000)")
     ap.add_argument("--repeat", type=int, default=None, help="initial syncs and bare loops per size (best is kept)")
+    ap.add_argument("--latency-ms", type=float, default=150.0, help="latency section: ms per request (default 150)")
+    ap.add_argument("--latency-scale", default=None,
+                    help="latency section: JIRA,GITHUB sandbox scales (default 100000,54000: 100k Jira issues, ~30k "
+                         "GitHub issues and PRs in acme/web)")
+    ap.add_argument("--no-serial", action="store_true", help="latency section: skip the one-at-a-time sync")
     args = ap.parse_args()
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = sections - set(SECTIONS)
@@ -121,12 +127,28 @@ def main() -> None:
             _memory_rows(table, runs, rec, mem_sizes, args.quick)
     if "freshness" in sections:
         _freshness_rows(table, out, quick=args.quick)
+    if "latency" in sections:
+        _latency_rows(table, out, args)
     print(f"okrsync benchmarks on {out['machine']['cpu']} ({out['machine']['cores']} cores, "
           f"{out['machine']['ram_gb']} GB), Python {out['machine']['python']}, SQLite {out['machine']['sqlite']}")
     print(table.render())
     RESULTS.mkdir(parents=True, exist_ok=True)
     out["table"] = table.rows
     (RESULTS / "latest.json").write_text(json.dumps(out, indent=1, default=str), encoding="utf-8")
+
+
+def _latency_rows(table: Table, out: dict[str, Any], args: argparse.Namespace) -> None:
+    default = "3000,2000" if args.quick else "100000,54000"
+    jira_n, github_n = (int(x) for x in (args.latency_scale or default).split(","))
+    # GitHub: ~30k issues and pull requests in acme/web with its newest 60 deployments (a first sync reads those
+    # in the window, and compares each success with the one before it for lead time)
+    with SandboxProcess(jira_n) as jira_sb, SandboxProcess(github_n, deployments=60) as github_sb, \
+            tempfile.TemporaryDirectory(prefix="okrsync-bench-") as tmp:
+        sbs = {"jira": jira_sb, "github": github_sb}
+        fast = latency_mod.run(sbs, Path(tmp) / "parallel", ["acme/web"], args.latency_ms)
+        serial = None if args.no_serial else latency_mod.run(sbs, Path(tmp) / "serial", ["acme/web"],
+                                                             args.latency_ms, {"jira": 1, "github": 1})
+    out["latency"] = latency_mod.rows(table, fast, serial)
 
 
 def _freshness_rows(table: Table, out: dict[str, Any], quick: bool) -> None:

@@ -21,8 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 class SandboxProcess:
     """`python -m bench.serve` at a scale; its request log is read over the control endpoints."""
 
-    def __init__(self, scale: int, seed: int = 42):
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.serve", "--scale", str(scale), "--seed", str(seed)],
+    def __init__(self, scale: int, seed: int = 42, deployments: int | None = None):
+        extra = ["--deployments", str(deployments)] if deployments is not None else []
+        self.proc = subprocess.Popen([sys.executable, "-m", "bench.serve", "--scale", str(scale), "--seed", str(seed),
+                                      *extra],
                                      cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line:
@@ -43,7 +45,18 @@ class SandboxProcess:
         return t.user + t.system
 
     def reset_log(self) -> None:
+        """Clear the request log and the peaks of requests in flight."""
         self._call("POST", "/_sandbox/reset-log")
+
+    def set_latency(self, ms: float, jitter_ms: float = 0.0) -> None:
+        req = urllib.request.Request(self.urls["jira"] + "/_sandbox/latency", method="POST",
+                                     data=json.dumps({"ms": ms, "jitter_ms": jitter_ms}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60):
+            pass
+
+    def peak_in_flight(self) -> dict[str, int]:
+        return self._call("GET", "/_sandbox/in-flight")["peak"]
 
     def requests(self, system: str) -> list[dict]:
         return self._call("GET", f"/_sandbox/log?system={system}")["requests"]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import quote
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
-from okrsync.connectors.paging import Ranges, Request, halve
+from okrsync.connectors.paging import Ranges, Request, halve, in_parallel
 from okrsync.engine.records import Deployment, RecordError, iso
 
 from .client import PER_PAGE, ListPage, RepoError, RepoNotFound
@@ -35,8 +35,10 @@ def assign_commits(conn: "GitHubConnector", repo: str, successes: list[Deploymen
     """Deployment.commits = SHAs shipped that the previous successful deployment (same key) did not.
 
     Successes are taken in the order they finished: that is the order the environment changed. The first
-    one known for a key ships (sha,). `last` ({key: {"sha", "finished"}}) is updated in place.
+    one known for a key ships (sha,). `last` ({key: {"sha", "finished"}}) is updated in place. The comparisons
+    are known before any is asked for, so they are fetched `concurrency` at a time.
     """
+    plan: list[tuple[Deployment, tuple[str, str] | None]] = []  # (deployment, (base, head) to compare or None)
     for rec in sorted(successes, key=lambda r: (r.finished, r.id)):
         if not rec.sha or rec.finished is None:
             continue
@@ -51,8 +53,14 @@ def assign_commits(conn: "GitHubConnector", repo: str, successes: list[Deploymen
         elif prev.get("sha") == rec.sha:
             rec.commits = ()  # a redeploy ships nothing new
         else:
-            rec.commits = tuple(conn.compare(repo, prev["sha"], rec.sha))
+            plan.append((rec, (prev["sha"], rec.sha)))
         last[k] = {"sha": rec.sha, "finished": iso(rec.finished)}
+    pairs = [pair for _, pair in plan if pair is not None]
+    shipped = dict(zip(pairs, in_parallel(lambda pair: conn.compare(repo, *pair), pairs,
+                                          conn.client.http.options.concurrency)))
+    for rec, pair in plan:
+        if pair is not None:
+            rec.commits = tuple(shipped[pair])
 
 
 class DeploymentsStream(RepoStream):
