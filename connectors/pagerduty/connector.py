@@ -19,7 +19,7 @@ from okrsync.connectors.base import (
     SourceError,
 )
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
-from okrsync.connectors.paging import Fetched, OffsetPaginator, Ranges, Request, paginate
+from okrsync.connectors.paging import Fetched, OffsetPaginator, Ranges, Request, in_parallel, paginate
 from okrsync.engine.records import Incident, RecordError, iso, parse_iso
 
 from .normalize import first_acknowledgement, normalize_incident, windows, zulu
@@ -120,26 +120,43 @@ class IncidentStream:
         resume = (ctx.checkpoint or {}).get("from")
         if resume and parse_iso(resume) > since:
             start = parse_iso(resume)
-        ranges = Ranges(windows(start, ctx.run_started, self.config.window_days))
         listed: set[str] = set()  # ids read by this read's slices (a boundary incident may be in two)
-        for lo, hi in ranges:
-            since_at = lo - BOUNDARY_OVERLAP if lo > start else lo
+        slices = windows(start, ctx.run_started, self.config.window_days)
+        # the since/until windows are read `concurrency` at a time and written in order: a window's checkpoint
+        # ("from" its start) is saved only once every window before it is
+        workers = self.client.options.concurrency
+        for lo, incidents in (part for parts in in_parallel(lambda w: self.window(*w, start), slices, workers)
+                              for part in parts):
+            for n in range(0, max(len(incidents), 1), self.limit):
+                chunk = incidents[n:n + self.limit]
+                ids = [str(p.get("id")) if isinstance(p, dict) else None for p in chunk]
+                fresh = [p for p, i in zip(chunk, ids) if i is None or i not in listed]
+                listed.update(i for i in ids if i is not None)
+                yield run.page(fresh, checkpoint={"from": iso(lo)})
+        yield from run.refresh(checkpoint={"from": iso(ctx.run_started)})
 
-            def build(offset: int, limit: int, since_at: datetime = since_at, hi: datetime = hi) -> Request:
-                return Request("incidents", {"since": zulu(since_at), "until": zulu(hi), "time_zone": "UTC",
+    def window(self, lo: datetime, hi: datetime, start: datetime) -> list[tuple[datetime, list[Any]]]:
+        """The incidents created in [lo, hi) (from one second before lo, past the read's start), page after page;
+        a window over the offset cap is read as its halves instead: [(part start, incidents), ...]."""
+        out: list[tuple[datetime, list[Any]]] = []
+        ranges = Ranges([(lo, hi)])
+        for a, b in ranges:
+            since_at = a - BOUNDARY_OVERLAP if a > start else a
+
+            def build(offset: int, limit: int, since_at: datetime = since_at, b: datetime = b) -> Request:
+                return Request("incidents", {"since": zulu(since_at), "until": zulu(b), "time_zone": "UTC",
                                              "limit": limit, "offset": offset, "sort_by": "created_at:asc",
                                              **self.filters()})
 
             pager, pages = self.pages(build, "incidents")
-            for page in pages:
-                ids = [str(p.get("id")) if isinstance(p, dict) else None for p in page.items]
-                fresh = [p for p, i in zip(page.items, ids) if i is None or i not in listed]
-                listed.update(i for i in ids if i is not None)
-                yield run.page(fresh, checkpoint={"from": iso(lo)})
-            if pager.capped and not ranges.split(lo, hi):
-                raise SourceError(f"{self.source}: more than {MAX_OFFSET} incidents created at "
-                                  f"{zulu(lo)}; cannot page past the API's offset cap")
-        yield from run.refresh(checkpoint={"from": iso(ctx.run_started)})
+            incidents = [p for page in pages for p in page.items]
+            if pager.capped:
+                if not ranges.split(a, b):
+                    raise SourceError(f"{self.source}: more than {MAX_OFFSET} incidents created at "
+                                      f"{zulu(a)}; cannot page past the API's offset cap")
+                continue  # read again as two halves
+            out.append((a, incidents))
+        return out
 
 
 class _Run:
