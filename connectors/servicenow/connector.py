@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any, Iterator
 
 from okrsync.config.settings import SourceCredentials, env_name
@@ -17,11 +19,12 @@ from okrsync.connectors.base import (
     SourceError,
 )
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
-from okrsync.connectors.paging import Fetched, Paginator, Request, fetch, paginate
-from okrsync.engine.records import Record, RecordError
+from okrsync.connectors.paging import Fetched, Paginator, Request, fetch, in_parallel, paginate
+from okrsync.engine.records import Record, RecordError, iso, parse_iso
 
-from .normalize import format_time, normalize_incident, value
+from .normalize import format_time, normalize_incident, parse_time, value
 
+RANGES_PER_WORKER = 2  # a parallel read's sys_updated_on ranges per request allowed in flight
 PAGE_SIZE = 1000  # rows per page: larger pages risk the instance's transaction quota
 ORDER = "ORDERBYsys_updated_on^ORDERBYsys_id"
 BASE_FIELDS = (
@@ -56,7 +59,8 @@ SAME = "same"    # sys_updated_on=L^sys_id>ID, ordered by sys_id: the rest of on
 AFTER = "after"  # sys_updated_on>L, ordered by (sys_updated_on, sys_id)
 
 
-def page_query(mode: str, lower: str | None, pos: tuple[str, str] | None, user_query: str | None = None) -> str:
+def page_query(mode: str, lower: str | None, pos: tuple[str, str] | None, user_query: str | None = None,
+               upper: str | None = None) -> str:
     """The encoded query of one page.
 
     FROM:  sys_updated_on>=L[^Q]^ORDERBYsys_updated_on^ORDERBYsys_id   (L: the position's time, else `lower`)
@@ -64,6 +68,8 @@ def page_query(mode: str, lower: str | None, pos: tuple[str, str] | None, user_q
     AFTER: sys_updated_on>L[^Q]^ORDERBYsys_updated_on^ORDERBYsys_id
     """
     extra = [user_query] if user_query else []
+    if upper is not None and not (mode == SAME and pos is not None):  # a range of a parallel read: below upper
+        extra = [f"sys_updated_on<{upper}", *extra]
     if mode == SAME and pos is not None:
         return "^".join([f"sys_updated_on={pos[0]}", f"sys_id>{pos[1]}", *extra, "ORDERBYsys_id"])
     at = pos[0] if pos is not None else lower
@@ -124,7 +130,38 @@ class IncidentStream:
         cp = ctx.checkpoint or {}
         if cp.get("updated") and cp.get("sys_id"):
             pos = (str(cp["updated"]), str(cp["sys_id"]))
-        pager = KeysetPages(self, lower, pos)
+        workers = self.client.options.concurrency
+        if workers > 1 and (ctx.first_run or ctx.full or cp.get("parallel")) and ctx.since is not None:
+            yield from self.read_ranges(ctx, pos, workers)
+            return
+        yield from self.pages_of(KeysetPages(self, lower, pos))
+
+    def read_ranges(self, ctx: ReadContext, pos: tuple[str, str] | None, workers: int) -> Iterator[Page]:
+        """A large read as disjoint sys_updated_on ranges, `concurrency` at a time, written in order (so the
+        (sys_updated_on, sys_id) checkpoint only passes rows written); the last range has no upper bound; then one
+        catch-up from the read's start less the look-back for rows updated while it ran."""
+        assert ctx.since is not None
+        started = parse_iso(str((ctx.checkpoint or {}).get("started") or iso(ctx.run_started)))
+        at = parse_time(pos[0], "sys_updated_on") if pos is not None else None
+        lo = max(ctx.since, at) if at is not None else ctx.since
+        cuts = _cuts(lo, ctx.run_started, RANGES_PER_WORKER * workers)
+        bounds = [(format_time(a), format_time(b) if n < len(cuts) - 2 else None)
+                  for n, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+
+        def read_range(n: int) -> list[Page]:
+            a, b = bounds[n]
+            return list(self.pages_of(KeysetPages(self, a, pos if n == 0 else None, upper=b),
+                                      mark={"parallel": True, "started": iso(started)}))
+
+        catch_up = self.pages_of(KeysetPages(self, format_time(started - self.config.lookback_delta), None))
+        last = None  # a range (or the catch-up) with no row yet keeps the position written before it
+        for page in chain((p for pages in in_parallel(read_range, range(len(bounds)), workers, ahead=workers)
+                           for p in pages), catch_up):
+            page.checkpoint = last = page.checkpoint or last
+            yield page
+
+    def pages_of(self, pager: "KeysetPages", mark: dict[str, Any] | None = None) -> Iterator[Page]:
+        """The pages of one keyset read, normalized; checkpoint: the position read up to (plus `mark`)."""
         for page in paginate(self.client, pager, fetcher=self.fetch):
             fresh = pager.take(page)
             if fresh is None:
@@ -139,7 +176,7 @@ class IncidentStream:
                     skipped.append(Skipped(value(row.get("number")) or value(row.get("sys_id")) or "?", str(exc)))
             pos = pager.pos
             yield Page(records=records, skipped=skipped,
-                       checkpoint={"updated": pos[0], "sys_id": pos[1]} if pos else None)
+                       checkpoint={"updated": pos[0], "sys_id": pos[1], **(mark or {})} if pos else None)
 
     def _key(self, row: Any) -> tuple[str, str]:
         if not isinstance(row, dict):
@@ -166,9 +203,10 @@ class KeysetPages(Paginator):
 
     what = "by (sys_updated_on, sys_id)"
 
-    def __init__(self, stream: IncidentStream, lower: str | None, pos: tuple[str, str] | None):
+    def __init__(self, stream: IncidentStream, lower: str | None, pos: tuple[str, str] | None,
+                 upper: str | None = None):
         super().__init__()
-        self.stream, self.lower, self.pos = stream, lower, pos
+        self.stream, self.lower, self.pos, self.upper = stream, lower, pos, upper
         self.mode, self.offset = FROM, 0
         self._taken: Fetched | None = None
         self._hidden = self._complete = self._inside = False
@@ -177,7 +215,7 @@ class KeysetPages(Paginator):
         return self.request()
 
     def request(self) -> Request:
-        query = page_query(self.mode, self.lower, self.pos, self.stream.user_query)
+        query = page_query(self.mode, self.lower, self.pos, self.stream.user_query, self.upper)
         params = self.stream.params(query)
         if self.offset:
             params["sysparm_offset"] = str(self.offset)
@@ -219,6 +257,15 @@ class KeysetPages(Paginator):
             # the next FROM page would start where this one did: the rest of that second first
             self.mode = SAME if self._inside else FROM
         return self.request()
+
+
+def _cuts(lo: datetime, hi: datetime, n: int) -> list[datetime]:
+    """n + 1 instants from lo to hi in equal steps, whole seconds (ServiceNow's resolution), without repeats."""
+    step = max((hi - lo) / max(n, 1), timedelta(seconds=1))
+    out = [lo]
+    while out[-1] + step < hi:
+        out.append((out[-1] + step).replace(microsecond=0))
+    return out + [hi]
 
 
 def _total(page: Fetched) -> int | None:

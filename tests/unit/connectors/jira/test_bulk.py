@@ -13,6 +13,8 @@ from okrsync.connectors.base import ConnectorOptions, ReadContext
 from okrsync.connectors.jira.connector import build
 from okrsync.sandbox import Sandbox
 
+from ..sandbox_reads import read_stream
+
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc)
 
 
@@ -26,14 +28,8 @@ def read(sb: Sandbox, concurrency: int, checkpoint: dict | None = None, stop_aft
     cfg = JiraSource(type="jira", url=sb.urls["jira"], email="bot@acme.example", projects=["APP", "OPS"],
                      concurrency=concurrency)
     conn = build("jira", cfg, SourceCredentials(token="sandbox-token"), ConnectorOptions())
-    sb.reset_log()
-    pages = []
-    for page in conn.streams()[0].read(ReadContext(since=None, run_started=NOW, first_run=True,
-                                                   checkpoint=checkpoint)):
-        pages.append(page)
-        if stop_after is not None and len(pages) >= stop_after:
-            break
-    return pages, sb.requests("jira")
+    ctx = ReadContext(since=None, run_started=NOW, first_run=True, checkpoint=checkpoint)
+    return read_stream(sb, conn, ctx, "jira", stop_after)
 
 
 def test_parallel_bulkfetch_reads_the_same_issues_in_the_same_order(sandbox):

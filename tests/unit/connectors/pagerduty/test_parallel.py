@@ -12,6 +12,9 @@ from okrsync.connectors.base import ConnectorOptions, ReadContext
 from okrsync.connectors.pagerduty.connector import build
 from okrsync.sandbox import Sandbox
 
+from ..sandbox_reads import read_stream
+from ..sandbox_reads import record_ids as ids
+
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=timezone.utc)
 SINCE = NOW - timedelta(days=200)
 
@@ -25,18 +28,8 @@ def sandbox():
 def read(sb: Sandbox, concurrency: int, checkpoint: dict | None = None, stop_after: int | None = None):
     cfg = PagerDutySource(type="pagerduty", url=sb.urls["pagerduty"], concurrency=concurrency, window_days=20)
     conn = build("pagerduty", cfg, SourceCredentials(token="sandbox-token"), ConnectorOptions())
-    sb.reset_log()
-    pages = []
-    for page in conn.streams()[0].read(ReadContext(since=SINCE, run_started=NOW, first_run=True,
-                                                   checkpoint=checkpoint)):
-        pages.append(page)
-        if stop_after is not None and len(pages) >= stop_after:
-            break
-    return pages
-
-
-def ids(pages) -> list[str]:
-    return [r.id for p in pages for r in p.records]
+    ctx = ReadContext(since=SINCE, run_started=NOW, first_run=True, checkpoint=checkpoint)
+    return read_stream(sb, conn, ctx, "pagerduty", stop_after)[0]
 
 
 def test_windows_in_parallel_give_the_serial_read_in_order(sandbox):
