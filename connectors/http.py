@@ -323,10 +323,17 @@ class HttpClient:
                 raise RetryableHTTP(f"HTTP {status}", asked, resp)
         return resp
 
-    def request(self, method: str, path: str, *, retry_unsafe: bool = False, **kwargs: Any) -> requests.Response:
-        """Send with retries; return the final response (any status). Raises SourceError when retries run out."""
+    def request(self, method: str, path: str, *, retry_unsafe: bool = False,
+                then: Callable[[requests.Response], Any] | None = None, **kwargs: Any) -> Any:
+        """Send with retries; return the final response (any status), or then(response) when given: `then` runs
+        inside each attempt and may raise RetryableHTTP (a page that is not JSON is retried by the same tenacity
+        attempts, never by a loop around them). Raises SourceError when retries run out."""
         method = method.upper()
         url = self.url(path)
+
+        def attempt() -> Any:
+            resp = self._attempt(method, url, retry_unsafe, **kwargs)
+            return resp if then is None else then(resp)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -352,7 +359,7 @@ class HttpClient:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, method, url, retry_unsafe, **kwargs)
+            return retrying(attempt)
         except RetryableHTTP as exc:
             raise SourceError(
                 f"{self.source}: {exc.reason} from {self._where(url)}, gave up after "
@@ -366,10 +373,8 @@ class HttpClient:
         parse: turns the body text into the value instead of json.loads (raising ValueError when it is not JSON)."""
         method = method.upper()
         url = self.url(path)
-        attempts = 0
-        while True:
-            attempts += 1
-            resp = self.request(method, url, retry_unsafe=retry_unsafe, **kwargs)
+
+        def then(resp: requests.Response) -> Any:
             self.check(resp, url)
             if resp.status_code not in expect:
                 raise self.error(resp, url)
@@ -380,13 +385,12 @@ class HttpClient:
                     return parse(resp.content.decode(resp.encoding or "utf-8"))
                 return resp.json()
             except (ValueError, json.JSONDecodeError):
-                if attempts >= self.options.max_attempts or (method not in IDEMPOTENT and not retry_unsafe):
-                    raise SourceError(f"{self.source}: {self._where(url)} returned a page that is not valid JSON, "
-                                      f"gave up after {attempts} attempts") from None
-                seconds = backoff(attempts, self.options.backoff_base)
-                log.info("%s: invalid JSON from %s, retry in %.1f s", self.source, self._where(url), seconds)
-                self.retries += 1
-                self.sleep(seconds)
+                if method not in IDEMPOTENT and not retry_unsafe:
+                    raise SourceError(f"{self.source}: {self._where(url)} returned a page that is not valid JSON") \
+                        from None
+                raise RetryableHTTP("a page that is not valid JSON") from None
+
+        return self.request(method, url, retry_unsafe=retry_unsafe, then=then, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.json("GET", path, **kwargs)

@@ -99,6 +99,17 @@ def test_invalid_json_forever_fails_cleanly():
 
 
 @responses.activate
+def test_invalid_json_is_retried_within_the_one_attempt_budget():
+    """Not JSON is one more retryable outcome of the same tenacity attempts: max_attempts requests in all."""
+    for _ in range(40):
+        responses.get(f"{BASE}/x", body="<html>oops</html>")
+    c, _ = client()
+    with pytest.raises(SourceError, match="not valid JSON from .*, gave up after"):
+        c.get("/x")
+    assert len(responses.calls) == c.options.max_attempts
+
+
+@responses.activate
 def test_post_is_not_resent_on_5xx():
     responses.post(f"{BASE}/comment", status=502)
     c, clock = client()
