@@ -53,7 +53,7 @@ class LatencyRun:
 
     @property
     def vs_limit(self) -> float:
-        return self.wall / self.run_limit
+        return self.wall / self.run_limit if self.run_limit else float("inf")
 
     def ratio(self, system: str) -> float:
         return self.requests[system] / self.minimum[system]

@@ -24,7 +24,8 @@ def test_a_sync_keeps_every_source_within_its_concurrency(env):
 
 
 def test_parallel_reads_killed_mid_read_converge_to_the_clean_store(env, reference):
-    """Jira Cloud's bulkfetch batches and GitHub's GraphQL deployments, SIGKILLed at many points: the rerun
+    """Jira Cloud's bulkfetch batches, GitHub's numbered pages and GraphQL deployments, ServiceNow's ranges and
+    PagerDuty's windows, SIGKILLed at many points: the rerun
     converges to a store synced in one go (records and checkpoint commit together; the cursor never passes a
     batch that is not written)."""
     env.write_workspace(READ_ONLY)
@@ -33,7 +34,11 @@ def test_parallel_reads_killed_mid_read_converge_to_the_clean_store(env, referen
     for point in (3, 6, 10, 15, 22, 30, 45):
         kills += kill_after(env, point)
     assert kills >= 5
-    assert any(e["path"].endswith("/bulkfetch") for e in env.sandbox.requests("jira"))
+    log = env.sandbox.requests()
+    assert any(e["path"].endswith("/bulkfetch") for e in log)  # Jira Cloud: ids, then bulkfetch batches
+    assert any(e["path"] == "/graphql" for e in log)  # GitHub deployments
+    assert any("sys_updated_on<" in str(e["args"].get("sysparm_query")) for e in log)  # ServiceNow ranges
+    assert len({e["args"].get("since") for e in log if e["path"] == "/incidents"}) > 1  # PagerDuty windows
     env.sandbox.set_latency(0)
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
