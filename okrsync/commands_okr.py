@@ -17,7 +17,7 @@ from okrsync.engine.records import parse_iso
 from okrsync.engine.store import Store
 
 from . import console as ui
-from .cli import Env, UsageError, cli, guarded, refuse, workspace_options
+from .app import Env, UsageError, cli, guarded, refuse, workspace_options
 
 TREND_DAYS = 7
 
