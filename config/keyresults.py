@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 from .periods import parse_duration
 
+
+class Thresholds(BaseModel):
+    """How far behind the expected progress a KR may be: on_track within `on_track`, at_risk within `at_risk`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    on_track: float = 0.10  # on_track when progress >= expected - this
+    at_risk: float = 0.25
+
 MetricName = Literal[
     "count",
     "done_ratio",

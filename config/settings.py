@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from .keyresults import Thresholds
+
 ENV_PREFIX = "OKRSYNC_"
 DEFAULT_SECRETS_DIR = "/run/secrets/okrsync"
 MIN_SECRET = 4
@@ -65,12 +67,6 @@ class SourceCredentials(BaseModel):
         return ""
 
 
-class StatusThresholds(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    on_track: float = 0.10
-    at_risk: float = 0.25
-
-
 class _SecretsDirSource(PydanticBaseSettingsSource):
     """Files named like the env variables (OKRSYNC_SOURCES__JIRA__TOKEN) in a secrets directory."""
 
@@ -109,7 +105,7 @@ class Settings(BaseSettings):
     sources: dict[str, SourceCredentials] = Field(default_factory=dict)
     db: str | None = None  # store path; default: okrsync.db beside the workspace file
     secrets_dir: str | None = None
-    thresholds: StatusThresholds = Field(default_factory=StatusThresholds)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
     lock_wait: float = 600.0
     ca_bundle: str | None = None  # CA bundle (PEM) for sources that set none; verification is never turned off
     # Compute "as of" this time instead of now (reproducible reports and tests); syncing still uses the clock.

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Team, parse_amount
+from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Team, Thresholds, parse_amount
 from .periods import Period, parse_period
 from .sources import SOURCE_KINDS, SOURCE_MODELS, SourceConfig
 from .yamlfile import ConfigError, LoadedYaml, load_yaml_file, load_yaml_text
@@ -41,12 +41,6 @@ SELECTOR_KINDS: dict[str, tuple[str, ...]] = {
     "status": ("issue", "pull_request", "deployment", "incident"),
     "team": ("issue", "pull_request", "deployment", "incident"),
 }
-
-
-class Thresholds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    on_track: float = 0.10  # on_track when progress >= expected - this
-    at_risk: float = 0.25
 
 
 class ReportSettings(BaseModel):

@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from okrsync.config.keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, parse_amount
+from okrsync.config.keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Thresholds, parse_amount
 from okrsync.config.periods import expected_fraction, parse_duration, planned_fraction
 from okrsync.config.workspace import Workspace, default_kind
 from okrsync.mappings import metrics as M
@@ -21,12 +21,6 @@ from .records import PERCENT_UNITS, iso, parse_iso
 from .selector_check import SelectorChecker, selectors_of
 from .status import evaluate, infer_direction, projected_value, resolve_target, roll_up
 from .store import Store
-
-
-@dataclass
-class Thresholds:
-    on_track: float = 0.10
-    at_risk: float = 0.25
 
 
 @dataclass
@@ -105,7 +99,7 @@ class Computer:
         self.ws = ws
         self.store = store
         self.now = now.astimezone(timezone.utc)
-        self.thresholds = thresholds or Thresholds(ws.thresholds.on_track, ws.thresholds.at_risk)
+        self.thresholds = thresholds or ws.thresholds
         self.period = ws.period.bounds(ws.timezone)
         self.synced = store.source_synced_at()
         self._cache: dict[tuple, list[tuple]] = {}

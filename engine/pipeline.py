@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from okrsync.config.keyresults import Thresholds
 from okrsync.config.settings import Settings, env_name
 from okrsync.config.workspace import LoadedWorkspace
 from okrsync.config.yamlfile import ConfigError
 from okrsync.connectors.base import ConnectorOptions, SourceError, redact
 
 from .checkins import record_objective_scores
-from .compute import Computation, Thresholds, compute
+from .compute import Computation, compute
 from .document import status_csv, status_document
 from .history import history_rows
 from .lock import StoreLock
@@ -112,8 +113,8 @@ def thresholds_for(lw: LoadedWorkspace, settings: Settings) -> Thresholds:
     # the workspace file wins when it sets them; else settings (env OKRSYNC_THRESHOLDS__ON_TRACK ...)
     fields = lw.workspace.thresholds.model_fields_set
     return Thresholds(
-        ws_t.on_track if "on_track" in fields else settings.thresholds.on_track,
-        ws_t.at_risk if "at_risk" in fields else settings.thresholds.at_risk,
+        on_track=ws_t.on_track if "on_track" in fields else settings.thresholds.on_track,
+        at_risk=ws_t.at_risk if "at_risk" in fields else settings.thresholds.at_risk,
     )
 
 

@@ -160,3 +160,25 @@ def test_examples_validate():
     examples = sorted(Path(__file__).parents[2].joinpath("examples").rglob("okrsync*.yaml"))
     for path in examples:
         load_workspace(path)
+
+
+@pytest.mark.parametrize("in_file,env,expected", [
+    ("", {}, (0.10, 0.25)),
+    ("", {"OKRSYNC_THRESHOLDS__ON_TRACK": "0.05"}, (0.05, 0.25)),
+    ("thresholds: {at_risk: 0.3}\n", {"OKRSYNC_THRESHOLDS__ON_TRACK": "0.05", "OKRSYNC_THRESHOLDS__AT_RISK": "0.4"},
+     (0.05, 0.3)),
+    ("thresholds: {on_track: 0.2, at_risk: 0.5}\n", {"OKRSYNC_THRESHOLDS__ON_TRACK": "0.05"}, (0.2, 0.5)),
+])
+def test_thresholds_come_from_the_file_then_the_environment(monkeypatch, in_file, env, expected):
+    from okrsync.config.settings import Settings
+    from okrsync.engine.pipeline import thresholds_for
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    lw = load_workspace_text(in_file + BASE)
+    t = thresholds_for(lw, Settings())
+    assert (t.on_track, t.at_risk) == expected
+
+
+def test_a_misspelt_threshold_is_an_error():
+    assert "thresholds" in err("thresholds: {on_trak: 0.2}\n" + BASE)
