@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Team, Thresholds, parse_amount
 from .periods import Period, parse_period
-from .sources import SOURCE_KINDS, SOURCE_MODELS, SourceConfig
+from .sources import SOURCES, SourceConfig
 from .yamlfile import ConfigError, LoadedYaml, load_yaml_file, load_yaml_text
 
 MetricSpec.model_rebuild()
@@ -109,10 +109,9 @@ class LoadedWorkspace:
 
 def _known_keys() -> set[str]:
     from .keyresults import GitHubTarget, JiraTarget, Override, WebhookTarget
-    from .sources import SOURCE_MODELS
 
     models = [Workspace, Thresholds, ReportSettings, Objective, KeyResult, Selector, Override, JiraTarget,
-              GitHubTarget, WebhookTarget, *SOURCE_MODELS.values()]
+              GitHubTarget, WebhookTarget, *(spec.model for spec in SOURCES.values())]
     out: set[str] = set()
     for m in models:
         for name, f in m.model_fields.items():  # type: ignore[attr-defined]
@@ -193,7 +192,7 @@ def _validate_sources(raw: Any, errors: _Errors) -> None:
             errors.add(path, "expected a mapping with type: jira | github | servicenow | pagerduty")
             continue
         kind = spec.get("type")
-        if kind not in SOURCE_MODELS:
+        if kind not in SOURCES:
             errors.add(path + (("type",) if "type" in spec else ()),
                        f"expected type: jira, github, servicenow or pagerduty, got {kind!r}")
 
@@ -230,7 +229,7 @@ def default_kind(metric: str, sel: Selector, source_type: str) -> str | None:
     """The selector's kind, else the first kind the metric reads, the source has, and the selector keys fit."""
     if sel.kind:
         return sel.kind
-    supported = SOURCE_KINDS[source_type]
+    supported = SOURCES[source_type].kinds
     candidates = [k for k in METRIC_KINDS.get(metric, ()) if k in supported]
     keys = [k for k in sel.model_fields_set if k in SELECTOR_KINDS]
     for kind in candidates:
@@ -260,7 +259,7 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
         errors.add(sel_path + ("source",), f"unknown source {sel.source!r} (sources: {known})")
         return
     kind = default_kind(spec.metric, sel, source.type)
-    supported = SOURCE_KINDS[source.type]
+    supported = SOURCES[source.type].kinds
     if kind is None or kind not in supported:
         errors.add(sel_path + (("kind",) if sel.kind else ("source",)),
                    f"metric {spec.metric} needs {' or '.join(METRIC_KINDS[spec.metric])} items; "
@@ -286,7 +285,7 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
         inc_source = ws.sources.get(spec.incidents.source)
         if inc_source is None:
             errors.add(path + ("incidents", "source"), f"unknown source {spec.incidents.source!r}")
-        elif "incident" not in SOURCE_KINDS[inc_source.type]:
+        elif "incident" not in SOURCES[inc_source.type].kinds:
             errors.add(path + ("incidents", "source"),
                        f"source {spec.incidents.source!r} ({inc_source.type}) has no incidents")
     if spec.window == "sprint" and not sel.sprint:

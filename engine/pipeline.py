@@ -17,6 +17,7 @@ from okrsync.config.keyresults import Thresholds
 from okrsync.config.settings import Settings, env_name
 from okrsync.config.workspace import LoadedWorkspace
 from okrsync.config.yamlfile import ConfigError
+from okrsync.connectors.auth import credentials_problem
 from okrsync.connectors.base import ConnectorOptions, SourceError, redact
 
 from .checkins import record_objective_scores
@@ -25,7 +26,7 @@ from .document import status_csv, status_document
 from .history import history_rows
 from .lock import StoreLock
 from .store import Store, StoreRemoved
-from .sync import Reporter, SourceOutcome, SyncRunner, missing_credentials
+from .sync import Reporter, SourceOutcome, SyncRunner
 from .writeback import WritebackDispatcher, WritebackSummary
 
 log = logging.getLogger("okrsync.run")
@@ -177,7 +178,8 @@ def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSumm
     names = list(sources or ws.sources)
     runnable = []
     for name in names:
-        problem = missing_credentials(name, ws.sources[name], settings)  # (Jira Cloud's email: on its first call)
+        # (Jira Cloud's email is checked on its first call)
+        problem = credentials_problem(name, ws.sources[name], settings.credentials(name))
         if problem:
             summary.config_errors.append(problem)
             summary.sources[name] = SourceOutcome(name, error=None)
@@ -270,7 +272,7 @@ def _finish(store: Store, summary: RunSummary, now: Callable[[], datetime], best
 
 def credential_problem(name: str, cfg: Any, settings: Settings) -> str | None:
     """One line naming what a source's auth mode lacks and the variable to set; None when it has it all."""
-    problem = missing_credentials(name, cfg, settings)
+    problem = credentials_problem(name, cfg, settings.credentials(name))
     if cfg.type != "jira":
         return problem
     host = (urlparse(cfg.url or "").hostname or "").lower()

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from okrsync import __version__
 from okrsync.config.periods import expected_fraction
+from okrsync.config.sources import SOURCES
 from okrsync.console import checkin_text, fmt_number, fmt_pct
 from okrsync.engine.compute import Computation, KRResult, ObjectiveResult
 from okrsync.engine.records import STATUS_LABELS, parse_iso, plural
@@ -29,7 +30,6 @@ STATUS_COLOURS = {
     "not_started": "#4f46e5",
 }
 PERCENT_UNITS = ("%", "percent")
-SYSTEMS = {"jira": "Jira", "github": "GitHub", "servicenow": "ServiceNow", "pagerduty": "PagerDuty"}
 
 # One query per table: (label column, time used to order the list newest first).
 _ITEM_SQL = {
@@ -292,7 +292,7 @@ def report_view(comp: Computation, store: Store) -> ReportView:
     clock = _Clock(ws.timezone)
     lo, hi = ws.period.bounds(ws.timezone)
     expected = expected_fraction(lo, hi, comp.generated_at)
-    systems = {name: SYSTEMS.get(src.type, src.type) for name, src in ws.sources.items()}
+    systems = {name: SOURCES[src.type].label for name, src in ws.sources.items()}
     # grouped by team (objectives without one last), the workspace order within a team
     ordered = sorted(comp.objectives, key=lambda o: (o.objective.team is None, o.objective.team or ""))
     objectives = [objective_view(o, expected, store, systems, clock) for o in ordered]
