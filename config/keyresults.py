@@ -186,6 +186,14 @@ class MetricSpec(Strict):
     attribution: str | None = None  # an incident field or raw path naming the deployment (id, sha or ref)
     rework: Rework | None = None
 
+    def leaves(self, inherited: Selector | None = None) -> list[tuple[MetricSpec, Selector | None]]:
+        """The metrics this spec reads (a ratio's parts, else itself), each with the selector it reads through."""
+        sel = self.select or inherited
+        if self.metric != "ratio":
+            return [(self, sel)]
+        return [leaf for part in (self.numerator, self.denominator) if isinstance(part, MetricSpec)
+                for leaf in part.leaves(sel)]
+
     @field_validator("aggregate")
     @classmethod
     def _aggregate(cls, v: str | None) -> str | None:

@@ -38,14 +38,7 @@ def _values(sel: Selector, key: str) -> list[str]:
 
 def selectors_of(spec: MetricSpec, inherited: Selector | None = None) -> list[Selector]:
     """The selectors a KR reads: its own, or each part's of a ratio."""
-    sel = spec.select or inherited
-    if spec.metric == "ratio":
-        out: list[Selector] = []
-        for part in (spec.numerator, spec.denominator):
-            if isinstance(part, MetricSpec):
-                out += selectors_of(part, sel)
-        return out
-    return [sel] if sel else []
+    return [sel for _, sel in spec.leaves(inherited) if sel is not None]
 
 
 class SelectorChecker:

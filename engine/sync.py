@@ -12,7 +12,6 @@ from time import monotonic
 from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
-from okrsync.config.keyresults import MetricSpec
 from okrsync.config.settings import Settings
 from okrsync.config.workspace import Workspace
 from okrsync.connectors.base import Connector, ConnectorOptions, Page, ReadContext, SourceError, Stream, redact
@@ -58,20 +57,12 @@ def jql_selectors(ws: Workspace) -> dict[str, dict[str, tuple[str, list[str]]]]:
     """Per source: jql_key -> (jql, KR ids using it)."""
     out: dict[str, dict[str, tuple[str, list[str]]]] = {}
 
-    def visit(spec: MetricSpec, kr_id: str, inherited) -> None:
-        sel = spec.select or inherited
-        if spec.metric == "ratio":
-            for part in (spec.numerator, spec.denominator):
-                if isinstance(part, MetricSpec):
-                    visit(part, kr_id, sel)
-            return
-        if sel is not None and sel.jql:
-            key = jql_key(sel.source, sel.jql)
-            jql, ids = out.setdefault(sel.source, {}).get(key, (sel.jql.strip(), []))
-            out[sel.source][key] = (jql, ids + [kr_id])
-
     for _, kr in ws.key_results():
-        visit(kr, kr.id, None)
+        for _, sel in kr.leaves():
+            if sel is not None and sel.jql:
+                key = jql_key(sel.source, sel.jql)
+                jql, ids = out.setdefault(sel.source, {}).get(key, (sel.jql.strip(), []))
+                out[sel.source][key] = (jql, ids + [kr.id])
     return out
 
 

@@ -182,3 +182,24 @@ def test_thresholds_come_from_the_file_then_the_environment(monkeypatch, in_file
 
 def test_a_misspelt_threshold_is_an_error():
     assert "thresholds" in err("thresholds: {on_trak: 0.2}\n" + BASE)
+
+
+def test_leaves_are_a_ratios_parts_each_with_the_selector_it_reads_through():
+    text = BASE.replace("""        baseline: 5
+        target: +40%
+""", """        baseline: 5
+        target: +40%
+      - id: KR2
+        title: Defect density
+        metric: ratio
+        select: {source: jira, project: APP}
+        numerator: {metric: count, select: {source: jira, type: Bug}}
+        denominator: {metric: points_done}
+        direction: decrease
+        target: 0.1
+""")
+    ws = load_workspace_text(text).workspace
+    leaves = [(spec.metric, sel.source, sel.type, sel.project) for spec, sel in ws.kr("KR2").leaves()]
+    assert leaves == [("count", "jira", "Bug", None), ("points_done", "jira", None, "APP")]
+    assert [(spec.metric, sel.environment) for spec, sel in ws.kr("KR1").leaves()] == [
+        ("deployment_frequency", "production")]
