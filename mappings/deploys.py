@@ -87,7 +87,7 @@ def lead_time(sel, window, agg, **_):
         f"WHERE {where} GROUP BY p.rowid"
     )
     return _row_plan(sel, [], [], params, lambda r: max(0.0, r[1]) / 3600.0,
-                     lambda vals: (aggregate(vals, agg or "median"), {}), table="issues", sql=sql)
+                     lambda vals: (aggregate(vals, agg), {}), table="issues", sql=sql)
 
 
 # -- DORA metrics computed over the deployment timeline (Python: each needs its neighbours) ---------------
@@ -217,7 +217,7 @@ def failed_deployment_recovery_time(sel, window, agg, attribution: Attribution |
                 continue
             hours.append((fix.finished - d.finished).total_seconds() / 3600.0)
             counted.append(d)
-        return _result(aggregate(hours, agg or "median"), counted, {"unrecovered": open_})
+        return _result(aggregate(hours, agg), counted, {"unrecovered": open_})
 
     return _with_incidents(sel, window, attribution, reduce)
 

@@ -8,9 +8,11 @@ loaded only when someone needs them (history diff, explain, report).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
+from okrsync.config.keyresults import TRAITS
 from okrsync.engine.records import iso, parse_iso
 
 from .aggregates import aggregate, ratio, union_seconds
@@ -38,46 +40,16 @@ from .plans import (  # noqa: F401  (Window, MetricResult, MetricPlan are this m
 )
 from .selectors import Selection, field_expr
 
-DURATION_DEFAULTS = {
-    "failed_deployment_recovery_time": ("median", "hours"),
-    "resolution_time": ("median", "hours"),
-    "time_to_restore": ("median", "hours"),
-    "lead_time_for_changes": ("median", "hours"),
-    "mtta": ("median", "minutes"),
-}
-
-FORMULAS = {
-    "count": "number of selected items {date} in the window",
-    "done_ratio": "done items / all selected items",
-    "points_done_ratio": "story points of done items / story points of all selected items",
-    "points_done": "sum of story points of done items",
-    "sum": "sum of {field} over the selected items",
-    "mean": "{aggregate} of {field} over the selected items",
-    "throughput": "items resolved in the window / (window days / 7)",
-    "resolution_time": "{aggregate} of (resolved - created) in hours, items resolved in the window",
-    "deployment_frequency": "successful deployments finished in the window / (window days / 7)",
-    "lead_time_for_changes": "{aggregate} hours from PR merge to the first successful deployment containing it",
-    "change_failure_rate": "deployments finished in the window with status failure or error / all finished",
-    "time_to_restore": "{aggregate} of (resolved - opened) in hours, incidents resolved in the window",
-    "mtta": "{aggregate} of (first acknowledgement - opened) in minutes, incidents opened in the window",
-    "first_contact_resolution": "resolved incidents with reassignment_count 0 / resolved incidents",
-    "sla_compliance": "incidents resolved within their priority's SLA hours / resolved incidents",
-    "availability": "1 - union of outage intervals clipped to the window / window length",
-    "failed_deployment_recovery_time": "{aggregate} hours from a failed deployment to the next successful one "
-                                       "of the same repository and environment",
-    "deployment_rework_rate": "unplanned (hotfix/rollback or after an incident) / successful deployments",
-    "ratio": "numerator / denominator",
-}
-
 
 def plan(metric: str, sel: Selection, window: Window, *, now: datetime, agg: str | None = None,
          field_name: str | None = None, weighting: str = "count", count_by: str | None = None,
          sla_hours: dict[str, float] | None = None, failures: str = "deployments",
          attribution: Attribution | None = None, rework: Any = None) -> MetricPlan:
     """Build the query and reduction of one (non-ratio) metric."""
-    return _BUILDERS[metric](sel=sel, window=window, now=now, agg=agg, field_name=field_name, weighting=weighting,
-                             count_by=count_by, sla_hours=sla_hours, failures=failures, attribution=attribution,
-                             rework=rework)
+    spec = METRIC_DEFS[metric]
+    return spec.build(sel=sel, window=window, now=now, agg=agg or spec.aggregate, field_name=field_name,
+                      weighting=weighting, count_by=count_by, sla_hours=sla_hours, failures=failures,
+                      attribution=attribution, rework=rework)
 
 
 def _count(sel, window, count_by, **_):
@@ -193,11 +165,11 @@ def _durations(sel, window, agg, start_col, end_col, window_col, per):
 
 
 def _resolution_time(sel, window, agg, **_):
-    return _durations(sel, window, agg or "median", _opened_col(sel), "t.resolved", "t.resolved", 3600.0)
+    return _durations(sel, window, agg, _opened_col(sel), "t.resolved", "t.resolved", 3600.0)
 
 
 def _mtta(sel, window, agg, **_):
-    return _durations(sel, window, agg or "median", "t.opened", "t.acknowledged", "t.opened", 60.0)
+    return _durations(sel, window, agg, "t.opened", "t.acknowledged", "t.opened", 60.0)
 
 
 def _first_contact(sel, window, **_):
@@ -267,31 +239,56 @@ def _availability(sel, window, now, **_):
     return _row_plan(sel, [start, end], extra, [iso(window.end), iso(window.start)], keep, value)
 
 
-_BUILDERS: dict[str, Callable[..., MetricPlan]] = {
-    "count": _count,
-    "done_ratio": _done_ratio,
-    "points_done_ratio": lambda sel, window, **_: _points(sel, True, window, None),
-    "points_done": lambda sel, window, count_by, **_: _points(sel, False, window, count_by),
-    "sum": lambda sel, field_name, window, count_by, **_: _field_values(sel, field_name, "sum", window, count_by),
-    "mean": lambda sel, field_name, agg, window, **_: _field_values(sel, field_name, agg or "mean", window, None),
-    "throughput": _throughput,
-    "resolution_time": _resolution_time,
-    "deployment_frequency": deployment_frequency,
-    "lead_time_for_changes": lead_time,
-    "change_failure_rate": change_failure_rate,
-    "time_to_restore": _resolution_time,
-    "mtta": _mtta,
-    "first_contact_resolution": _first_contact,
-    "sla_compliance": _sla,
-    "availability": _availability,
-    "failed_deployment_recovery_time": failed_deployment_recovery_time,
-    "deployment_rework_rate": deployment_rework_rate,
-}
+@dataclass(frozen=True)
+class MetricDef:
+    """How one metric is computed: its query builder, its formula in words, its default aggregate."""
 
-# Metrics whose value depends on a time window (the rest read the whole selection).
-WINDOWED = {m for m in _BUILDERS if m not in ("done_ratio", "points_done_ratio", "points_done", "sum", "mean")}
+    build: Callable[..., MetricPlan]
+    formula: str
+    aggregate: str | None = None  # durations: median unless the KR says otherwise
+
+
+# The one table of metric computations (how each is judged is config.keyresults.TRAITS, beside the validation).
+METRIC_DEFS: dict[str, MetricDef] = {
+    "count": MetricDef(_count, "number of selected items {date} in the window"),
+    "done_ratio": MetricDef(_done_ratio, "done items / all selected items"),
+    "points_done_ratio": MetricDef(lambda sel, window, **_: _points(sel, True, window, None),
+                                   "story points of done items / story points of all selected items"),
+    "points_done": MetricDef(lambda sel, window, count_by, **_: _points(sel, False, window, count_by),
+                             "sum of story points of done items"),
+    "sum": MetricDef(lambda sel, field_name, window, count_by, **_: _field_values(sel, field_name, "sum", window,
+                                                                                   count_by),
+                     "sum of {field} over the selected items"),
+    "mean": MetricDef(lambda sel, field_name, agg, window, **_: _field_values(sel, field_name, agg, window, None),
+                      "{aggregate} of {field} over the selected items", "mean"),
+    "throughput": MetricDef(_throughput, "items resolved in the window / (window days / 7)"),
+    "resolution_time": MetricDef(_resolution_time, "{aggregate} of (resolved - created) in hours, items resolved in "
+                                                   "the window", "median"),
+    "deployment_frequency": MetricDef(deployment_frequency, "successful deployments finished in the window / "
+                                                            "(window days / 7)"),
+    "lead_time_for_changes": MetricDef(lead_time, "{aggregate} hours from PR merge to the first successful "
+                                                  "deployment containing it", "median"),
+    "change_failure_rate": MetricDef(change_failure_rate, "deployments finished in the window with status failure "
+                                                          "or error / all finished"),
+    "time_to_restore": MetricDef(_resolution_time, "{aggregate} of (resolved - opened) in hours, incidents resolved "
+                                                   "in the window", "median"),
+    "mtta": MetricDef(_mtta, "{aggregate} of (first acknowledgement - opened) in minutes, incidents opened in the "
+                             "window", "median"),
+    "first_contact_resolution": MetricDef(_first_contact, "resolved incidents with reassignment_count 0 / resolved "
+                                                          "incidents"),
+    "sla_compliance": MetricDef(_sla, "incidents resolved within their priority's SLA hours / resolved incidents"),
+    "availability": MetricDef(_availability, "1 - union of outage intervals clipped to the window / window length"),
+    "failed_deployment_recovery_time": MetricDef(
+        failed_deployment_recovery_time, "{aggregate} hours from a failed deployment to the next successful one of "
+                                         "the same repository and environment", "median"),
+    "deployment_rework_rate": MetricDef(deployment_rework_rate, "unplanned (hotfix/rollback or after an incident) / "
+                                                                "successful deployments"),
+}
+assert set(METRIC_DEFS) == set(TRAITS) - {"ratio"}, "every metric but ratio has its computation"
 
 
 def describe(metric: str, *, agg: str | None, field_name: str | None, count_by: str | None) -> str:
-    default_agg = DURATION_DEFAULTS.get(metric, ("mean", ""))[0]
-    return FORMULAS[metric].format(aggregate=agg or default_agg, field=field_name or "?", date=count_by or "created")
+    if metric == "ratio":
+        return "numerator / denominator"
+    spec = METRIC_DEFS[metric]
+    return spec.formula.format(aggregate=agg or spec.aggregate, field=field_name or "?", date=count_by or "created")
