@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -216,7 +216,7 @@ class MetricSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _shape(self):
+    def _shape(self) -> Self:
         if self.metric == "ratio":
             if self.numerator is None or self.denominator is None:
                 raise ValueError("a ratio needs numerator and denominator")
@@ -272,7 +272,7 @@ class WebhookTarget(Strict):
     secret_env: str | None = None  # env var holding the HMAC secret
 
     @model_validator(mode="after")
-    def _one_url(self):
+    def _one_url(self) -> Self:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("a webhook target needs url: or url_env: (the variable holding the URL), not both")
         return self
@@ -327,10 +327,10 @@ class KeyResult(MetricSpec):
 
     @field_validator("plan")
     @classmethod
-    def _plan(cls, v: dict | None) -> dict | None:
+    def _plan(cls, v: dict[date, float | str] | None) -> dict[date, float | str] | None:
         if v is None:
             return v
-        out: dict = {}
+        out: dict[date, float | str] = {}
         for day, amount in sorted(v.items()):
             kind, number = parse_amount(amount, relative_ok=False)
             if not 0.0 <= number <= 1.0:
@@ -340,7 +340,7 @@ class KeyResult(MetricSpec):
         return out
 
     @model_validator(mode="after")
-    def _relative_needs_baseline(self):
+    def _relative_needs_baseline(self) -> Self:
         kind, _ = parse_amount(self.target, relative_ok=True)
         if kind == "relative" and self.baseline is None:
             raise ValueError(f"target {self.target} is relative: it needs a baseline (a number or auto)")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Annotated, Literal
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal, Self
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -63,7 +63,7 @@ class SourceBase(BaseModel):
         return v
 
     @property
-    def lookback_delta(self):
+    def lookback_delta(self) -> timedelta:
         return parse_duration(self.lookback)
 
     def api_url(self) -> str:
@@ -90,7 +90,7 @@ class JiraSource(SourceBase):
         return None if v is None else check_url(v)
 
     @model_validator(mode="after")
-    def _needs_url(self):
+    def _needs_url(self) -> Self:
         if not self.url:
             raise ValueError("a jira source needs url: https://<site>.atlassian.net (or your Data Center URL)")
         return self
@@ -135,7 +135,7 @@ class ServiceNowSource(SourceBase):
     fields: list[str] = Field(default_factory=list)  # extra fields kept for where: selectors
 
     @model_validator(mode="after")
-    def _needs_url(self):
+    def _needs_url(self) -> Self:
         if not self.url:
             raise ValueError("a servicenow source needs url: https://<instance>.service-now.com")
         return self

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Team, Thresholds, parse_amount
 from .periods import Period, parse_period
 from .sources import SOURCES, SourceConfig
-from .yamlfile import ConfigError, LoadedYaml, load_yaml_file, load_yaml_text
+from .yamlfile import ConfigError, LoadedYaml, YamlPath, load_yaml_file, load_yaml_text
 
 MetricSpec.model_rebuild()
 
@@ -119,7 +121,7 @@ def _known_keys() -> set[str]:
     return out
 
 
-def _describe(err: Any) -> str:
+def _describe(err: ErrorDetails) -> str:
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")
     if kind == "extra_forbidden":
@@ -136,9 +138,9 @@ def _describe(err: Any) -> str:
     return msg
 
 
-def _data_path(data: Any, loc: tuple) -> tuple:
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> YamlPath:
     """Pydantic locations include union tags; keep only the steps present in the data."""
-    out: list = []
+    out: list[Hashable] = []
     cur = data
     for step in loc:
         if isinstance(cur, dict) and step in cur:
@@ -160,7 +162,7 @@ def _data_path(data: Any, loc: tuple) -> tuple:
 _TAGS = {"spec", "number", "str", "float", "int", "bool", "function-after", "function-before"}
 
 
-def _fmt_path(path: tuple) -> str:
+def _fmt_path(path: YamlPath) -> str:
     out = ""
     for step in path:
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
@@ -172,7 +174,7 @@ class _Errors:
         self.loaded = loaded
         self.items: list[tuple[int, str]] = []
 
-    def add(self, path: tuple, message: str) -> None:
+    def add(self, path: YamlPath, message: str) -> None:
         line = self.loaded.line_for(path) or 0
         self.items.append((line, f"{self.loaded.where(path)}: {_fmt_path(path)}: {message}"))
 
@@ -208,7 +210,7 @@ def parse_workspace(loaded: LoadedYaml) -> Workspace:
     try:
         ws = Workspace.model_validate(data)
     except ValidationError as exc:
-        seen: set[tuple] = set()
+        seen: set[YamlPath] = set()
         found = [(_data_path(data, tuple(e["loc"])), e) for e in exc.errors()]
         # a typo'd key also makes the real key "missing": report the typo only
         suggested = {path[:-1] + (_describe(e).split("'")[1],) for path, e in found
@@ -238,7 +240,8 @@ def default_kind(metric: str, sel: Selector, source_type: str) -> str | None:
     return candidates[0] if candidates else None
 
 
-def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, parent_select: Selector | None) -> None:
+def _check_spec(spec: MetricSpec, path: YamlPath, ws: Workspace, errors: _Errors,
+                parent_select: Selector | None) -> None:
     if spec.metric == "ratio":
         for part in ("numerator", "denominator"):
             sub = getattr(spec, part)
@@ -296,9 +299,9 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
                 errors.add(path + ("sla_hours", prio), "expected a positive number of hours")
 
 
-def _cross_check(ws: Workspace, data: dict, errors: _Errors) -> None:
+def _cross_check(ws: Workspace, data: dict[str, Any], errors: _Errors) -> None:
     obj_ids: dict[str, int] = {}
-    kr_ids: dict[str, tuple] = {}
+    kr_ids: dict[str, YamlPath] = {}
     for i, obj in enumerate(ws.objectives):
         opath = ("objectives", i)
         if obj.id in obj_ids:
