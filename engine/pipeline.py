@@ -10,15 +10,16 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import urlparse
 
 from okrsync.config.keyresults import Thresholds
 from okrsync.config.settings import Settings, env_name
+from okrsync.config.sources import SourceConfig
 from okrsync.config.workspace import LoadedWorkspace
 from okrsync.config.yamlfile import ConfigError
 from okrsync.connectors.auth import credentials_problem
-from okrsync.connectors.base import ConnectorOptions, SourceError, redact
+from okrsync.connectors.base import Connector, ConnectorOptions, SourceError, Writer, redact
 
 from .checkins import record_objective_scores
 from .compute import Computation, compute
@@ -82,7 +83,7 @@ class RunSummary:
                 + self.writeback.errors + self.output_errors)
 
     @property
-    def skipped(self) -> list[dict]:
+    def skipped(self) -> list[dict[str, str]]:
         return [s for o in self.sources.values() for s in o.skipped]
 
     @property
@@ -130,8 +131,8 @@ def run_sync(
     wait: float | None = None,
     reporter: Reporter | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-    connector_factory=None,
-    writer_factory=None,
+    connector_factory: Callable[..., Connector] | None = None,
+    writer_factory: Callable[..., Writer] | None = None,
     runner_hook: Callable[[SyncRunner], None] | None = None,
     sleep: Callable[[float], None] | None = None,
     render_html: Callable[[Computation, Store], str] | None = None,
@@ -172,8 +173,10 @@ def run_sync(
 
 
 def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event, *,
-         sources, full, dry_run, reporter, now, connector_factory, writer_factory, runner_hook, sleep,
-         render_html) -> None:
+         sources: list[str] | None, full: bool, dry_run: bool, reporter: Reporter | None,
+         now: Callable[[], datetime], connector_factory: Callable[..., Connector] | None,
+         writer_factory: Callable[..., Writer] | None, runner_hook: Callable[[SyncRunner], None] | None,
+         sleep: Callable[[float], None] | None, render_html: Callable[[Computation, Store], str] | None) -> None:
     ws = lw.workspace
     names = list(sources or ws.sources)
     runnable = []
@@ -270,7 +273,7 @@ def _finish(store: Store, summary: RunSummary, now: Callable[[], datetime], best
         log.debug("could not record the end of run %s", summary.run_id, exc_info=True)
 
 
-def credential_problem(name: str, cfg: Any, settings: Settings) -> str | None:
+def credential_problem(name: str, cfg: SourceConfig, settings: Settings) -> str | None:
     """One line naming what a source's auth mode lacks and the variable to set; None when it has it all."""
     problem = credentials_problem(name, cfg, settings.credentials(name))
     if cfg.type != "jira":
