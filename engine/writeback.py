@@ -13,7 +13,6 @@ from okrsync.config.workspace import Workspace
 from okrsync.connectors.base import ConnectorOptions, SourceError, Writer, redact
 from okrsync.connectors.registry import build_writer
 
-from .checkins import Checkin
 from .compute import Computation, KRResult, sources_of
 from .records import KRStatus, iso
 from .store import Store
@@ -29,14 +28,8 @@ def kr_status(comp: Computation, k: KRResult) -> KRStatus:
         expected=k.expected, items=k.items, unit=k.unit, period=comp.workspace.period.label,
         window_start=iso(k.window.start) if k.window else None, window_end=iso(k.window.end) if k.window else None,
         overridden=k.overridden, computed_at=iso(comp.generated_at),
-        checkin=checkin_line(k.checkin) if k.checkin is not None else None,
+        checkin=k.checkin.line() if k.checkin is not None else None,
     )
-
-
-def checkin_line(c: Checkin) -> str:
-    parts = [f"confidence {round(c.confidence * 100)}%" if c.confidence is not None else "",
-             f'"{c.note}"' if c.note else ""]
-    return f"{c.at[:10]}" + (f" by {c.by}" if c.by else "") + ": " + " — ".join(p for p in parts if p)
 
 
 def target_id(target: WritebackTarget) -> str:

@@ -12,9 +12,8 @@ from zoneinfo import ZoneInfo
 from okrsync import __version__
 from okrsync.config.periods import expected_fraction
 from okrsync.config.sources import SOURCES
-from okrsync.console import checkin_text, fmt_number, fmt_pct
 from okrsync.engine.compute import Computation, KRResult, ObjectiveResult
-from okrsync.engine.records import STATUS_LABELS, parse_iso, plural
+from okrsync.engine.records import STATUS_LABELS, fmt_number, fmt_pct, parse_iso, plural
 from okrsync.engine.store import Store
 
 from .chart import Bar, Chart, history_chart
@@ -268,7 +267,7 @@ def kr_view(k: KRResult, store: Store, systems: dict[str, str], clock: _Clock) -
         window=_window_text(k, clock), direction=k.direction.replace("_", " "),
         synced=clock(k.synced_at) if k.synced_at else "never", weight=kr.weight,
         overridden=k.overridden, override_note=note,
-        checkin=checkin_text(k.checkin) if k.checkin is not None else "",
+        checkin=k.checkin.line() if k.checkin is not None else "",
         owner_team=" · ".join(x for x in (kr.owner, k.team and f"team {k.team}") if x),
         reason=_reason(k),
         details=_details(k), items=items, items_total=k.items, items_more=max(0, k.items - len(items)),
