@@ -10,21 +10,24 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import urlparse
 
+from okrsync.config.keyresults import Thresholds
 from okrsync.config.settings import Settings, env_name
+from okrsync.config.sources import SourceConfig
 from okrsync.config.workspace import LoadedWorkspace
 from okrsync.config.yamlfile import ConfigError
-from okrsync.connectors.base import ConnectorOptions, SourceError, redact
+from okrsync.connectors.auth import credentials_problem
+from okrsync.connectors.base import Connector, ConnectorOptions, SourceError, Writer, redact
 
 from .checkins import record_objective_scores
-from .compute import Computation, Thresholds, compute
+from .compute import Computation, compute
 from .document import status_csv, status_document
 from .history import history_rows
 from .lock import StoreLock
 from .store import Store, StoreRemoved
-from .sync import Reporter, SourceOutcome, SyncRunner, missing_credentials
+from .sync import Reporter, SourceOutcome, SyncRunner
 from .writeback import WritebackDispatcher, WritebackSummary
 
 log = logging.getLogger("okrsync.run")
@@ -80,7 +83,7 @@ class RunSummary:
                 + self.writeback.errors + self.output_errors)
 
     @property
-    def skipped(self) -> list[dict]:
+    def skipped(self) -> list[dict[str, str]]:
         return [s for o in self.sources.values() for s in o.skipped]
 
     @property
@@ -112,8 +115,8 @@ def thresholds_for(lw: LoadedWorkspace, settings: Settings) -> Thresholds:
     # the workspace file wins when it sets them; else settings (env OKRSYNC_THRESHOLDS__ON_TRACK ...)
     fields = lw.workspace.thresholds.model_fields_set
     return Thresholds(
-        ws_t.on_track if "on_track" in fields else settings.thresholds.on_track,
-        ws_t.at_risk if "at_risk" in fields else settings.thresholds.at_risk,
+        on_track=ws_t.on_track if "on_track" in fields else settings.thresholds.on_track,
+        at_risk=ws_t.at_risk if "at_risk" in fields else settings.thresholds.at_risk,
     )
 
 
@@ -128,8 +131,8 @@ def run_sync(
     wait: float | None = None,
     reporter: Reporter | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-    connector_factory=None,
-    writer_factory=None,
+    connector_factory: Callable[..., Connector] | None = None,
+    writer_factory: Callable[..., Writer] | None = None,
     runner_hook: Callable[[SyncRunner], None] | None = None,
     sleep: Callable[[float], None] | None = None,
     render_html: Callable[[Computation, Store], str] | None = None,
@@ -170,13 +173,16 @@ def run_sync(
 
 
 def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event, *,
-         sources, full, dry_run, reporter, now, connector_factory, writer_factory, runner_hook, sleep,
-         render_html) -> None:
+         sources: list[str] | None, full: bool, dry_run: bool, reporter: Reporter | None,
+         now: Callable[[], datetime], connector_factory: Callable[..., Connector] | None,
+         writer_factory: Callable[..., Writer] | None, runner_hook: Callable[[SyncRunner], None] | None,
+         sleep: Callable[[float], None] | None, render_html: Callable[[Computation, Store], str] | None) -> None:
     ws = lw.workspace
     names = list(sources or ws.sources)
     runnable = []
     for name in names:
-        problem = missing_credentials(name, ws.sources[name], settings)  # (Jira Cloud's email: on its first call)
+        # (Jira Cloud's email is checked on its first call)
+        problem = credentials_problem(name, ws.sources[name], settings.credentials(name))
         if problem:
             summary.config_errors.append(problem)
             summary.sources[name] = SourceOutcome(name, error=None)
@@ -267,9 +273,9 @@ def _finish(store: Store, summary: RunSummary, now: Callable[[], datetime], best
         log.debug("could not record the end of run %s", summary.run_id, exc_info=True)
 
 
-def credential_problem(name: str, cfg: Any, settings: Settings) -> str | None:
+def credential_problem(name: str, cfg: SourceConfig, settings: Settings) -> str | None:
     """One line naming what a source's auth mode lacks and the variable to set; None when it has it all."""
-    problem = missing_credentials(name, cfg, settings)
+    problem = credentials_problem(name, cfg, settings.credentials(name))
     if cfg.type != "jira":
         return problem
     host = (urlparse(cfg.url or "").hostname or "").lower()
