@@ -67,7 +67,9 @@ def test_servicenow_oauth_renews_a_token_that_dies_mid_run(sandbox, tmp_path):
     log = sandbox.requests("servicenow")
     table = [x for x in log if x["path"].startswith("/api/now/table/")]
     grants = [x for x in log if x["path"] == "/oauth_token.do"]
-    assert [x["status"] for x in table].count(401) == 1  # renewed once, then the page was read again
+    # the requests in flight when the token died (at most the source's concurrency, 4) each got one 401; the
+    # token was renewed once for all of them (below), and each page was read again
+    assert 1 <= [x["status"] for x in table].count(401) <= 4
     assert table[-1]["status"] == 200 and len(table) >= 6
     assert len(grants) == 2 and oauth.tokens.issued == 2
     assert [f["grant_type"] for f in oauth.requests] == ["password", "password"]
