@@ -97,3 +97,38 @@ def test_a_rate_limit_pauses_every_request_of_the_source():
         assert sb.counts()["github"] == 9  # one refused, then eight answered: no request lost or doubled
         assert any(s >= 30 for s in slept)  # the request that was refused waited as asked
         assert sb.peak_in_flight()["github"] <= 2
+
+
+def test_okrsync_sandbox_latency_flags_reach_the_simulators(monkeypatch):
+    """`okrsync sandbox --latency MS --jitter MS` (or the environment) sets the delay every system answers after."""
+    import threading
+
+    from click.testing import CliRunner
+
+    from okrsync.cli import cli
+    from okrsync.sandbox import serve_forever as real
+
+    seen: dict = {}
+
+    def fake_serve_forever(**kwargs):
+        seen.update(kwargs)
+
+    monkeypatch.setattr("okrsync.sandbox.serve_forever", fake_serve_forever)
+    result = CliRunner().invoke(cli, ["sandbox", "--port", "0", "--latency", "150", "--jitter", "20"])
+    assert result.exit_code == 0, result.output
+    assert (seen["latency_ms"], seen["jitter_ms"]) == (150, 20)
+
+    monkeypatch.setenv("OKRSYNC_SANDBOX_LATENCY_MS", "25")
+    lines: list[str] = []
+    stop = threading.Event()
+    t = threading.Thread(target=real, kwargs={"scale": 20, "seed": 3, "now": NOW, "out": lines.append, "stop": stop})
+    t.start()
+    try:
+        for _ in range(500):
+            if any("latency" in line and "ms per request" in line for line in lines):
+                break
+            threading.Event().wait(0.01)
+        assert any(line.split() == ["latency", "25", "ms", "per", "request"] for line in lines), lines
+    finally:
+        stop.set()
+        t.join(timeout=10)
