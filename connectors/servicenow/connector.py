@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import Any, Iterator
+from typing import Any, Generator, Iterator
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.connectors.auth import attach, credentials_problem, servicenow_mint, servicenow_oauth
@@ -139,9 +139,20 @@ class IncidentStream:
     def read_ranges(self, ctx: ReadContext, pos: tuple[str, str] | None, workers: int) -> Iterator[Page]:
         """A large read as disjoint sys_updated_on ranges, `concurrency` at a time, written in order (so the
         (sys_updated_on, sys_id) checkpoint only passes rows written); the last range has no upper bound; then one
-        catch-up from the read's start less the look-back for rows updated while it ran."""
+        catch-up from the read's start less the look-back for rows updated while it ran. The first page is read
+        as usual: a read that fits in it stays one request."""
         assert ctx.since is not None
         started = parse_iso(str((ctx.checkpoint or {}).get("started") or iso(ctx.run_started)))
+        mark = {"parallel": True, "started": iso(started)}
+        head = KeysetPages(self, format_time(ctx.since), pos)
+        pages = self.pages_of(head, mark)
+        first = next(pages, None)
+        pages.close()
+        if first is not None:
+            yield first
+        if first is None or head.finished:
+            return
+        pos = head.pos
         at = parse_time(pos[0], "sys_updated_on") if pos is not None else None
         lo = max(ctx.since, at) if at is not None else ctx.since
         cuts = _cuts(lo, ctx.run_started, RANGES_PER_WORKER * workers)
@@ -150,17 +161,16 @@ class IncidentStream:
 
         def read_range(n: int) -> list[Page]:
             a, b = bounds[n]
-            return list(self.pages_of(KeysetPages(self, a, pos if n == 0 else None, upper=b),
-                                      mark={"parallel": True, "started": iso(started)}))
+            return list(self.pages_of(KeysetPages(self, a, pos if n == 0 else None, upper=b), mark=mark))
 
         catch_up = self.pages_of(KeysetPages(self, format_time(started - self.config.lookback_delta), None))
-        last = None  # a range (or the catch-up) with no row yet keeps the position written before it
+        last = first.checkpoint  # a range (or the catch-up) with no row yet keeps the position written before it
         for page in chain((p for pages in in_parallel(read_range, range(len(bounds)), workers, ahead=workers)
                            for p in pages), catch_up):
             page.checkpoint = last = page.checkpoint or last
             yield page
 
-    def pages_of(self, pager: "KeysetPages", mark: dict[str, Any] | None = None) -> Iterator[Page]:
+    def pages_of(self, pager: "KeysetPages", mark: dict[str, Any] | None = None) -> Generator[Page, None, None]:
         """The pages of one keyset read, normalized; checkpoint: the position read up to (plus `mark`)."""
         for page in paginate(self.client, pager, fetcher=self.fetch):
             fresh = pager.take(page)
@@ -213,6 +223,11 @@ class KeysetPages(Paginator):
 
     def start(self) -> Request:
         return self.request()
+
+    @property
+    def finished(self) -> bool:
+        """The page taken last ends the read (the next one would be asked for nothing)."""
+        return self._complete and self.mode != SAME
 
     def request(self) -> Request:
         query = page_query(self.mode, self.lower, self.pos, self.stream.user_query, self.upper)
