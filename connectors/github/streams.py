@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
 from okrsync.connectors.paging import Fetched, KeysetPaginator, Request, next_link, numbered
@@ -119,10 +119,11 @@ class RepoStream:
                 and (not resume or "page" in resume))
 
     def read_numbered(self, unit: str, ctx: ReadContext, resume: dict | None, *, path: str, params: dict,
-                      fn: Callable[[dict], Any], kind: str) -> Iterator[Page]:
+                      fn: Callable[[dict], Any], kind: str) -> Generator[Page, None, int]:
         """Every page by number, sorted by creation (ascending: an update moves nothing), `concurrency` pages in
         flight, yielded in order; checkpoint {"repo", "page", "started"}. The caller then reads what changed since
-        `started` (less the look-back): items updated or created during this read."""
+        `started` (less the look-back): items updated or created during this read. Returns the pages read (one,
+        from the start: the read was one request, nothing to catch up with)."""
         repo = self.repo_of(unit)
         started = (resume or {}).get("started") or iso(ctx.run_started)
         first = int((resume or {}).get("page") or 0) + 1
@@ -130,9 +131,12 @@ class RepoStream:
         def fetch_page(n: int) -> Any:
             return self.client.list_page(path, what=f"repository {repo}", params={**params, "page": n})
 
+        read = 0
         for n, page in numbered(fetch_page, first, self.client.http.options.concurrency):
             records, skipped = convert(page.items, fn, repo, kind)
+            read += 1
             yield Page(records, skipped, checkpoint={"repo": unit, "page": n, "started": started})
+        return read if first == 1 else 2
 
     def catch_up_since(self, resume: dict | None, ctx: ReadContext) -> datetime:
         started = parse_or_none((resume or {}).get("started")) or ctx.run_started
@@ -195,10 +199,13 @@ class IssuesStream(RepoStream):
         first_etag, pages, last_seen = None, 0, None
         parallel = self.parallel(since, resume)
         if parallel:  # every page by number in parallel, then what moved during that read (by `since`, below)
-            yield from self.read_numbered(
+            read = yield from self.read_numbered(
                 unit, ctx, resume, path=path, params={"state": "all", "sort": "created", "direction": "asc",
                                                       "per_page": PER_PAGE},
                 fn=lambda p: None if is_pull_request(p) else normalize_issue(p, self.source, repo), kind="issue")
+            if read == 1:
+                yield self.done(unit, st, {"etag": None})
+                return
             since, etag, resume = self.catch_up_since(resume, ctx), None, None
             last_seen = iso(since + OVERLAP)  # a resume point from the start of the catch-up
         if resume and resume.get("since"):
@@ -242,8 +249,11 @@ class PullsStream(RepoStream):
         path, since = f"repos/{unit}/pulls", None
         fn = lambda p: normalize_pull(p, self.source, unit)  # noqa: E731
         if self.parallel(self.since_for(ctx, st, unit), resume):  # every page in parallel, then what moved since
-            yield from self.read_numbered(unit, ctx, resume, path=path, fn=fn, kind="pull request", params={
+            read = yield from self.read_numbered(unit, ctx, resume, path=path, fn=fn, kind="pull request", params={
                 "state": "all", "sort": "created", "direction": "asc", "per_page": PER_PAGE})
+            if read == 1:
+                yield self.done(unit, st, {"etag": None})
+                return
             since, resume = self.catch_up_since(resume, ctx), None
         params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PER_PAGE}
         yield from self.read_newest_first(

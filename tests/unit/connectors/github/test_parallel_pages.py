@@ -79,3 +79,13 @@ def test_one_request_at_a_time_keeps_the_keyset_read(gh):
     assert all("page" not in q for p, q, _ in gh.calls)
     list(PullsStream(connector(config(concurrency=1))).read(ReadContext(since=None, run_started=NOW,
                                                                         first_run=True)))
+
+
+def test_a_first_read_of_one_page_is_one_request(gh):
+    gh.repo().issues = [issue(n, T0 + timedelta(minutes=n), **created(n)) for n in range(1, 51)]
+    gh.repo().pulls = [pull(n, T0 + timedelta(minutes=n), **created(n)) for n in range(51, 81)]
+    conn = connector(config(concurrency=3))
+    for stream in (IssuesStream(conn), PullsStream(conn)):
+        pages = list(stream.read(ReadContext(since=None, run_started=NOW, first_run=True)))
+        assert pages[-1].checkpoint == {"repo": "acme/web", "done": True}
+    assert [p for p, _, _ in gh.calls] == ["/repos/acme/web/issues", "/repos/acme/web/pulls"]  # no catch-up
