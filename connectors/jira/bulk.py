@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from okrsync.connectors.base import SourceError
+from okrsync.connectors.http import HTTPStatusError
 from okrsync.connectors.paging import chunks, in_parallel
 from okrsync.connectors.rawjson import parse_page
+
+from .client import DC_PAGE, window_of
 
 BULK = 100  # POST /rest/api/3/issue/bulkfetch takes at most 100 ids or keys
 BULKFETCH = "rest/api/3/issue/bulkfetch"
@@ -18,8 +21,11 @@ def read_issues(client: Any, jql: str, fields: list[str], *, page_size: int | No
     the id-only search, then their issues by bulkfetch, `concurrency` batches at a time, yielded in order
     (Atlassian, "Bulk fetch issues": with the id-only search it lets pages of issues be fetched in parallel)."""
     workers = client.http.options.concurrency
-    if not client.is_cloud or workers <= 1:  # one request at a time: the search's own pages, no id listing
+    if workers <= 1:  # one request at a time: the search's own pages, no id listing
         yield from client.search(jql, fields, page_size=page_size)
+        return
+    if not client.is_cloud:
+        yield from read_dc(client, jql, fields, min(page_size or DC_PAGE, DC_PAGE), workers)
         return
     size = min(page_size or BULK, BULK)
     first, more = client.search_first(jql, fields, size)
@@ -31,6 +37,49 @@ def read_issues(client: Any, jql: str, fields: list[str], *, page_size: int | No
            if (iid := str(i.get("id") or "")) and iid not in seen)
     yield from in_parallel(lambda batch: bulkfetch(client, batch, fields), chunks(ids, size), workers,
                            name=f"okrsync-{client.name}-bulkfetch")
+
+
+def read_dc(client: Any, jql: str, fields: list[str], size: int, workers: int) -> Iterator[list[dict]]:
+    """Data Center: the first startAt page tells the total and the page size the server allows; when all of it lies
+    within the search window (10,000 by default), the other pages are read `concurrency` at a time, in order (the
+    order is created ASC: an update moves nothing). Past the window, or when the server's window proves smaller,
+    the search's own read (restarting by `created`) goes on, leaving out the issues already read."""
+    try:
+        first = client.search_dc_page(jql, fields, 0, min(size, client.dc_window))
+    except HTTPStatusError as exc:
+        if not _smaller_window(client, exc):
+            raise
+        yield from client.search(jql, fields, page_size=size)
+        return
+    seen = {str(i.get("id")) for i in first.items if isinstance(i, dict)}
+    yield first.items
+    total, step = (first.body or {}).get("total"), len(first.items)
+    if not step or not isinstance(total, int) or total <= step:
+        return
+    window = client.dc_window
+    if total <= window:
+        starts = range(step, total, step)
+        try:
+            for issues in in_parallel(lambda start: client.search_dc_page(
+                    jql, fields, start, min(step, window - start)).items, starts, workers):
+                seen.update(str(i.get("id")) for i in issues if isinstance(i, dict))
+                yield issues
+            return
+        except HTTPStatusError as exc:
+            if not _smaller_window(client, exc):
+                raise
+    for issues in client.search(jql, fields, page_size=size):
+        yield [i for i in issues if not (isinstance(i, dict) and str(i.get("id")) in seen)]
+
+
+def _smaller_window(client: Any, exc: HTTPStatusError) -> bool:
+    """A 500 naming a search window smaller than the client's: an administrator set it; the serial read pages
+    within it from now on."""
+    smaller = window_of(exc)
+    if smaller is None or smaller >= client.dc_window:
+        return False
+    client.dc_window = smaller
+    return True
 
 
 def bulkfetch(client: Any, ids: list[str], fields: list[str]) -> list[dict]:

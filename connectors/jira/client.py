@@ -257,6 +257,12 @@ class JiraClient:
         more = bool(page.body.get("nextPageToken")) and page.body.get("isLast") is not True
         return page.items, more
 
+    def search_dc_page(self, jql: str, fields: list[str], start: int, size: int) -> Fetched:
+        """Data Center: the /rest/api/2/search page at startAt `start` (ordered by created ASC, with `created`)."""
+        query, wanted = _dc_query(jql, fields)
+        body = {"jql": query, "startAt": start, "maxResults": size, "fields": wanted}
+        return self._search_page(Request("rest/api/2/search", json=body, method="POST"), jql)
+
     def search_ids(self, jql: str) -> set[str]:
         """The ids of every issue a JQL matches (id-only search, the largest pages)."""
         out: set[str] = set()
@@ -277,9 +283,8 @@ class JiraClient:
         The search is ordered by created ASC (whatever the JQL's ORDER BY). Before startAt + maxResults would
         pass the search window it restarts at startAt 0 with `created >= <the last created time>`; the issues
         of that millisecond already read are left out of the restarted pages."""
-        wanted = list(dict.fromkeys([*fields, "created"]))  # the restart point
+        query, wanted = _dc_query(jql, fields)
         where = strip_order_by(jql)
-        query = f"{where} ORDER BY created ASC" if where else "ORDER BY created ASC"  # the order restarts rely on
         last_ms: int | None = None
         tail: set[str] = set()  # ids read whose created time is last_ms
         restart_ms: int | None = None
@@ -304,7 +309,7 @@ class JiraClient:
                 try:
                     return self._search_page(request, jql)
                 except HTTPStatusError as exc:
-                    window = _window_of(exc)
+                    window = window_of(exc)
                     if window is None or window >= self.dc_window:
                         raise
                     self.dc_window = pager.window = window  # an administrator set a smaller window: page within it
@@ -363,7 +368,14 @@ class JiraClient:
         self.http.close()
 
 
-def _window_of(exc: HTTPStatusError) -> int | None:
+def _dc_query(jql: str, fields: list[str]) -> tuple[str, list[str]]:
+    """The JQL ordered by created ASC (the order restarts and parallel pages rely on) and the fields with created."""
+    where = strip_order_by(jql)
+    return (f"{where} ORDER BY created ASC" if where else "ORDER BY created ASC",
+            list(dict.fromkeys([*fields, "created"])))
+
+
+def window_of(exc: HTTPStatusError) -> int | None:
     """The search window a 500 "Search limit exceeded … the search platform limit of 10,000" names."""
     body = exc.body
     text = json.dumps(body) if isinstance(body, (dict, list)) else str(body or "")

@@ -67,3 +67,36 @@ def test_sandbox_bulkfetch_follows_the_documentation(sandbox):
     assert set(body["issues"][0]["fields"]) == {"summary"}
     too_many = requests.post(url, json={"issueIdsOrKeys": [str(n) for n in range(101)]}, auth=auth, timeout=10)
     assert too_many.status_code == 400
+
+
+@pytest.fixture(scope="module")
+def dc():
+    with Sandbox(seed=5, scale=2600, now=NOW, jira_mode="server", latency_ms=2) as sb:
+        yield sb
+
+
+def read_dc(sb: Sandbox, concurrency: int):
+    cfg = JiraSource(type="jira", url=sb.urls["jira"], projects=["APP", "OPS"], concurrency=concurrency)
+    conn = build("jira", cfg, SourceCredentials(token="sandbox-token"), ConnectorOptions(sleep=lambda s: None))
+    return read_stream(sb, conn, ReadContext(since=None, run_started=NOW, first_run=True), "jira")
+
+
+def test_data_center_reads_startat_pages_in_parallel_within_the_window(dc):
+    serial, _ = read_dc(dc, 1)
+    parallel, log = read_dc(dc, 4)
+    keys = lambda pages: [r.key for p in pages for r in p.records]  # noqa: E731
+    assert len(keys(parallel)) > 2000 and keys(parallel) == keys(serial)
+    searches = [e for e in log if e["path"] == "/rest/api/2/search"]
+    assert len(searches) == -(-len(keys(parallel)) // 1000)  # one request per page of 1000, none more
+    assert dc.peak_in_flight()["jira"] <= 4
+
+
+def test_data_center_parallel_pages_past_a_smaller_window_fall_back_to_the_restarting_read(dc):
+    dc.apps["jira"].search_window = 1500  # an administrator's smaller jira.search.platform.max.result.window
+    try:
+        pages, _ = read_dc(dc, 4)
+    finally:
+        dc.apps["jira"].search_window = 10_000
+    ids = [r.id for p in pages for r in p.records]
+    expected = {str(i.id) for i in dc.world.jira if i.project in ("APP", "OPS")}
+    assert len(ids) == len(set(ids)) and set(ids) == expected
