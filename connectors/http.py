@@ -20,7 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from okrsync import __version__
 
 from .base import AuthError, NotFoundError, SourceError, redact
-from .neterrors import speaks_no_tls, unresolvable_host
+from .neterrors import not_sent, short_reason, speaks_no_tls, unresolvable_host
 
 log = logging.getLogger("okrsync.http")
 
@@ -167,7 +167,7 @@ class HttpOptions:
     backoff_base: float = 1.0
     max_wait: float = 3600.0  # longest single wait we accept from a rate-limit header
     ca_bundle: str | None = None
-    concurrency: int = 4  # requests in flight at most through this client (all the source's streams share it)
+    concurrency: int = 4  # requests in flight at most (one client per source: its streams share the limit)
 
 
 class HttpClient:
@@ -294,8 +294,8 @@ class HttpClient:
             host = unresolvable_host(exc, url)
             if host is not None:  # not retried: a name that does not exist will not exist in a second either
                 raise SourceError(f"{self.source}: cannot resolve host {host} (check the url: of the source)") from exc
-            if method in IDEMPOTENT or retry_unsafe or _not_sent(exc):
-                raise RetryableHTTP(f"connection failed ({_short(exc)})") from exc
+            if method in IDEMPOTENT or retry_unsafe or not_sent(exc):
+                raise RetryableHTTP(f"connection failed ({short_reason(exc)})") from exc
             raise SourceError(f"{self.source}: connection failed during {method} {self._where(url)}") from exc
         except requests.exceptions.Timeout as exc:
             if method in IDEMPOTENT or retry_unsafe:
@@ -325,11 +325,9 @@ class HttpClient:
 
     def request(self, method: str, path: str, *, retry_unsafe: bool = False,
                 then: Callable[[requests.Response], Any] | None = None, **kwargs: Any) -> Any:
-        """Send with retries; return the final response (any status), or then(response) when given: `then` runs
-        inside each attempt and may raise RetryableHTTP (a page that is not JSON is retried by the same tenacity
-        attempts, never by a loop around them). Raises SourceError when retries run out."""
-        method = method.upper()
-        url = self.url(path)
+        """Send with retries; the final response (any status), or then(response): `then` runs inside each attempt
+        and may raise RetryableHTTP (one attempt budget, no loop around it). SourceError when retries run out."""
+        method, url = method.upper(), self.url(path)
 
         def attempt() -> Any:
             resp = self._attempt(method, url, retry_unsafe, **kwargs)
@@ -368,11 +366,9 @@ class HttpClient:
 
     def json(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), retry_unsafe: bool = False,
              parse: Callable[[str], Any] | None = None, **kwargs: Any) -> Any:
-        """request() + status check + JSON parsing; a page that is not JSON is retried like a 5xx.
-
-        parse: turns the body text into the value instead of json.loads (raising ValueError when it is not JSON)."""
-        method = method.upper()
-        url = self.url(path)
+        """request() + status check + JSON parsing; a page that is not JSON is retried like a 5xx. parse: turns the
+        body text into the value instead of json.loads (raising ValueError when it is not JSON)."""
+        method, url = method.upper(), self.url(path)
 
         def then(resp: requests.Response) -> Any:
             self.check(resp, url)
@@ -386,8 +382,7 @@ class HttpClient:
                 return resp.json()
             except (ValueError, json.JSONDecodeError):
                 if method not in IDEMPOTENT and not retry_unsafe:
-                    raise SourceError(f"{self.source}: {self._where(url)} returned a page that is not valid JSON") \
-                        from None
+                    raise SourceError(f"{self.source}: {self._where(url)} returned a page that is not valid JSON")
                 raise RetryableHTTP("a page that is not valid JSON") from None
 
         return self.request(method, url, retry_unsafe=retry_unsafe, then=then, **kwargs)
@@ -433,21 +428,6 @@ def _body(resp: requests.Response) -> Any:
         return resp.json()
     except ValueError:
         return resp.text[:200]
-
-
-def _not_sent(exc: Exception) -> bool:
-    """A connection refused/reset before the request went out is safe to resend."""
-    text = str(exc).lower()
-    return "refused" in text or "name or service" in text or "nodename" in text
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    for marker in ("Connection refused", "Connection reset", "RemoteDisconnected", "Connection aborted",
-                   "Read timed out", "Max retries exceeded"):
-        if marker in text:
-            return marker.lower()
-    return type(exc).__name__
 
 
 def _error_text(body: Any) -> str:

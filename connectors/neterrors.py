@@ -1,4 +1,5 @@
-"""Connection failures that name their fix: a host that does not resolve, a plain-HTTP port spoken to in TLS."""
+"""Connection failures that name their fix (a host that does not resolve, a plain-HTTP port spoken to in TLS), or
+that are safe to resend."""
 
 from __future__ import annotations
 
@@ -56,3 +57,19 @@ def host_of(url: str) -> str:
     """The host of a URL, for a message that names it."""
     m = re.match(r"^[a-z]+://([^/:?#]+)", url, re.I)
     return m.group(1) if m else url
+
+
+def not_sent(exc: Exception) -> bool:
+    """A connection refused/reset before the request went out is safe to resend."""
+    text = str(exc).lower()
+    return "refused" in text or "name or service" in text or "nodename" in text
+
+
+def short_reason(exc: Exception) -> str:
+    """A connection failure in a few words (for the retry log line and the final error)."""
+    text = str(exc)
+    for marker in ("Connection refused", "Connection reset", "RemoteDisconnected", "Connection aborted",
+                   "Read timed out", "Max retries exceeded"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
