@@ -20,6 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from okrsync import __version__
 
 from .base import AuthError, NotFoundError, SourceError, redact
+from .errortext import body_of, error_text
 from .neterrors import not_sent, short_reason, speaks_no_tls, unresolvable_host
 
 log = logging.getLogger("okrsync.http")
@@ -209,6 +210,7 @@ class HttpClient:
         self._lock = threading.Lock()
         # the source's limiter: a slot is held while a request is on the wire, never while waiting to retry
         self._slots = threading.BoundedSemaphore(max(1, self.options.concurrency))
+        self._held = threading.local()  # this thread holds a slot: a request its auth sends uses the same one
         self.requests_made = 0
         self.retries = 0
         self.waited = 0.0
@@ -262,15 +264,19 @@ class HttpClient:
             self._blocked_until = 0.0
 
     def _attempt(self, method: str, url: str, retry_unsafe: bool, **kwargs: Any) -> requests.Response:
+        if getattr(self._held, "slot", False):  # sent from inside a request of ours (a token minted by its auth)
+            return self._send(method, url, retry_unsafe, **kwargs)
         while True:
             self._pause()
             self._slots.acquire()
             if self._blocked_until <= self.clock() or self._block_owner == threading.get_ident():
                 break
             self._slots.release()  # a limit was hit while this request waited for its slot: pause first
+        self._held.slot = True
         try:
             return self._send(method, url, retry_unsafe, **kwargs)
         finally:
+            self._held.slot = False
             self._slots.release()
 
     def _send(self, method: str, url: str, retry_unsafe: bool, **kwargs: Any) -> requests.Response:
@@ -396,7 +402,7 @@ class HttpClient:
         if resp.status_code == 403 and rate_limit_decision(resp, self.clock()) is None:
             hint = f" (check {self.auth_hint})" if self.auth_hint else ""
             raise Forbidden(f"{self.source}: authentication failed for {self._where(self.base_url).rstrip('/')}{hint}",
-                            self.redact(_error_text(_body(resp))))
+                            self.redact(error_text(body_of(resp))))
         if resp.status_code == 401:
             hint = f" (check {self.auth_hint})" if self.auth_hint else ""
             raise AuthError(f"{self.source}: authentication failed for {self._where(self.base_url).rstrip('/')}{hint}")
@@ -404,8 +410,8 @@ class HttpClient:
             raise NotFoundError(f"{self.source}: not found: {self._where(url)}")
 
     def error(self, resp: requests.Response, url: str) -> HTTPStatusError:
-        body = _body(resp)
-        detail = self.redact(_error_text(body))
+        body = body_of(resp)
+        detail = self.redact(error_text(body))
         msg = f"{self.source}: HTTP {resp.status_code} from {self._where(url)}"
         return HTTPStatusError(f"{msg}: {detail}" if detail else msg, resp.status_code, body)
 
@@ -421,28 +427,3 @@ def _says_rate_limit(resp: requests.Response) -> bool:
     """GitHub's secondary-limit 403 says so in its message ("You have exceeded a secondary rate limit")."""
     text = resp.text[:500].lower() if resp.content else ""
     return "rate limit" in text
-
-
-def _body(resp: requests.Response) -> Any:
-    try:
-        return resp.json()
-    except ValueError:
-        return resp.text[:200]
-
-
-def _error_text(body: Any) -> str:
-    """Pull the human message out of the APIs' error shapes."""
-    if isinstance(body, dict):
-        msgs = body.get("errorMessages") or []  # Jira
-        errs = body.get("errors")
-        if isinstance(errs, dict):  # Jira field errors
-            msgs += [f"{k}: {v}" for k, v in errs.items()]
-        if isinstance(body.get("error"), dict):  # ServiceNow / PagerDuty
-            e = body["error"]
-            msgs += [str(e.get("message") or ""), str(e.get("detail") or "")]
-            if isinstance(e.get("errors"), list):
-                msgs += [str(x) for x in e["errors"]]
-        if body.get("message"):  # GitHub
-            msgs.append(str(body["message"]))
-        return "; ".join(m for m in msgs if m)[:300]
-    return str(body or "").strip().replace("\n", " ")[:200]

@@ -132,3 +132,23 @@ def test_okrsync_sandbox_latency_flags_reach_the_simulators(monkeypatch):
     finally:
         stop.set()
         t.join(timeout=10)
+
+
+def test_a_token_minted_inside_a_request_uses_its_slot_not_another():
+    """OAuth and GitHub App tokens are minted through the same client from inside a request's auth: with every
+    slot held (concurrency 1) that nested request must not wait for a slot of its own (it would wait forever)."""
+    import requests as _requests
+
+    with Sandbox(seed=1, scale=20, now=NOW) as sb:
+        client = HttpClient("github", sb.urls["github"], options=HttpOptions(concurrency=1))
+
+        class Minting(_requests.auth.AuthBase):
+            def __call__(self, r):
+                if "rate_limit" not in r.url:
+                    client.request("GET", "rate_limit")  # the "mint", through the same client
+                return r
+
+        client.session.auth = Minting()
+        with ThreadPoolExecutor(2) as pool:
+            done = list(pool.map(lambda n: client.get("repos/acme/web/issues"), range(4)))
+        assert len(done) == 4 and sb.peak_in_flight()["github"] <= 2
