@@ -28,10 +28,10 @@ def test_parallel_reads_killed_mid_read_converge_to_the_clean_store(env, referen
     PagerDuty's windows, SIGKILLed at many points: the rerun
     converges to a store synced in one go (records and checkpoint commit together; the cursor never passes a
     batch that is not written)."""
-    env.write_workspace(READ_ONLY)
+    env.write_workspace(READ_ONLY, page_size="40")  # small pages: every source's read is many pages, in parallel
     env.sandbox.set_latency(3, 6)  # requests overlap, so the kills land with batches in flight
     kills = 0
-    for point in (3, 6, 10, 15, 22, 30, 45):
+    for point in (3, 6, 10, 15, 22, 30, 45, 70, 100):
         kills += kill_after(env, point)
     assert kills >= 5
     log = env.sandbox.requests()
