@@ -83,6 +83,7 @@ def main() -> None:
                     help="latency section: JIRA,GITHUB sandbox scales (default 100000,54000: 100k Jira issues, ~30k "
                          "GitHub issues and PRs in acme/web)")
     ap.add_argument("--no-serial", action="store_true", help="latency section: skip the one-at-a-time sync")
+    ap.add_argument("--peer-latency-ms", type=float, default=0.0, help="peer section: ms per request for both sides")
     args = ap.parse_args()
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = sections - set(SECTIONS)
@@ -103,14 +104,17 @@ def main() -> None:
                         **r.detail} for r in runs]
     if "peer" in sections:
         n = 1000 if args.quick else 10_000
+        lat = f" at {args.peer_latency_ms:g} ms/request" if args.peer_latency_ms else ""
         with SandboxProcess(n) as sb, tempfile.TemporaryDirectory(prefix="okrsync-bench-") as tmp:
+            if args.peer_latency_ms:  # both sides against the same real-world latency
+                sb.set_latency(args.peer_latency_ms)
             theirs = peer_mod.run(sb, Path(tmp))
             ours = run_system(sb, "github", Path(tmp), bare_loop=False)
-        table.add(f"peer, GitHub issues {ours.n:,} items: meltanolabs-tap-github",
+        table.add(f"peer{lat}, GitHub issues {ours.n:,} items: meltanolabs-tap-github",
                   f"{theirs['wall']:.2f} s, {theirs['requests']} requests, {theirs['peak_rss_mb']:.0f} MB peak "
                   f"({theirs['records']:,} records)")
         faster = ours.initial.wall < theirs["wall"]
-        table.add(f"peer, GitHub issues {ours.n:,} items: okrsync",
+        table.add(f"peer{lat}, GitHub issues {ours.n:,} items: okrsync",
                   f"{ours.initial.wall:.2f} s, {ours.initial_requests} requests, {ours.initial.peak_rss_mb:.0f} MB "
                   f"peak = {theirs['wall'] / ours.initial.wall:.1f}x faster", "faster than the peer", faster)
         out["peer"] = {"tap": theirs, "okrsync": {"wall": ours.initial.wall, "requests": ours.initial_requests,
