@@ -187,7 +187,7 @@ class Computer:
                     window, span)
         assert sel is not None
         kind = self._kind(spec, sel)
-        sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period,
+        sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period, dialect=self.store.dialect,
                                  source_type=self.ws.sources[sel.source].type, teams=self.ws.teams)
         window, span = self._window(spec, sel, sel_c)
         if previous and window is not None:
@@ -221,7 +221,8 @@ class Computer:
         """The incidents a DORA metric attributes to deployments, when the KR names them."""
         if spec.incidents is None:
             return None
-        inc = compile_selector(spec.incidents, "incident", source_type=self.ws.sources[spec.incidents.source].type)
+        inc = compile_selector(spec.incidents, "incident", source_type=self.ws.sources[spec.incidents.source].type,
+                               dialect=self.store.dialect)
         return M.Attribution(inc, field_expr("incidents", spec.attribution) if spec.attribution else None)
 
     def _rows(self, sql: str, params: list) -> list[tuple]:

@@ -92,6 +92,9 @@ CREATE OR REPLACE FUNCTION julianday(text) RETURNS double precision LANGUAGE sql
 CREATE OR REPLACE FUNCTION round(double precision, integer) RETURNS double precision LANGUAGE sql IMMUTABLE
     STRICT PARALLEL SAFE AS $$ SELECT round($1::numeric, $2)::double precision $$;
 CREATE OR REPLACE AGGREGATE total(double precision) (sfunc = float8pl, stype = float8, initcond = '0');
+CREATE OR REPLACE FUNCTION total_add(double precision, boolean) RETURNS double precision LANGUAGE sql IMMUTABLE
+    STRICT PARALLEL SAFE AS $$ SELECT $1 + CASE WHEN $2 THEN 1.0 ELSE 0.0 END $$;
+CREATE OR REPLACE AGGREGATE total(boolean) (sfunc = total_add, stype = float8, initcond = '0');
 CREATE OR REPLACE FUNCTION json_extract(j jsonb, path text) RETURNS text LANGUAGE sql IMMUTABLE STRICT
     PARALLEL SAFE AS $$
     SELECT CASE jsonb_typeof(v) WHEN 'string' THEN v #>> '{}' WHEN 'null' THEN NULL
@@ -110,17 +113,20 @@ _DDL_TYPES = [  # SQLite column types -> PostgreSQL (CREATE TABLE only), in this
 ]
 _ITEM_TABLE = re.compile(r"^(\s*CREATE TABLE (?:issues|deployments|incidents) \()")
 _MARKS = re.compile(r"'(?:[^']|'')*'|\?|%")
+_IS = re.compile(r"\bIS (NOT )?(?!NOT\b|NULL\b|DISTINCT\b|TRUE\b|FALSE\b)")  # SQLite's null-safe a IS b
 
 
 @functools.lru_cache(maxsize=4096)
 def render(sql: str) -> str:
     """The store's SQLite SQL for PostgreSQL: ? placeholders, CROSS JOIN ... ON (SQLite's join-order hint) as
-    JOIN, and in CREATE TABLE the column types and an item table's rowid (SQLite's is implicit)."""
+    JOIN, `a IS b` as IS NOT DISTINCT FROM, and in CREATE TABLE the column types and an item table's rowid
+    (SQLite's is implicit)."""
     if sql.lstrip().upper().startswith("CREATE TABLE"):
         for pattern, replacement in _DDL_TYPES:
             sql = pattern.sub(replacement, sql)
         sql = _ITEM_TABLE.sub(r"\1rowid BIGSERIAL UNIQUE, ", sql)
     sql = sql.replace(" CROSS JOIN ", " JOIN ")
+    sql = _IS.sub(lambda m: "IS DISTINCT FROM " if m.group(1) else "IS NOT DISTINCT FROM ", sql)
 
     def mark(m: re.Match) -> str:
         text = m.group(0)

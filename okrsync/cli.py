@@ -27,13 +27,13 @@ from okrsync.engine.pipeline import (
     RunSummary,
     check_output,
     check_outputs,
-    db_path_for,
     output_paths,
     run_sync,
+    store_url_for,
     thresholds_for,
 )
 from okrsync.engine.records import plural
-from okrsync.engine.store import Store, StoreError, StoreRemoved
+from okrsync.engine.store import Store, StoreError, StoreRemoved, StoreUnreachable
 
 from . import console as ui
 from .logs import setup_logging
@@ -110,6 +110,8 @@ def guarded(fn: Callable) -> Callable:
             fail(str(exc), 2)
         except UsageError as exc:
             fail(str(exc), 2)
+        except StoreUnreachable as exc:  # (a StoreError: first)
+            fail(str(exc), 1)
         except StoreError as exc:
             fail(str(exc), 2)
         except (LockBusy, StoreRemoved) as exc:
@@ -131,7 +133,8 @@ def guarded(fn: Callable) -> Callable:
 
 def workspace_options(fn: Callable) -> Callable:
     fn = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
-                      help="Store file (default: okrsync.db beside the workspace file, or $OKRSYNC_DB).")(fn)
+                      help="Store: a file, sqlite:///path or postgresql://user@host/db (default: $OKRSYNC_DB, the "
+                           "workspace's store:, or okrsync.db beside the workspace file).")(fn)
     fn = click.option("-w", "--workspace", "workspace", type=click.Path(dir_okay=False), default=None,
                       help="Workspace file (default: ./okrsync.yaml).")(fn)
     return fn
@@ -171,7 +174,8 @@ class Env:
                               f"got {self.settings.now!r}") from None
 
     def store(self, *, create: bool = True) -> Store:
-        return Store(db_path_for(self.workspace_path, self.db_arg, self.settings), create=create)
+        ws = self.lw.workspace if self.workspace_path.exists() else None
+        return Store(store_url_for(self.workspace_path, self.db_arg, self.settings, ws), create=create)
 
 
 def _setup(ctx: click.Context) -> None:
@@ -189,7 +193,8 @@ def _setup(ctx: click.Context) -> None:
 @click.version_option(__version__, prog_name="okrsync")
 @click.option("-w", "--workspace", type=click.Path(dir_okay=False), default=None,
               help="Workspace file (default: ./okrsync.yaml).")
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Store file.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="Store: a file, sqlite:///path or postgresql://user@host/db (also OKRSYNC_DB).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="Log line format (stderr).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (info level).")

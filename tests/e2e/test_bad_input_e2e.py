@@ -11,7 +11,7 @@ import pytest
 
 from .test_faults_e2e import READ_ONLY
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.sqlite_only]  # PostgreSQL: test_pg_store_e2e.py
 
 
 @pytest.mark.parametrize("broken,message", [

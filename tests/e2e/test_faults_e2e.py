@@ -79,19 +79,13 @@ def test_past_the_retry_bound_the_source_fails_cleanly_and_resumes(env):
     assert errors[0].endswith(f" from {env.sandbox.urls['jira']}/rest/api/3/search/jql, gave up after 3 attempts")
     assert "Traceback" not in r.stderr
     assert "run 1: partial" in r.stdout
-    import sqlite3
-
-    conn = sqlite3.connect(env.db)
-    cursors = dict(conn.execute("SELECT source || '/' || stream, cursor FROM sync_state").fetchall())
+    cursors = dict(env.query("SELECT source || '/' || stream, cursor FROM sync_state"))
     assert cursors.get("jira/issues") is None  # not advanced past unseen data
     assert cursors["github/issues"] and cursors["servicenow/incidents"] and cursors["pagerduty/incidents"]
-    saved = conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0]
+    saved = env.query("SELECT count(*) FROM issues WHERE source = 'jira'")[0][0]
     assert saved == 100  # the one page read before the failure was kept
-    conn.close()
     env.sandbox.faults.clear()
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
-    conn = sqlite3.connect(env.db)
-    assert conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0] == len(
+    assert env.query("SELECT count(*) FROM issues WHERE source = 'jira'")[0][0] == len(
         env.sandbox.world.jira_issues())
-    conn.close()

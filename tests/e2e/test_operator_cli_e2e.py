@@ -12,7 +12,7 @@ from okrsync.sandbox import Sandbox
 from .conftest import NOW, TOKENS, Env
 from .test_faults_e2e import READ_ONLY
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.sqlite_only]  # PostgreSQL: test_pg_store_e2e.py
 
 
 def okrsync_lines(text: str) -> list[str]:

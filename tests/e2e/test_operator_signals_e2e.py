@@ -12,7 +12,7 @@ from okrsync.engine.lock import StoreLock
 
 from .test_faults_e2e import READ_ONLY
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.sqlite_only]  # PostgreSQL: test_pg_store_e2e.py
 
 STOP_WITHIN = 5.0  # the promise is 2 s; the margin is for a loaded 2-core CI machine
 SEARCH = "/rest/api/3/search"
