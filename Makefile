@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast test-dates demo bench lint clean
+.PHONY: install test test-fast test-dates test-pg demo bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ test: install
 # The suite with the clock at awkward instants (year end, quarter start, leap day; needs libfaketime).
 test-dates: install
 	$(BIN)/python tests/date_matrix.py tests -m "not slow and not browser"
+
+# The end-to-end suite's PostgreSQL cases against a throwaway cluster (Debian's postgresql package; as root the
+# cluster runs as nobody), each case in a schema of its own; the cluster is removed afterwards.
+test-pg: install
+	@dir=$$(mktemp -d /tmp/okrsync-pg.XXXXXX); \
+	url=$$(tools/pgcluster.sh start $$dir) || { tools/pgcluster.sh stop $$dir; exit 1; }; \
+	OKRSYNC_TEST_PG=$$url $(BIN)/python -m pytest tests/e2e -k postgresql -m "not browser" $(PYTEST_ARGS); rc=$$?; \
+	tools/pgcluster.sh stop $$dir; exit $$rc
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e" -q

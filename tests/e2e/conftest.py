@@ -107,9 +107,20 @@ class Env:
         """The store as --db would name it: the file, or the PostgreSQL URL with its schema."""
         return self.url or str(self.db)
 
+    def open_store(self) -> Store:
+        """The store as the CLI opens it for this workspace (for PostgreSQL the workspace's name: may pick the
+        schema)."""
+        from okrsync.config.settings import Settings
+        from okrsync.config.workspace import load_workspace
+        from okrsync.engine.pipeline import store_url_for
+
+        ws = load_workspace(self.workspace).workspace if self.workspace.exists() else None
+        return Store(store_url_for(self.workspace, self.target, Settings(), ws),
+                     create=False)
+
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         """Rows of a query on the store (SQLite SQL; PostgreSQL gets it through the store's dialect layer)."""
-        store = Store(self.target, create=False)
+        store = self.open_store()
         try:
             return [tuple(r) for r in store.db.execute(sql, params or [])]
         finally:

@@ -29,15 +29,15 @@ objectives:
 
 
 @pytest.fixture
-def pair(tmp_path):
-    """Two identical worlds: one behaves, one misbehaves."""
+def pair(tmp_path, store_kind):
+    """Two identical worlds: one behaves (into SQLite), one misbehaves (into the store under test)."""
     envs = []
     for name in ("clean", "faulty"):
         sb = Sandbox(seed=42, scale=300, now=NOW, fault_seed=7)
         sb.start()
         d = tmp_path / name
         d.mkdir()
-        e = Env(sb, d)
+        e = Env(sb, d, "sqlite" if name == "clean" else store_kind)
         envs.append(e)
     yield envs
     for e in envs:
@@ -61,7 +61,7 @@ def test_a_run_under_faults_converges_to_the_clean_store(pair):
     assert r.returncode == 0, r.stderr
     injected = [q for q in faulty.sandbox.requests() if q.get("fault")]
     assert len(injected) >= 20  # the faults really happened
-    assert snapshot(faulty.db) == snapshot(clean.db)
+    assert snapshot(faulty.target) == snapshot(clean.target)
     as_of = {"OKRSYNC_NOW": NOW.isoformat()}
     keys = ("value", "baseline", "target", "progress", "score", "status", "items")
     same = lambda krs: {i: {k: v[k] for k in keys} for i, v in krs.items()}  # noqa: E731
