@@ -310,14 +310,7 @@ class Computer:
                 sql, params = result.ids_sql
                 return [r[0] for r in store.db.execute(sql, params)]
             if result.rowids is not None:
-                table, rowids = result.rowids
-                out: list[str] = []
-                for i in range(0, len(rowids), 900):
-                    chunk = rowids[i:i + 900]
-                    marks = ",".join("?" for _ in chunk)
-                    out += [r[0] for r in store.db.execute(
-                        f"SELECT source || ':' || id FROM {table} WHERE rowid IN ({marks})", chunk)]
-                return out
+                return store.item_refs(*result.rowids)
             return []
 
         return load

@@ -71,7 +71,7 @@ def parse_store_url(text: str, base: Path, *, password: str | None = None, name:
     if not parts.hostname or not parts.path.strip("/"):
         raise StoreURLError(f"store URL {redact_url(text)}: expected postgresql://user@host/database")
     query = dict(parse_qsl(parts.query))
-    schema = _schema_name(query.pop("schema", None) or name or DEFAULT_SCHEMA)
+    schema = _schema_name(query.pop("schema", "") or name or DEFAULT_SCHEMA)
     user = quote(unquote(parts.username)) + "@" if parts.username else ""
     netloc = f"{user}{parts.hostname}" + (f":{port}" if port else "")
     conninfo = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))

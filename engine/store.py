@@ -170,12 +170,20 @@ class Store(ItemWrites):
                                    list(row.values())).fetchone()[0])
 
     # -- reads for the report and the console ------------------------------------------------
-    def items(self, table: str, source: str, ids: list[str], columns: str = "*") -> list[dict]:
+    def items(self, table: str, source: str, ids: list[str]) -> list[dict]:
         """Rows of an item table by (source, id), each with `_t` (the table)."""
         out: list[dict] = []
         for chunk, marks in chunked(ids):
-            out += self.db.query(f"SELECT {columns}, '{table}' AS _t FROM {table} WHERE source = ? AND id IN ({marks})",
+            out += self.db.query(f"SELECT *, '{table}' AS _t FROM {table} WHERE source = ? AND id IN ({marks})",
                                  [source, *chunk])
+        return out
+
+    def item_refs(self, table: str, rowids: list[int]) -> list[str]:
+        """"source:id" of an item table's rows by their row ids (the ids a metric counted)."""
+        out: list[str] = []
+        for chunk, marks in chunked(rowids):
+            out += [r[0] for r in self.db.execute(f"SELECT source || ':' || id FROM {table} WHERE rowid IN ({marks})",
+                                                  chunk)]
         return out
 
     def refresh_stats(self, growth: float = 0.5, minimum: int = 1000) -> list[str]:
