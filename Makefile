@@ -23,12 +23,12 @@ test: install
 test-dates: install
 	$(BIN)/python tests/date_matrix.py tests -m "not slow and not browser"
 
-# The end-to-end suite's PostgreSQL cases against a throwaway cluster (Debian's postgresql package; as root the
+# The PostgreSQL cases (tests taking the `store` or `env` fixture) against a throwaway cluster (Debian's postgresql package; as root the
 # cluster runs as nobody), each case in a schema of its own; the cluster is removed afterwards.
 test-pg: install
 	@dir=$$(mktemp -d /tmp/okrsync-pg.XXXXXX); \
 	url=$$(tools/pgcluster.sh start $$dir) || { tools/pgcluster.sh stop $$dir; exit 1; }; \
-	OKRSYNC_TEST_PG=$$url $(BIN)/python -m pytest tests/e2e -k postgresql -m "not browser" $(PYTEST_ARGS); rc=$$?; \
+	OKRSYNC_TEST_PG=$$url $(BIN)/python -m pytest tests/unit tests/e2e -k postgresql -m "not browser" $(PYTEST_ARGS); rc=$$?; \
 	tools/pgcluster.sh stop $$dir; exit $$rc
 
 test-fast: install
