@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
+from okrsync.mappings.selectors import ITEM_COLUMNS as COLUMNS
+
 from .records import Deployment, Incident, Issue, Record, iso
 
 CHUNK = 500  # ids per IN (...): under SQLite's bound-parameter limit
@@ -30,17 +32,6 @@ def _json(value: Any) -> str:
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str).encode
 
-# Item columns after the bookkeeping ones (source, id, stream, raw, hash, deleted, first_run, last_run).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "issues": ("key", "title", "type", "status", "status_category", "created", "updated", "resolved", "project",
-               "labels", "components", "parent", "sprints", "story_points", "assignee", "url", "is_pull_request",
-               "merged_at", "merge_sha"),
-    "deployments": ("environment", "status", "created", "finished", "sha", "ref", "url", "repo", "origin",
-                    "updated"),
-    "incidents": ("number", "title", "status", "opened", "service", "priority", "severity", "urgency",
-                  "acknowledged", "resolved", "closed", "updated", "reassignment_count", "sla_breached",
-                  "assignment_group", "url"),
-}
 _BOOK = ("source", "id", "stream", "hash", "deleted", "first_run", "last_run")
 
 

@@ -13,22 +13,22 @@ from okrsync.engine.records import iso
 
 TABLES = {"issue": "issues", "pull_request": "issues", "deployment": "deployments", "incident": "incidents"}
 
-# Columns a where: key may name directly; anything else is a path into the raw payload.
-COLUMNS = {
-    "issues": {
-        "id", "key", "title", "type", "status", "status_category", "created", "updated", "resolved",
-        "project", "parent", "story_points", "assignee", "url", "is_pull_request", "merged_at", "merge_sha",
-    },
-    "deployments": {
-        "id", "environment", "status", "created", "finished", "sha", "ref", "url", "repo", "origin", "updated",
-    },
-    "incidents": {
-        "id", "number", "title", "status", "opened", "service", "priority", "severity", "urgency",
-        "acknowledged", "resolved", "closed", "updated", "reassignment_count", "sla_breached",
-        "assignment_group", "url",
-    },
+# The item tables' columns after the bookkeeping ones (source, id, stream, hash, deleted, first_run, last_run), in
+# the order the store writes them (engine/items.py); declared once, here.
+ITEM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "issues": ("key", "title", "type", "status", "status_category", "created", "updated", "resolved", "project",
+               "labels", "components", "parent", "sprints", "story_points", "assignee", "url", "is_pull_request",
+               "merged_at", "merge_sha"),
+    "deployments": ("environment", "status", "created", "finished", "sha", "ref", "url", "repo", "origin",
+                    "updated"),
+    "incidents": ("number", "title", "status", "opened", "service", "priority", "severity", "urgency",
+                  "acknowledged", "resolved", "closed", "updated", "reassignment_count", "sla_breached",
+                  "assignment_group", "url"),
 }
 LIST_COLUMNS = {"issues": {"labels", "components"}}
+# Columns a where: key may name directly (labels/components: their side tables; sprints: the sprint key);
+# anything else is a path into the raw payload.
+COLUMNS = {t: {"id", *cols} - LIST_COLUMNS.get(t, set()) - {"sprints"} for t, cols in ITEM_COLUMNS.items()}
 
 
 def jql_key(source: str, jql: str) -> str:
