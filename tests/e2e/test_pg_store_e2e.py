@@ -13,7 +13,7 @@ import pytest
 
 from okrsync.engine.store import Store
 
-from .conftest import NOW, PG, TOKENS, Env, snapshot
+from .conftest import NOW, PG, TOKENS, Env, snapshot, store_url
 from .test_faults_e2e import READ_ONLY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not PG, reason="OKRSYNC_TEST_PG not set")]
@@ -158,3 +158,16 @@ def test_a_bad_url_is_exit_2_and_an_unreachable_one_exit_1_without_the_password(
     closed = PG.replace(f":{parts.port}/", ":1/")
     r = pg.run("sync", "--db", closed)
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and parts.password not in r.stderr, r.stderr
+
+
+def test_serve_on_postgresql_polls_and_stops_cleanly(tmp_path):
+    from .serve_harness import start_serve, stop_all, wait_for
+
+    s = start_serve(tmp_path, every="4s", extra_env={"OKRSYNC_DB": store_url("postgresql", tmp_path)})
+    try:
+        before = s.value("KR3")
+        s.edits.new_jira_issue(notify=False)  # no webhook: the next poll finds it
+        wait_for(lambda: s.value("KR3") == before + 1, 30)
+        assert s.get("/api/status").status_code == 200
+    finally:
+        assert stop_all(s) == 0, "".join(s.stderr)[-3000:]
