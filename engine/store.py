@@ -50,10 +50,17 @@ class Store(ItemWrites):
         self._local = threading.local()
         self._all: list[Any] = []
         self._guard = threading.Lock()
-        if self.dialect == SQLITE and not create and not self.path.exists():
-            raise StoreError(f"{self.path}: no store yet (run 'okrsync sync' first)")
+        if not create and not self._exists():
+            raise StoreError(f"{self.url}: no store yet (run 'okrsync sync' first)")
         self._open_and_migrate()
         self._inode = os.stat(self.path).st_ino if self.dialect == SQLITE else 0
+
+    def _exists(self) -> bool:
+        if self.dialect == SQLITE:
+            return self.path.exists()
+        row = self.db.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = 'runs'",
+                              [self.url.schema]).fetchone()
+        return row is not None
 
     @property
     def path(self) -> Path:

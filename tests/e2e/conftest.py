@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from okrsync.engine.store import Store
+from okrsync.engine.store import Store, StoreError
 from okrsync.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
@@ -117,6 +117,25 @@ class Env:
         ws = load_workspace(self.workspace).workspace if self.workspace.exists() else None
         return Store(store_url_for(self.workspace, self.target, Settings(), ws),
                      create=False)
+
+    def connect(self):
+        """A DB-API-like connection to the store: sqlite3's for the file, the store's own for PostgreSQL (SQLite
+        SQL, `?` placeholders, execute().fetchone()/fetchall(), close())."""
+        if not self.url:
+            import sqlite3
+
+            return sqlite3.connect(self.db)
+        return self.open_store().db
+
+    def exists(self) -> bool:
+        """Whether a store has been made (the file, or the workspace's tables in PostgreSQL)."""
+        if not self.url:
+            return self.db.exists()
+        try:
+            self.open_store().close()
+        except StoreError:
+            return False
+        return True
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         """Rows of a query on the store (SQLite SQL; PostgreSQL gets it through the store's dialect layer)."""
