@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import re
 import zlib
 from dataclasses import dataclass
@@ -194,10 +195,18 @@ def pg_connect(url: StoreURL, *, application: str = "okrsync") -> Any:
 
 
 def pg_prepare(db: PgDatabase, schema: str) -> None:
-    """The workspace's schema and the SQLite functions the store's SQL uses (idempotent; one at a time)."""
+    """The workspace's schema and the SQLite functions the store's SQL uses: made once (one process at a time),
+    remade when this okrsync's PRELUDE differs from the one the schema has (its digest is json_extract's comment)."""
+    digest = hashlib.sha1(PRELUDE.encode()).hexdigest()[:16]
+    made = ("SELECT obj_description(p.oid, 'pg_proc') FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s AND p.proname = 'json_extract'")
+    row = db.pg.execute(made, (schema,)).fetchone()
+    if row and row[0] == digest:
+        return
     with db.atomic():
         db.pg.execute("SELECT pg_advisory_xact_lock(%s, %s)", advisory_key(schema, "prepare"))
         db.pg.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         for statement in PRELUDE.split(";\n"):
             if statement.strip():
                 db.pg.execute(statement)
+        db.pg.execute(f"COMMENT ON FUNCTION json_extract(jsonb, text) IS '{digest}'")
