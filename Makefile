@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast test-dates test-pg demo bench lint clean
+.PHONY: install test test-fast test-dates test-pg demo bench bench-pg lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The store on PostgreSQL beside SQLite (recompute of BENCH_PG_ITEMS items x 200 KRs, sync with a worker per
+# source) against a throwaway cluster.
+BENCH_PG_ITEMS ?= 1000000
+bench-pg: install
+	@dir=$$(mktemp -d /tmp/okrsync-pg.XXXXXX); \
+	url=$$(tools/pgcluster.sh start $$dir) || { tools/pgcluster.sh stop $$dir; exit 1; }; \
+	$(BIN)/python -m bench.pgstore --pg $$url --items $(BENCH_PG_ITEMS); rc=$$?; \
+	tools/pgcluster.sh stop $$dir; exit $$rc
 
 # ruff (pyflakes, pycodestyle, import order) and mypy over the installed package layout
 lint: install
