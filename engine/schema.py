@@ -15,6 +15,9 @@ from typing import Any, Callable
 STEPS: list[tuple[str, Callable[[Any], None]]] = []  # (name, step) in order
 # where the applied steps are listed: SQLite keeps the table sqlite-utils' Migrations made in existing stores
 APPLIED = {"sqlite": "_sqlite_migrations", "postgresql": "okrsync_migrations"}
+_TABLE_EXISTS = {"sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                 "postgresql": "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                               "AND table_name = ?"}
 
 
 def step(fn: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -34,11 +37,12 @@ def migrate(db: Any, dialect: str, write: Callable[[], Any]) -> list[str]:
         if dialect == "postgresql":
             db.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
 
-    with write():
-        exclusive()
-        db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, migration_set TEXT, name TEXT, "
-                   "applied_at TEXT)")
-        db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS idx_{table}_name ON {table} (migration_set, name)")
+    if db.execute(_TABLE_EXISTS[dialect], [table]).fetchone() is None:  # (opening a store writes nothing)
+        with write():
+            exclusive()
+            db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, migration_set TEXT, "
+                       "name TEXT, applied_at TEXT)")
+            db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS idx_{table}_name ON {table} (migration_set, name)")
     known = [name for name, _ in STEPS]
     newer = sorted(applied() - set(known))
     for name, fn in STEPS if not newer and applied() != set(known) else ():
