@@ -102,3 +102,17 @@ def test_advisory_keys_are_stable_int4_pairs():
     assert advisory_key("okrsync", "source:jira") == advisory_key("okrsync", "source:jira")
     assert advisory_key("okrsync", "source:jira") != advisory_key("team_web", "source:jira")
     assert all(-(1 << 31) <= k < 1 << 31 for k in advisory_key("x", "recompute"))
+
+
+def test_password_from_the_secrets_directory_and_redacted_from_then_on(tmp_path, monkeypatch):
+    from okrsync.connectors.base import redact
+
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "OKRSYNC_DB_PASSWORD").write_text("pw-from-file-1234\n")
+    monkeypatch.setenv("OKRSYNC_SECRETS_DIR", str(secrets))
+    settings = Settings()
+    url = store_url_for(tmp_path / "okrsync.yaml", "postgresql://okr@db/okrs", settings, None)
+    assert url.password == "pw-from-file-1234"
+    assert "pw-from-file-1234" in settings.secret_values()
+    assert redact("login pw-from-file-1234 refused", []) == "login *** refused"
