@@ -85,10 +85,11 @@ def parse_store_url(text: str, base: Path, *, password: str | None = None, name:
 # What the store's SQL needs of SQLite, made in each workspace's schema (no extension, no superuser):
 # NOCASE names compare and group case-insensitively (an ICU collation), julianday() and round(x, n) on
 # floats, total() (a sum that is 0.0 over no rows), json_extract() into the JSONB raw payloads (strings as
-# text, numbers without trailing zeros, booleans as 1/0, as SQLite answers).
+# text, numbers without trailing zeros, booleans as 1/0, as SQLite answers). The functions are plain SQL
+# expressions the planner inlines; a constant JSON path is parsed once per query (json_path is immutable).
 PRELUDE = r"""
 CREATE COLLATION IF NOT EXISTS nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-CREATE OR REPLACE FUNCTION julianday(text) RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+CREATE OR REPLACE FUNCTION julianday(text) RETURNS double precision LANGUAGE sql STABLE STRICT PARALLEL SAFE
     AS $$ SELECT extract(epoch FROM $1::timestamptz)::double precision / 86400.0 + 2440587.5 $$;
 CREATE OR REPLACE FUNCTION round(double precision, integer) RETURNS double precision LANGUAGE sql IMMUTABLE
     STRICT PARALLEL SAFE AS $$ SELECT round($1::numeric, $2)::double precision $$;
@@ -96,13 +97,15 @@ CREATE OR REPLACE AGGREGATE total(double precision) (sfunc = float8pl, stype = f
 CREATE OR REPLACE FUNCTION total_add(double precision, boolean) RETURNS double precision LANGUAGE sql IMMUTABLE
     STRICT PARALLEL SAFE AS $$ SELECT $1 + CASE WHEN $2 THEN 1.0 ELSE 0.0 END $$;
 CREATE OR REPLACE AGGREGATE total(boolean) (sfunc = total_add, stype = float8, initcond = '0');
-CREATE OR REPLACE FUNCTION json_extract(j jsonb, path text) RETURNS text LANGUAGE sql IMMUTABLE STRICT
-    PARALLEL SAFE AS $$
+CREATE OR REPLACE FUNCTION json_path(path text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT array(SELECT coalesce(replace(m[1], '""', '"'), m[2])
+        FROM regexp_matches(path, '"((?:[^"]|"")*)"|\[(\d+)\]', 'g') AS m) $$;
+CREATE OR REPLACE FUNCTION json_text(v jsonb) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE jsonb_typeof(v) WHEN 'string' THEN v #>> '{}' WHEN 'null' THEN NULL
         WHEN 'boolean' THEN CASE WHEN v = 'true' THEN '1' ELSE '0' END
-        WHEN 'number' THEN trim_scale((v #>> '{}')::numeric)::text ELSE v::text END
-    FROM (SELECT j #> array(SELECT coalesce(replace(m[1], '""', '"'), m[2])
-        FROM regexp_matches(path, '"((?:[^"]|"")*)"|\[(\d+)\]', 'g') AS m) AS v) AS s $$
+        WHEN 'number' THEN trim_scale((v #>> '{}')::numeric)::text ELSE v::text END $$;
+CREATE OR REPLACE FUNCTION json_extract(j jsonb, path text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT json_text(j #> json_path(path)) $$
 """
 
 _DDL_TYPES = [  # SQLite column types -> PostgreSQL (CREATE TABLE only), in this order
