@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .dialect import POSTGRESQL, advisory_key
 
@@ -60,6 +61,10 @@ class StoreLock:
 
     def hold(self, name: str) -> None:
         """(PostgreSQL's per-run lock: under SQLite's one lock no other run can be alive.)"""
+
+    def serial(self) -> contextlib.nullcontext:
+        """(PostgreSQL: one process at a time abandons dead runs and starts its own; SQLite's lock is one.)"""
+        return contextlib.nullcontext()
 
     alive = None  # abandon_runs(alive=...): none is alive under the one lock
 
@@ -138,6 +143,17 @@ class AdvisoryLock:
     def hold(self, name: str) -> None:
         """Also hold `name` (a run's own lock: others see the run is alive)."""
         self._conn.execute("SELECT pg_advisory_lock(%s, %s)", self._keys(name))
+
+    @contextlib.contextmanager
+    def serial(self) -> Iterator[None]:
+        """One worker at a time marks dead runs abandoned and starts (and locks) its own run, so none can take
+        another's run, started but not yet locked, for dead."""
+        keys = self._keys("runs")
+        self._conn.execute("SELECT pg_advisory_lock(%s, %s)", keys)
+        try:
+            yield
+        finally:
+            self._conn.execute("SELECT pg_advisory_unlock(%s, %s)", keys)
 
     def alive(self, run_id: int) -> bool:
         """A run marked running is alive while some session holds its lock."""

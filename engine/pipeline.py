@@ -147,11 +147,12 @@ def run_sync(
     lock.acquire(wait, sleep=stoppable_sleep(stop),
                  on_wait=lambda pid: log.warning("another sync is running (pid %s); waiting for it", pid))
     try:
-        for run_id in store.abandon_runs(lock.alive):
-            log.info("run %s was left running by a process that ended: marked abandoned", run_id)
-        started = now()
-        summary = RunSummary(store.start_run("sync --full" if full else "sync", started), started)
-        lock.hold(f"run:{summary.run_id}")
+        with lock.serial():
+            for run_id in store.abandon_runs(lock.alive):
+                log.info("run %s was left running by a process that ended: marked abandoned", run_id)
+            started = now()
+            summary = RunSummary(store.start_run("sync --full" if full else "sync", started), started)
+            lock.hold(f"run:{summary.run_id}")
         try:
             _run(lw, settings, store, summary, stop, sources=sources, full=full, dry_run=dry_run, reporter=reporter,
                  now=now, connector_factory=connector_factory, writer_factory=writer_factory,
@@ -250,9 +251,10 @@ def run_recompute(lw: LoadedWorkspace, settings: Settings, store: Store, *, wait
     lock.acquire(settings.lock_wait if wait is None else wait, sleep=stoppable_sleep(stop),
                  on_wait=lambda pid: log.warning("a recompute is running (pid %s); waiting for it", pid))
     try:
-        started = now()
-        summary = RunSummary(store.start_run("recompute", started), started)
-        lock.hold(f"run:{summary.run_id}")
+        with lock.serial():
+            started = now()
+            summary = RunSummary(store.start_run("recompute", started), started)
+            lock.hold(f"run:{summary.run_id}")
         try:
             _publish(lw, settings, store, summary, stop, set(), dry_run=False, now=now,
                      writer_factory=writer_factory, sleep=None, render_html=render_html)
