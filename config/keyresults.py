@@ -5,11 +5,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from .periods import parse_duration
+
+
+class Thresholds(BaseModel):
+    """How far behind the expected progress a KR may be: on_track within `on_track`, at_risk within `at_risk`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    on_track: float = 0.10  # on_track when progress >= expected - this
+    at_risk: float = 0.25
 
 MetricName = Literal[
     "count",
@@ -178,6 +186,14 @@ class MetricSpec(Strict):
     attribution: str | None = None  # an incident field or raw path naming the deployment (id, sha or ref)
     rework: Rework | None = None
 
+    def leaves(self, inherited: Selector | None = None) -> list[tuple[MetricSpec, Selector | None]]:
+        """The metrics this spec reads (a ratio's parts, else itself), each with the selector it reads through."""
+        sel = self.select or inherited
+        if self.metric != "ratio":
+            return [(self, sel)]
+        return [leaf for part in (self.numerator, self.denominator) if isinstance(part, MetricSpec)
+                for leaf in part.leaves(sel)]
+
     @field_validator("aggregate")
     @classmethod
     def _aggregate(cls, v: str | None) -> str | None:
@@ -200,7 +216,7 @@ class MetricSpec(Strict):
         return v
 
     @model_validator(mode="after")
-    def _shape(self):
+    def _shape(self) -> Self:
         if self.metric == "ratio":
             if self.numerator is None or self.denominator is None:
                 raise ValueError("a ratio needs numerator and denominator")
@@ -256,7 +272,7 @@ class WebhookTarget(Strict):
     secret_env: str | None = None  # env var holding the HMAC secret
 
     @model_validator(mode="after")
-    def _one_url(self):
+    def _one_url(self) -> Self:
         if (self.url is None) == (self.url_env is None):
             raise ValueError("a webhook target needs url: or url_env: (the variable holding the URL), not both")
         return self
@@ -311,10 +327,10 @@ class KeyResult(MetricSpec):
 
     @field_validator("plan")
     @classmethod
-    def _plan(cls, v: dict | None) -> dict | None:
+    def _plan(cls, v: dict[date, float | str] | None) -> dict[date, float | str] | None:
         if v is None:
             return v
-        out: dict = {}
+        out: dict[date, float | str] = {}
         for day, amount in sorted(v.items()):
             kind, number = parse_amount(amount, relative_ok=False)
             if not 0.0 <= number <= 1.0:
@@ -324,7 +340,7 @@ class KeyResult(MetricSpec):
         return out
 
     @model_validator(mode="after")
-    def _relative_needs_baseline(self):
+    def _relative_needs_baseline(self) -> Self:
         kind, _ = parse_amount(self.target, relative_ok=True)
         if kind == "relative" and self.baseline is None:
             raise ValueError(f"target {self.target} is relative: it needs a baseline (a number or auto)")

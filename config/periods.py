@@ -69,7 +69,7 @@ def _month_end(year: int, month: int) -> date:
     return nxt - timedelta(days=1)
 
 
-def parse_period(value: str | dict) -> Period:
+def parse_period(value: str | dict[str, object]) -> Period:
     """Parse a period; raise ValueError with what was expected."""
     if isinstance(value, dict):
         unknown = set(value) - {"start", "end"}
@@ -95,7 +95,7 @@ def parse_period(value: str | dict) -> Period:
     raise ValueError("expected a period such as 2026-Q4, 2026-H2, 2026, 2026-11 or {start, end}")
 
 
-def _as_date(value) -> date:
+def _as_date(value: object) -> date:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):

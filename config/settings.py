@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .keyresults import Thresholds
 
 ENV_PREFIX = "OKRSYNC_"
 DEFAULT_SECRETS_DIR = "/run/secrets/okrsync"
@@ -65,20 +69,16 @@ class SourceCredentials(BaseModel):
         return ""
 
 
-class StatusThresholds(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    on_track: float = 0.10
-    at_risk: float = 0.25
-
-
 class _SecretsDirSource(PydanticBaseSettingsSource):
     """Files named like the env variables (OKRSYNC_SOURCES__JIRA__TOKEN) in a secrets directory."""
 
-    def __init__(self, settings_cls, directory: str | None):
+    def __init__(self, settings_cls: type[BaseSettings], directory: str | None):
         super().__init__(settings_cls)
         self.directory = directory
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - required by the base class
+    def get_field_value(  # pragma: no cover - required by the base class
+        self, field: FieldInfo, field_name: str
+    ) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     db: str | None = None  # OKRSYNC_DB: store path or URL; default: okrsync.db beside the workspace file
     db_password: SecretStr | None = None  # OKRSYNC_DB_PASSWORD (or that file in the secrets directory)
     secrets_dir: str | None = None
-    thresholds: StatusThresholds = Field(default_factory=StatusThresholds)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
     lock_wait: float = 600.0
     ca_bundle: str | None = None  # CA bundle (PEM) for sources that set none; verification is never turned off
     # Compute "as of" this time instead of now (reproducible reports and tests); syncing still uses the clock.
@@ -118,17 +118,18 @@ class Settings(BaseSettings):
     # OKRSYNC_SERVE_TOKEN: the bearer token `okrsync serve` asks of the dashboard, API and metrics
     serve_token: SecretStr | None = None
 
-    def as_of(self):
-        from datetime import datetime, timezone
-
+    def as_of(self) -> datetime:
         if not self.now:
             return datetime.now(timezone.utc)
         value = datetime.fromisoformat(self.now.replace("Z", "+00:00"))
         return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
         directory = os.environ.get(f"{ENV_PREFIX}SECRETS_DIR") or (
             DEFAULT_SECRETS_DIR if os.path.isdir(DEFAULT_SECRETS_DIR) else None
         )

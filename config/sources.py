@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import date, datetime
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal, Self
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .periods import parse_duration
-
-DEFAULT_URLS = {
-    "github": "https://api.github.com",
-    "pagerduty": "https://api.pagerduty.com",
-}
-
-# The record kinds each system type produces.
-SOURCE_KINDS = {
-    "jira": ("issue",),
-    "github": ("issue", "pull_request", "deployment"),
-    "servicenow": ("incident",),
-    "pagerduty": ("incident",),
-}
 
 
 def is_loopback(host: str | None) -> bool:
@@ -75,11 +63,11 @@ class SourceBase(BaseModel):
         return v
 
     @property
-    def lookback_delta(self):
+    def lookback_delta(self) -> timedelta:
         return parse_duration(self.lookback)
 
     def api_url(self) -> str:
-        return self.url or DEFAULT_URLS.get(self.type, "")  # type: ignore[attr-defined]
+        return self.url or SOURCES[self.type].default_url  # type: ignore[attr-defined]
 
 
 class JiraSource(SourceBase):
@@ -102,7 +90,7 @@ class JiraSource(SourceBase):
         return None if v is None else check_url(v)
 
     @model_validator(mode="after")
-    def _needs_url(self):
+    def _needs_url(self) -> Self:
         if not self.url:
             raise ValueError("a jira source needs url: https://<site>.atlassian.net (or your Data Center URL)")
         return self
@@ -147,7 +135,7 @@ class ServiceNowSource(SourceBase):
     fields: list[str] = Field(default_factory=list)  # extra fields kept for where: selectors
 
     @model_validator(mode="after")
-    def _needs_url(self):
+    def _needs_url(self) -> Self:
         if not self.url:
             raise ValueError("a servicenow source needs url: https://<instance>.service-now.com")
         return self
@@ -167,9 +155,22 @@ class PagerDutySource(SourceBase):
 SourceConfig = Annotated[
     JiraSource | GitHubSource | ServiceNowSource | PagerDutySource, Field(discriminator="type")
 ]
-SOURCE_MODELS = {
-    "jira": JiraSource,
-    "github": GitHubSource,
-    "servicenow": ServiceNowSource,
-    "pagerduty": PagerDutySource,
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What okrsync knows of a system type: its name in reports, the record kinds it yields, its settings."""
+
+    label: str
+    kinds: tuple[str, ...]
+    model: type[BaseModel]
+    default_url: str = ""  # the API when `url` is not set (SaaS with one API host)
+
+
+# The one table of source types (the connector package of each is okrsync.connectors.<type>).
+SOURCES: dict[str, SourceSpec] = {
+    "jira": SourceSpec("Jira", ("issue",), JiraSource),
+    "github": SourceSpec("GitHub", ("issue", "pull_request", "deployment"), GitHubSource, "https://api.github.com"),
+    "servicenow": SourceSpec("ServiceNow", ("incident",), ServiceNowSource),
+    "pagerduty": SourceSpec("PagerDuty", ("incident",), PagerDutySource, "https://api.pagerduty.com"),
 }

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
-from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Team, parse_amount
+from .keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Team, Thresholds, parse_amount
 from .periods import Period, parse_period
-from .sources import SOURCE_KINDS, SOURCE_MODELS, SourceConfig
-from .yamlfile import ConfigError, LoadedYaml, load_yaml_file, load_yaml_text
+from .sources import SOURCES, SourceConfig
+from .yamlfile import ConfigError, LoadedYaml, YamlPath, load_yaml_file, load_yaml_text
 
 MetricSpec.model_rebuild()
 
@@ -41,12 +43,6 @@ SELECTOR_KINDS: dict[str, tuple[str, ...]] = {
     "status": ("issue", "pull_request", "deployment", "incident"),
     "team": ("issue", "pull_request", "deployment", "incident"),
 }
-
-
-class Thresholds(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    on_track: float = 0.10  # on_track when progress >= expected - this
-    at_risk: float = 0.25
 
 
 class ReportSettings(BaseModel):
@@ -119,10 +115,9 @@ class LoadedWorkspace:
 
 def _known_keys() -> set[str]:
     from .keyresults import GitHubTarget, JiraTarget, Override, WebhookTarget
-    from .sources import SOURCE_MODELS
 
     models = [Workspace, Thresholds, ReportSettings, Objective, KeyResult, Selector, Override, JiraTarget,
-              GitHubTarget, WebhookTarget, *SOURCE_MODELS.values()]
+              GitHubTarget, WebhookTarget, *(spec.model for spec in SOURCES.values())]
     out: set[str] = set()
     for m in models:
         for name, f in m.model_fields.items():  # type: ignore[attr-defined]
@@ -130,7 +125,7 @@ def _known_keys() -> set[str]:
     return out
 
 
-def _describe(err: Any) -> str:
+def _describe(err: ErrorDetails) -> str:
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")
     if kind == "extra_forbidden":
@@ -147,9 +142,9 @@ def _describe(err: Any) -> str:
     return msg
 
 
-def _data_path(data: Any, loc: tuple) -> tuple:
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> YamlPath:
     """Pydantic locations include union tags; keep only the steps present in the data."""
-    out: list = []
+    out: list[Hashable] = []
     cur = data
     for step in loc:
         if isinstance(cur, dict) and step in cur:
@@ -171,7 +166,7 @@ def _data_path(data: Any, loc: tuple) -> tuple:
 _TAGS = {"spec", "number", "str", "float", "int", "bool", "function-after", "function-before"}
 
 
-def _fmt_path(path: tuple) -> str:
+def _fmt_path(path: YamlPath) -> str:
     out = ""
     for step in path:
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
@@ -183,7 +178,7 @@ class _Errors:
         self.loaded = loaded
         self.items: list[tuple[int, str]] = []
 
-    def add(self, path: tuple, message: str) -> None:
+    def add(self, path: YamlPath, message: str) -> None:
         line = self.loaded.line_for(path) or 0
         self.items.append((line, f"{self.loaded.where(path)}: {_fmt_path(path)}: {message}"))
 
@@ -203,7 +198,7 @@ def _validate_sources(raw: Any, errors: _Errors) -> None:
             errors.add(path, "expected a mapping with type: jira | github | servicenow | pagerduty")
             continue
         kind = spec.get("type")
-        if kind not in SOURCE_MODELS:
+        if kind not in SOURCES:
             errors.add(path + (("type",) if "type" in spec else ()),
                        f"expected type: jira, github, servicenow or pagerduty, got {kind!r}")
 
@@ -219,7 +214,7 @@ def parse_workspace(loaded: LoadedYaml) -> Workspace:
     try:
         ws = Workspace.model_validate(data)
     except ValidationError as exc:
-        seen: set[tuple] = set()
+        seen: set[YamlPath] = set()
         found = [(_data_path(data, tuple(e["loc"])), e) for e in exc.errors()]
         # a typo'd key also makes the real key "missing": report the typo only
         suggested = {path[:-1] + (_describe(e).split("'")[1],) for path, e in found
@@ -240,7 +235,7 @@ def default_kind(metric: str, sel: Selector, source_type: str) -> str | None:
     """The selector's kind, else the first kind the metric reads, the source has, and the selector keys fit."""
     if sel.kind:
         return sel.kind
-    supported = SOURCE_KINDS[source_type]
+    supported = SOURCES[source_type].kinds
     candidates = [k for k in METRIC_KINDS.get(metric, ()) if k in supported]
     keys = [k for k in sel.model_fields_set if k in SELECTOR_KINDS]
     for kind in candidates:
@@ -249,7 +244,8 @@ def default_kind(metric: str, sel: Selector, source_type: str) -> str | None:
     return candidates[0] if candidates else None
 
 
-def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, parent_select: Selector | None) -> None:
+def _check_spec(spec: MetricSpec, path: YamlPath, ws: Workspace, errors: _Errors,
+                parent_select: Selector | None) -> None:
     if spec.metric == "ratio":
         for part in ("numerator", "denominator"):
             sub = getattr(spec, part)
@@ -270,7 +266,7 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
         errors.add(sel_path + ("source",), f"unknown source {sel.source!r} (sources: {known})")
         return
     kind = default_kind(spec.metric, sel, source.type)
-    supported = SOURCE_KINDS[source.type]
+    supported = SOURCES[source.type].kinds
     if kind is None or kind not in supported:
         errors.add(sel_path + (("kind",) if sel.kind else ("source",)),
                    f"metric {spec.metric} needs {' or '.join(METRIC_KINDS[spec.metric])} items; "
@@ -296,7 +292,7 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
         inc_source = ws.sources.get(spec.incidents.source)
         if inc_source is None:
             errors.add(path + ("incidents", "source"), f"unknown source {spec.incidents.source!r}")
-        elif "incident" not in SOURCE_KINDS[inc_source.type]:
+        elif "incident" not in SOURCES[inc_source.type].kinds:
             errors.add(path + ("incidents", "source"),
                        f"source {spec.incidents.source!r} ({inc_source.type}) has no incidents")
     if spec.window == "sprint" and not sel.sprint:
@@ -307,9 +303,9 @@ def _check_spec(spec: MetricSpec, path: tuple, ws: Workspace, errors: _Errors, p
                 errors.add(path + ("sla_hours", prio), "expected a positive number of hours")
 
 
-def _cross_check(ws: Workspace, data: dict, errors: _Errors) -> None:
+def _cross_check(ws: Workspace, data: dict[str, Any], errors: _Errors) -> None:
     obj_ids: dict[str, int] = {}
-    kr_ids: dict[str, tuple] = {}
+    kr_ids: dict[str, YamlPath] = {}
     for i, obj in enumerate(ws.objectives):
         opath = ("objectives", i)
         if obj.id in obj_ids:

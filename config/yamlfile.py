@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+# A location in the document: mapping keys and sequence indexes from the root.
+YamlPath = tuple[Hashable, ...]
 
 
 class ConfigError(Exception):
@@ -18,10 +22,10 @@ class LoadedYaml:
     data: Any
     path: str
     # (path tuple) -> line (1-based) of the key, and of the value
-    key_lines: dict[tuple, int]
-    value_lines: dict[tuple, int]
+    key_lines: dict[YamlPath, int]
+    value_lines: dict[YamlPath, int]
 
-    def line_for(self, loc: tuple) -> int | None:
+    def line_for(self, loc: YamlPath) -> int | None:
         """Best line for a location: the deepest known prefix (key line first)."""
         loc = tuple(loc)
         while loc:
@@ -32,7 +36,7 @@ class LoadedYaml:
             loc = loc[:-1]
         return self.value_lines.get((), None)
 
-    def where(self, loc: tuple) -> str:
+    def where(self, loc: YamlPath) -> str:
         line = self.line_for(loc)
         return f"{self.path}:{line}" if line else self.path
 
@@ -41,8 +45,8 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys."""
 
 
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, int] = {}
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+    seen: dict[Hashable, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in seen:
@@ -59,7 +63,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _walk(node: yaml.Node, loader: _Loader, prefix: tuple, keys: dict, values: dict) -> None:
+def _walk(node: yaml.Node, loader: _Loader, prefix: YamlPath, keys: dict[YamlPath, int],
+          values: dict[YamlPath, int]) -> None:
     values[prefix] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
@@ -79,8 +84,8 @@ def load_yaml_text(text: str, path: str = "<string>") -> LoadedYaml:
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
-            keys: dict = {}
-            values: dict = {}
+            keys: dict[YamlPath, int] = {}
+            values: dict[YamlPath, int] = {}
             if node is not None:
                 _walk(node, loader, (), keys, values)
         finally:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from datetime import datetime
 from typing import Any, Callable
+from urllib.parse import urlparse
 
 import requests
 from requests.auth import AuthBase
 
 from okrsync.config.settings import SourceCredentials, env_name, remember_secret
+from okrsync.config.sources import is_loopback
 
 from .base import AuthError
 
@@ -254,3 +256,59 @@ def _json(resp: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}  # refused below, with the status
     return body if isinstance(body, dict) else {}
+
+
+# Credential checks by source type, made before any request: one line naming the variables to set, or None.
+def _servicenow_problem(name: str, config: Any, creds: SourceCredentials) -> str | None:
+    if config.auth == "oauth":
+        return servicenow_problem(name, config, creds)
+    token, mode = _token(creds), config.auth
+    if (token and mode != "basic") or (creds.password and (creds.user or config.user) and mode != "token"):
+        return None
+    if mode == "basic":
+        return f"{name}: no credentials for basic auth: set {env_name(name, 'user')} and {env_name(name, 'password')}"
+    if mode == "token":
+        return _no_token(name)
+    return (f"{name}: no credentials: set {env_name(name, 'token')}, or {env_name(name, 'user')} "
+            f"and {env_name(name, 'password')}")
+
+
+def _github_problem(name: str, config: Any, creds: SourceCredentials) -> str | None:
+    if config.auth == "app":
+        return app_problem(name, config, creds)
+    if _token(creds) or (config.url and is_loopback(urlparse(config.url).hostname)):
+        return None  # the local sandbox accepts anonymous reads
+    return _no_token(name)
+
+
+def _pagerduty_problem(name: str, config: Any, creds: SourceCredentials) -> str | None:
+    if _token(creds):
+        return None
+    if config.auth == "oauth":
+        return f"{name}: no OAuth access token: set {env_name(name, 'token')} (auth: oauth sends it as a Bearer token)"
+    return _no_token(name)
+
+
+def _jira_problem(name: str, config: Any, creds: SourceCredentials) -> str | None:
+    return None if _token(creds) else _no_token(name)  # Cloud's email is checked on the first call (serverInfo)
+
+
+def _token(creds: SourceCredentials) -> str:
+    return creds.token.get_secret_value() if creds.token else ""
+
+
+def _no_token(name: str) -> str:
+    return f"{name}: no token: set {env_name(name, 'token')}"
+
+
+CREDENTIAL_CHECKS: dict[str, Callable[[str, Any, SourceCredentials], str | None]] = {
+    "jira": _jira_problem,
+    "github": _github_problem,
+    "servicenow": _servicenow_problem,
+    "pagerduty": _pagerduty_problem,
+}
+
+
+def credentials_problem(name: str, config: Any, creds: SourceCredentials) -> str | None:
+    """A one-line message when a source cannot authenticate at all (checked before any request)."""
+    return CREDENTIAL_CHECKS[config.type](name, config, creds)

@@ -9,8 +9,6 @@ from okrsync.config.settings import SourceCredentials
 
 from .base import Connector, ConnectorOptions, SourceError, Writer
 
-TYPES = ("jira", "github", "servicenow", "pagerduty")
-
 
 def build_connector(name: str, config: Any, credentials: SourceCredentials, options: ConnectorOptions) -> Connector:
     """connectors/<type>/connector.py: build(name, config, credentials, options) -> Connector."""

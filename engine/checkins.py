@@ -18,6 +18,12 @@ class Checkin:
     confidence: float | None  # 0..1
     note: str | None
 
+    def line(self) -> str:
+        """As people read it: '2026-11-14 by ana: confidence 60% — "vendor fix slips to January"'."""
+        parts = [f"confidence {round(self.confidence * 100)}%" if self.confidence is not None else "",
+                 f'"{self.note}"' if self.note else ""]
+        return self.at[:10] + (f" by {self.by}" if self.by else "") + ": " + " — ".join(p for p in parts if p)
+
     def document(self) -> dict[str, Any]:
         """The `checkin` of a KR in the status document."""
         return {k: v for k, v in asdict(self).items() if k != "kr_id"}

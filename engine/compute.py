@@ -6,27 +6,22 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 from zoneinfo import ZoneInfo
 
-from okrsync.config.keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, parse_amount
+from okrsync.config.keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Thresholds, parse_amount
 from okrsync.config.periods import expected_fraction, parse_duration, planned_fraction
 from okrsync.config.workspace import Workspace, default_kind
 from okrsync.mappings import metrics as M
 from okrsync.mappings.aggregates import ratio
-from okrsync.mappings.selectors import compile_selector, field_expr
+from okrsync.mappings.plans import Detail, Params, Row
+from okrsync.mappings.selectors import Selection, compile_selector, field_expr
 
 from .checkins import Checkin, is_stale, latest_checkins
 from .records import PERCENT_UNITS, iso, parse_iso
 from .selector_check import SelectorChecker, selectors_of
 from .status import evaluate, infer_direction, projected_value, resolve_target, roll_up
 from .store import Store
-
-
-@dataclass
-class Thresholds:
-    on_track: float = 0.10
-    at_risk: float = 0.25
 
 
 @dataclass
@@ -54,7 +49,7 @@ class KRResult:
     stale: bool = False
     team: str | None = None
     warnings: list[str] = field(default_factory=list)
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: Detail = field(default_factory=dict)
     error: str | None = None
     ids_loader: Callable[[], list[str]] | None = field(default=None, repr=False)
     _ids: list[str] | None = field(default=None, repr=False)
@@ -97,6 +92,15 @@ class Computation:
         return [k for o in self.objectives for k in o.key_results]
 
 
+class QueryTrace(TypedDict):
+    """One metric query as run (Computer.metric's explain list)."""
+
+    sql: str
+    params: Params
+    kind: str
+    table: str
+
+
 COMPUTE_THREADS = min(4, os.cpu_count() or 1)
 
 
@@ -105,10 +109,10 @@ class Computer:
         self.ws = ws
         self.store = store
         self.now = now.astimezone(timezone.utc)
-        self.thresholds = thresholds or Thresholds(ws.thresholds.on_track, ws.thresholds.at_risk)
+        self.thresholds = thresholds or ws.thresholds
         self.period = ws.period.bounds(ws.timezone)
         self.synced = store.source_synced_at()
-        self._cache: dict[tuple, list[tuple]] = {}
+        self._cache: dict[tuple[str, tuple[Any, ...]], list[Row]] = {}
         self.checker = SelectorChecker(store, {name: src.type for name, src in ws.sources.items()})
         self.checkins = latest_checkins(store)
 
@@ -118,7 +122,8 @@ class Computer:
         assert kind is not None, "validation guarantees a kind"
         return kind
 
-    def _window(self, spec: MetricSpec, sel: Selector, sel_c) -> tuple[M.Window | None, tuple[datetime, datetime]]:
+    def _window(self, spec: MetricSpec, sel: Selector,
+                sel_c: Selection) -> tuple[M.Window | None, tuple[datetime, datetime]]:
         """(window, the span 'expected' is measured on)."""
         lo, hi = self.period
         anchor = min(self.now, hi)
@@ -135,7 +140,7 @@ class Computer:
         s, e = sprint
         return M.Window(s, max(s, min(self.now, e))), (s, e)
 
-    def _sprint_span(self, sel_c) -> tuple[datetime, datetime] | None:
+    def _sprint_span(self, sel_c: Selection) -> tuple[datetime, datetime] | None:
         db = self.store.db
         if sel_c.sprint_mode == "name":
             marks = ",".join("?" for _ in sel_c.sprint_names)
@@ -165,10 +170,11 @@ class Computer:
 
     # -- metric evaluation ---------------------------------------------------------------------
     def metric(self, spec: MetricSpec, sel: Selector | None, kr_id: str, *, previous: bool = False,
-               explain: list | None = None) -> tuple[M.MetricResult, M.Window | None, tuple[datetime, datetime]]:
+               explain: list[QueryTrace] | None = None,
+               ) -> tuple[M.MetricResult, M.Window | None, tuple[datetime, datetime]]:
         if spec.metric == "ratio":
-            parts = []
-            window = None
+            parts: list[M.MetricResult] = []
+            window: M.Window | None = None
             span = self.period
             for name in ("numerator", "denominator"):
                 part = getattr(spec, name)
@@ -225,7 +231,7 @@ class Computer:
                                dialect=self.store.dialect)
         return M.Attribution(inc, field_expr("incidents", spec.attribution) if spec.attribution else None)
 
-    def _rows(self, sql: str, params: list) -> list[tuple]:
+    def _rows(self, sql: str, params: Params) -> list[Row]:
         """Run a metric query; identical queries in one recompute run once."""
         key = (sql, tuple(params))
         rows = self._cache.get(key)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from .compute import COMPUTE_THREADS, Computation, KRResult
 from .records import iso
 from .store import Store, item_set_digest
 
 
-def history_rows(comp: Computation, store: Store, run_id: int | None) -> tuple[list[dict], dict[str, list[str]]]:
+def history_rows(comp: Computation, store: Store,
+                 run_id: int | None) -> tuple[list[dict[str, object]], dict[str, list[str]]]:
     """KR value rows for the history, with the items added/removed since each KR's previous value.
 
     The item ids are loaded only when the set's fingerprint differs from the previous value's."""
-    rows: list[dict] = []
+    rows: list[dict[str, object]] = []  # kr_values rows
     sets: dict[str, list[str]] = {}
     krs = comp.all_krs()
     previous = {k.kr.id: store.last_value(k.kr.id) for k in krs}
@@ -62,5 +62,5 @@ def _capped(ids: list[str]) -> str:
     return json.dumps(ids[:500])
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str)

@@ -10,22 +10,25 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 from urllib.parse import urlparse
 
+from okrsync.config.keyresults import Thresholds
 from okrsync.config.settings import Settings, env_name, remember_secret
-from okrsync.config.workspace import LoadedWorkspace
+from okrsync.config.sources import SourceConfig
+from okrsync.config.workspace import LoadedWorkspace, Workspace
 from okrsync.config.yamlfile import ConfigError
-from okrsync.connectors.base import ConnectorOptions, SourceError, redact
+from okrsync.connectors.auth import credentials_problem
+from okrsync.connectors.base import Connector, ConnectorOptions, SourceError, Writer, redact
 
 from .checkins import record_objective_scores
-from .compute import Computation, Thresholds, compute
+from .compute import Computation, compute
 from .dialect import POSTGRESQL, StoreURL, StoreURLError, parse_store_url
 from .document import status_csv, status_document
 from .history import history_rows
 from .lock import store_lock
 from .store import Store, StoreError, StoreRemoved
-from .sync import Reporter, SourceOutcome, SyncRunner, missing_credentials
+from .sync import Reporter, SourceOutcome, SyncRunner
 from .writeback import WritebackDispatcher, WritebackSummary
 
 log = logging.getLogger("okrsync.run")
@@ -81,7 +84,7 @@ class RunSummary:
                 + self.writeback.errors + self.output_errors)
 
     @property
-    def skipped(self) -> list[dict]:
+    def skipped(self) -> list[dict[str, str]]:
         return [s for o in self.sources.values() for s in o.skipped]
 
     @property
@@ -113,8 +116,8 @@ def thresholds_for(lw: LoadedWorkspace, settings: Settings) -> Thresholds:
     # the workspace file wins when it sets them; else settings (env OKRSYNC_THRESHOLDS__ON_TRACK ...)
     fields = lw.workspace.thresholds.model_fields_set
     return Thresholds(
-        ws_t.on_track if "on_track" in fields else settings.thresholds.on_track,
-        ws_t.at_risk if "at_risk" in fields else settings.thresholds.at_risk,
+        on_track=ws_t.on_track if "on_track" in fields else settings.thresholds.on_track,
+        at_risk=ws_t.at_risk if "at_risk" in fields else settings.thresholds.at_risk,
     )
 
 
@@ -129,8 +132,8 @@ def run_sync(
     wait: float | None = None,
     reporter: Reporter | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-    connector_factory=None,
-    writer_factory=None,
+    connector_factory: Callable[..., Connector] | None = None,
+    writer_factory: Callable[..., Writer] | None = None,
     runner_hook: Callable[[SyncRunner], None] | None = None,
     sleep: Callable[[float], None] | None = None,
     render_html: Callable[[Computation, Store], str] | None = None,
@@ -174,13 +177,17 @@ def run_sync(
 
 
 def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event, *,
-         sources, full, dry_run, reporter, now, connector_factory, writer_factory, runner_hook, sleep,
-         render_html, wait) -> None:
+         sources: list[str] | None, full: bool, dry_run: bool, reporter: Reporter | None,
+         now: Callable[[], datetime], connector_factory: Callable[..., Connector] | None,
+         writer_factory: Callable[..., Writer] | None, runner_hook: Callable[[SyncRunner], None] | None,
+         sleep: Callable[[float], None] | None, render_html: Callable[[Computation, Store], str] | None,
+         wait: float) -> None:
     ws = lw.workspace
     names = list(sources or ws.sources)
     runnable = []
     for name in names:
-        problem = missing_credentials(name, ws.sources[name], settings)  # (Jira Cloud's email: on its first call)
+        # (Jira Cloud's email is checked on its first call)
+        problem = credentials_problem(name, ws.sources[name], settings.credentials(name))
         if problem:
             summary.config_errors.append(problem)
             summary.sources[name] = SourceOutcome(name, error=None)
@@ -214,7 +221,9 @@ def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSumm
 
 
 def _publish(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event,
-             failed: set[str], *, dry_run, now, writer_factory, sleep, render_html) -> None:
+             failed: set[str], *, dry_run: bool, now: Callable[[], datetime],
+             writer_factory: Callable[..., Writer] | None, sleep: Callable[[float], None] | None,
+             render_html: Callable[[Computation, Store], str] | None) -> None:
     """Recompute, record history, write back, write the output files (no source reads)."""
     ws = lw.workspace
     comp = compute(ws, store, settings.as_of() if settings.now else now(), thresholds_for(lw, settings))
@@ -240,7 +249,8 @@ def _publish(lw: LoadedWorkspace, settings: Settings, store: Store, summary: Run
 
 
 def run_recompute(lw: LoadedWorkspace, settings: Settings, store: Store, *, wait: float | None = None,
-                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), writer_factory=None,
+                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                  writer_factory: Callable[..., Writer] | None = None,
                   render_html: Callable[[Computation, Store], str] | None = None,
                   stop: threading.Event | None = None) -> RunSummary:
     """`okrsync recompute`: recompute from the store, record history, write back; no source is read. Takes the
@@ -318,9 +328,9 @@ def _finish(store: Store, summary: RunSummary, now: Callable[[], datetime], best
         log.debug("could not record the end of run %s", summary.run_id, exc_info=True)
 
 
-def credential_problem(name: str, cfg: Any, settings: Settings) -> str | None:
+def credential_problem(name: str, cfg: SourceConfig, settings: Settings) -> str | None:
     """One line naming what a source's auth mode lacks and the variable to set; None when it has it all."""
-    problem = missing_credentials(name, cfg, settings)
+    problem = credentials_problem(name, cfg, settings.credentials(name))
     if cfg.type != "jira":
         return problem
     host = (urlparse(cfg.url or "").hostname or "").lower()
@@ -398,7 +408,7 @@ def write_outputs(lw: LoadedWorkspace, comp: Computation, store: Store,
 
 
 def store_url_for(workspace_path: Path, explicit: str | None, settings: Settings,
-                  workspace: Any | None = None) -> StoreURL:
+                  workspace: Workspace | None = None) -> StoreURL:
     """The store: --db, else OKRSYNC_DB, else the workspace's `store:`, else okrsync.db beside the workspace
     file. Relative paths resolve against the working directory (--db, OKRSYNC_DB) or the workspace file's
     directory (`store:`). Raises StoreError (one line, no password) for a URL okrsync cannot use."""
@@ -407,7 +417,7 @@ def store_url_for(workspace_path: Path, explicit: str | None, settings: Settings
         (workspace.store, base) if workspace is not None and workspace.store else ("okrsync.db", base))
     password = settings.db_password.get_secret_value() if settings.db_password else None
     try:
-        url = parse_store_url(text, where, password=password, name=getattr(workspace, "name", None))
+        url = parse_store_url(text, where, password=password, name=workspace.name if workspace is not None else None)
     except StoreURLError as exc:
         raise StoreError(str(exc)) from None
     remember_secret(url.password)  # redacted from every log line and message from now on

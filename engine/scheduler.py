@@ -45,7 +45,8 @@ class Cron(Schedule):
             raise ValueError(f"invalid cron expression {self.expression!r} (expected 5 fields, e.g. '*/15 * * * *')")
 
     def next_after(self, moment: datetime) -> datetime:
-        return croniter(self.expression, moment.astimezone(timezone.utc)).get_next(datetime)
+        nxt: datetime = croniter(self.expression, moment.astimezone(timezone.utc)).get_next(datetime)
+        return nxt
 
     @property
     def interval_hint(self) -> timedelta:
@@ -67,7 +68,8 @@ def parse_schedule(every: str | None, cron: str | None) -> Schedule:
 
 def failure_delay(failures: int, interval: timedelta, base: timedelta = timedelta(minutes=1)) -> timedelta:
     """After consecutive failures: 1, 2, 4 … minutes, never longer than the schedule's interval."""
-    return min(interval, base * (2 ** max(0, failures - 1)))
+    factor: int = 2 ** max(0, failures - 1)
+    return min(interval, base * factor)
 
 
 class Scheduler:

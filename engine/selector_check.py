@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from okrsync.config.keyresults import MetricSpec, Selector
+
+if TYPE_CHECKING:  # annotations only: the offline check loads no store
+    from okrsync.config.workspace import Workspace
+
+    from .store import Store
 
 # selector key -> the (table, column) pairs a value may be found in, and the SQL that lists known values
 _LOOKUPS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -30,7 +35,7 @@ class _Probe:
 
 
 def _values(sel: Selector, key: str) -> list[str]:
-    raw: Any = getattr(sel, key)
+    raw: object = getattr(sel, key)
     values = raw if isinstance(raw, list) else ([] if raw is None else [raw])
     out = [str(v) for v in values]
     return [v for v in out if v.lower() not in _SPRINT_MODES] if key == "sprint" else out
@@ -38,20 +43,13 @@ def _values(sel: Selector, key: str) -> list[str]:
 
 def selectors_of(spec: MetricSpec, inherited: Selector | None = None) -> list[Selector]:
     """The selectors a KR reads: its own, or each part's of a ratio."""
-    sel = spec.select or inherited
-    if spec.metric == "ratio":
-        out: list[Selector] = []
-        for part in (spec.numerator, spec.denominator):
-            if isinstance(part, MetricSpec):
-                out += selectors_of(part, sel)
-        return out
-    return [sel] if sel else []
+    return [sel for _, sel in spec.leaves(inherited) if sel is not None]
 
 
 class SelectorChecker:
     """Answers, with one cache for a whole recompute, which selector values match nothing."""
 
-    def __init__(self, store: Any, source_types: dict[str, str]):
+    def __init__(self, store: Store, source_types: dict[str, str]):
         self.store = store  # store.db is the calling thread's connection (recompute runs KRs in threads)
         self.types = source_types
         self._hit: dict[_Probe, bool] = {}
@@ -102,12 +100,14 @@ class SelectorChecker:
         return self._known[(source, key)]
 
 
-def offline_warnings(ws: Any) -> list[str]:
+def offline_warnings(ws: Workspace) -> list[str]:
     """What `validate` can tell without the store: a selector's project or repo that its source does not read."""
     out: list[str] = []
     for _, kr in ws.key_results():
         for sel in selectors_of(kr):
             src = ws.sources.get(sel.source)
+            if src is None:
+                continue  # an unknown source is the workspace check's to report
             read = {"jira": list(getattr(src, "projects", None) or []),
                     "github": list(getattr(src, "repos", None) or [])}.get(getattr(src, "type", ""), [])
             if not read:

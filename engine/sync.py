@@ -12,10 +12,8 @@ from time import monotonic
 from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
-from okrsync.config.keyresults import MetricSpec
-from okrsync.config.settings import Settings, env_name
+from okrsync.config.settings import Settings
 from okrsync.config.workspace import Workspace
-from okrsync.connectors.auth import app_problem, servicenow_problem
 from okrsync.connectors.base import Connector, ConnectorOptions, Page, ReadContext, SourceError, Stream, redact
 from okrsync.connectors.registry import build_connector
 from okrsync.mappings.selectors import jql_key
@@ -59,20 +57,12 @@ def jql_selectors(ws: Workspace) -> dict[str, dict[str, tuple[str, list[str]]]]:
     """Per source: jql_key -> (jql, KR ids using it)."""
     out: dict[str, dict[str, tuple[str, list[str]]]] = {}
 
-    def visit(spec: MetricSpec, kr_id: str, inherited) -> None:
-        sel = spec.select or inherited
-        if spec.metric == "ratio":
-            for part in (spec.numerator, spec.denominator):
-                if isinstance(part, MetricSpec):
-                    visit(part, kr_id, sel)
-            return
-        if sel is not None and sel.jql:
-            key = jql_key(sel.source, sel.jql)
-            jql, ids = out.setdefault(sel.source, {}).get(key, (sel.jql.strip(), []))
-            out[sel.source][key] = (jql, ids + [kr_id])
-
     for _, kr in ws.key_results():
-        visit(kr, kr.id, None)
+        for _, sel in kr.leaves():
+            if sel is not None and sel.jql:
+                key = jql_key(sel.source, sel.jql)
+                jql, ids = out.setdefault(sel.source, {}).get(key, (sel.jql.strip(), []))
+                out[sel.source][key] = (jql, ids + [kr.id])
     return out
 
 
@@ -273,42 +263,6 @@ def prefetched(pages: Iterator[Page], thread_name: str, depth: int = PREFETCH) -
 @dataclass
 class _Failure:
     exc: BaseException
-
-
-def missing_credentials(name: str, cfg: Any, settings: Settings) -> str | None:
-    """A one-line message when a source cannot authenticate at all (checked before any request)."""
-    creds = settings.credentials(name)
-    token = creds.token.get_secret_value() if creds.token else ""
-    mode = getattr(cfg, "auth", None)
-    if cfg.type == "servicenow" and mode == "oauth":
-        return servicenow_problem(name, cfg, creds)
-    if cfg.type == "github" and mode == "app":
-        return app_problem(name, cfg, creds)
-    if cfg.type == "servicenow":
-        if (token and mode != "basic") or (creds.password and (creds.user or cfg.user) and mode != "token"):
-            return None
-        if mode == "basic":
-            return (f"{name}: no credentials for basic auth: set {env_name(name, 'user')} and "
-                    f"{env_name(name, 'password')}")
-        if mode == "token":
-            return f"{name}: no token: set {env_name(name, 'token')}"
-        return (f"{name}: no credentials: set {env_name(name, 'token')}, or {env_name(name, 'user')} "
-                f"and {env_name(name, 'password')}")
-    if cfg.type == "pagerduty" and mode == "oauth" and not token:
-        return f"{name}: no OAuth access token: set {env_name(name, 'token')} (auth: oauth sends it as a Bearer token)"
-    if token:
-        return None
-    if cfg.type == "github" and _loopback(cfg):
-        return None  # the local sandbox accepts anonymous reads
-    return f"{name}: no token: set {env_name(name, 'token')}"
-
-
-def _loopback(cfg: Any) -> bool:
-    from urllib.parse import urlparse
-
-    from okrsync.config.sources import is_loopback
-
-    return bool(cfg.url) and is_loopback(urlparse(cfg.url).hostname)
 
 
 def _one_line(text: str, secrets: list[str]) -> str:

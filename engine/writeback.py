@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
+from okrsync.config.keyresults import WritebackTarget
 from okrsync.config.settings import Settings
 from okrsync.config.workspace import Workspace
 from okrsync.connectors.base import ConnectorOptions, SourceError, Writer, redact
 from okrsync.connectors.registry import build_writer
 
-from .checkins import Checkin
 from .compute import Computation, KRResult, sources_of
 from .records import KRStatus, iso
 from .store import Store
@@ -28,17 +28,11 @@ def kr_status(comp: Computation, k: KRResult) -> KRStatus:
         expected=k.expected, items=k.items, unit=k.unit, period=comp.workspace.period.label,
         window_start=iso(k.window.start) if k.window else None, window_end=iso(k.window.end) if k.window else None,
         overridden=k.overridden, computed_at=iso(comp.generated_at),
-        checkin=checkin_line(k.checkin) if k.checkin is not None else None,
+        checkin=k.checkin.line() if k.checkin is not None else None,
     )
 
 
-def checkin_line(c: Checkin) -> str:
-    parts = [f"confidence {round(c.confidence * 100)}%" if c.confidence is not None else "",
-             f'"{c.note}"' if c.note else ""]
-    return f"{c.at[:10]}" + (f" by {c.by}" if c.by else "") + ": " + " — ".join(p for p in parts if p)
-
-
-def target_id(target: Any) -> str:
+def target_id(target: WritebackTarget) -> str:
     """A stable id for a target; a webhook URL can hold a secret, so only its redacted form and a hash show."""
     if target.to == "webhook":
         if target.url is None:
@@ -72,7 +66,7 @@ class WritebackDispatcher:
         self.options = options or ConnectorOptions(secrets=settings.secret_values(), ca_bundle=settings.ca_bundle)
         self._writers: dict[tuple[str, str | None], Writer] = {}
 
-    def _writer(self, target: Any) -> Writer:
+    def _writer(self, target: WritebackTarget) -> Writer:
         key: tuple[str, str | None]
         if target.to == "webhook":
             key = ("webhook", None)
@@ -106,7 +100,7 @@ class WritebackDispatcher:
                 close()
         return summary
 
-    def _one(self, kr_id: str, target: Any, status: KRStatus, fp: str, summary: WritebackSummary) -> None:
+    def _one(self, kr_id: str, target: WritebackTarget, status: KRStatus, fp: str, summary: WritebackSummary) -> None:
         tid = target_id(target)
         prev = self.store.writeback_state(kr_id, tid)
         if prev is not None and prev["rendered_hash"] == fp:

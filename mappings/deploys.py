@@ -6,14 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Callable
 
+from okrsync.config.keyresults import Rework
 from okrsync.engine.records import iso, parse_iso
 
 from .aggregates import aggregate, ratio
 from .plans import (
+    Detail,
     MetricPlan,
     MetricResult,
+    Params,
+    Row,
     Window,
     _aggregate_plan,
     _in_window,
@@ -42,14 +46,14 @@ def _once(sel: Selection) -> list[str]:
     return [f"NOT {TWIN_SQL}"]
 
 
-def _twins(sel: Selection, cond: list[str], params: list) -> tuple[list[str], list]:
+def _twins(sel: Selection, cond: list[str], params: Params) -> tuple[list[str], Params]:
     """A column counting the workflow runs left out as twins (for explain), and its parameters."""
     if not _once(sel):
         return ["0"], []
     return [f"(SELECT count(*) FROM deployments t WHERE {_where(sel, cond + [TWIN_SQL])})"], sel.params + params
 
 
-def deployment_frequency(sel, window, **_):
+def deployment_frequency(sel: Selection, window: Window, **_: object) -> MetricPlan:
     cond, params = _in_window("t.finished", window)
     cond += ["t.status = 'success'"]
     col, col_params = _twins(sel, cond, params)
@@ -58,21 +62,23 @@ def deployment_frequency(sel, window, **_):
                            col_params)
 
 
-def change_failure_rate(sel, window, failures: str = "deployments", attribution: "Attribution | None" = None, **_):
+def change_failure_rate(sel: Selection, window: Window, failures: str = "deployments",
+                        attribution: Attribution | None = None, **_: object) -> MetricPlan:
     if failures != "deployments" and attribution is not None:
         return change_failure_rate_attributed(sel, window, failures, attribution)
     cond, params = _in_window("t.finished", window)
     cond += ["t.status IN ('success', 'failure', 'error')"]
     col, col_params = _twins(sel, cond, params)
 
-    def value(row, n):
+    def value(row: Row, n: int) -> tuple[float | None, Detail]:
         return ratio(row[0], n), {"failed": row[0], "finished": n, "merged_twins": int(row[1])}
 
     return _aggregate_plan(sel, ["total(t.status IN ('failure', 'error'))", *col], cond + _once(sel), params,
                            value, col_params)
 
 
-def lead_time(sel, window, agg, **_):
+def lead_time(sel: Selection, window: Window, agg: str | None, **_: object) -> MetricPlan:
+    assert agg is not None  # METRIC_DEFS gives it a default
     cond, params = _in_window("t.finished", window)
     where = _where(sel, ["t.status = 'success'"] + cond + _once(sel))
     sql = (
@@ -87,7 +93,7 @@ def lead_time(sel, window, agg, **_):
         f"WHERE {where} GROUP BY p.rowid, p.merged_at"  # (merged_at: PostgreSQL asks for it by name)
     )
     return _row_plan(sel, [], [], params, lambda r: max(0.0, r[1]) / 3600.0,
-                     lambda vals: (aggregate(vals, agg or "median"), {}), table="issues", sql=sql)
+                     lambda vals: (aggregate(vals, agg), {}), table="issues", sql=sql)
 
 
 # -- DORA metrics computed over the deployment timeline (Python: each needs its neighbours) ---------------
@@ -120,14 +126,19 @@ class Attribution:
     field_sql: str | None = None  # SQL of the incident field naming the deployment (id, sha or ref)
 
 
-def _timeline_sql(sel: Selection, window: Window) -> tuple[str, list]:
+Blame = tuple[datetime, Deploy]  # (incident opened, the deployment it is attributed to)
+# reduce(deploys over the timeline, incidents attributed, rows of the extra side queries)
+TimelineReduce = Callable[[list[Deploy], list[Blame], list[list[Row]]], MetricResult]
+
+
+def _timeline_sql(sel: Selection, window: Window) -> tuple[str, Params]:
     cond = ["t.status IN ('success', 'failure', 'error')", "t.finished IS NOT NULL", "t.finished >= ?"] + _once(sel)
     sql = (f"SELECT t.rowid, t.id, t.repo, t.environment, t.status, t.finished, t.sha, t.ref FROM deployments t "
            f"WHERE {_where(sel, cond)} ORDER BY t.finished, t.rowid")
     return sql, sel.params + [iso(window.start - LOOKBACK)]
 
 
-def _incidents_sql(att: Attribution, window: Window) -> tuple[str, list]:
+def _incidents_sql(att: Attribution, window: Window) -> tuple[str, Params]:
     sel = att.incidents
     col = att.field_sql or "NULL"
     cond = ["t.opened >= ?", "t.opened < ?", "t.status != 'cancelled'"]
@@ -135,14 +146,14 @@ def _incidents_sql(att: Attribution, window: Window) -> tuple[str, list]:
     return sql, sel.params + [iso(window.start - LOOKBACK), iso(window.end)]
 
 
-def _deploys(rows: list[tuple]) -> list[Deploy]:
+def _deploys(rows: list[Row]) -> list[Deploy]:
     return [Deploy(r[0], str(r[1]), r[2], r[3], r[4], parse_iso(r[5]), r[6], r[7]) for r in rows]
 
 
-def attribute(deploys: list[Deploy], incidents: list[tuple]) -> list[tuple[datetime, Deploy]]:
+def attribute(deploys: list[Deploy], incidents: list[Row]) -> list[Blame]:
     """(incident opened, the deployment it is attributed to) for each incident that has one."""
     successes = [d for d in deploys if d.status == "success"]
-    out: list[tuple[datetime, Deploy]] = []
+    out: list[Blame] = []
     for opened_text, named in incidents:
         opened = parse_iso(opened_text)
         if named not in (None, ""):
@@ -169,18 +180,19 @@ def _in(d: Deploy, window: Window) -> bool:
     return window.start <= d.finished < window.end
 
 
-def _result(value: float | None, counted: list[Deploy], detail: dict[str, Any]) -> MetricResult:
+def _result(value: float | None, counted: list[Deploy], detail: Detail) -> MetricResult:
     rowids = [d.rowid for d in counted]
     return MetricResult(value, len(rowids), fingerprint_of(rowids), detail, rowids=("deployments", rowids))
 
 
-def _with_incidents(sel: Selection, window: Window, att: Attribution | None, reduce, extra: list | None = None):
+def _with_incidents(sel: Selection, window: Window, att: Attribution | None, reduce: TimelineReduce,
+                    extra: list[tuple[str, Params]] | None = None) -> MetricPlan:
     """A plan over the deployment timeline, with the attributed incidents (and any extra side query)."""
     sql, params = _timeline_sql(sel, window)
     side = [_incidents_sql(att, window)] if att else []
     side += extra or []
 
-    def reduce_with(rows: list[tuple], sides: list[list[tuple]]) -> MetricResult:
+    def reduce_with(rows: list[Row], sides: list[list[Row]]) -> MetricResult:
         deploys = _deploys(rows)
         pairs = attribute(deploys, sides[0]) if att else []
         return reduce(deploys, pairs, sides[1:] if att else sides)
@@ -188,10 +200,11 @@ def _with_incidents(sel: Selection, window: Window, att: Attribution | None, red
     return MetricPlan(sql, params, lambda rows: reduce_with(rows, []), side=side, reduce_with=reduce_with)
 
 
-def change_failure_rate_attributed(sel, window, failures: str, attribution: Attribution | None):
+def change_failure_rate_attributed(sel: Selection, window: Window, failures: str,
+                                   attribution: Attribution | None) -> MetricPlan:
     """failures: incidents | both — a deployment an incident is attributed to failed too (DevLake's rule)."""
 
-    def reduce(deploys: list[Deploy], pairs, _):
+    def reduce(deploys: list[Deploy], pairs: list[Blame], _: list[list[Row]]) -> MetricResult:
         blamed = {d.rowid for _, d in pairs}
         counted = [d for d in deploys if _in(d, window)]
         failed = [d for d in counted if (d.failed and failures == "both") or d.rowid in blamed]
@@ -201,13 +214,18 @@ def change_failure_rate_attributed(sel, window, failures: str, attribution: Attr
     return _with_incidents(sel, window, attribution, reduce)
 
 
-def failed_deployment_recovery_time(sel, window, agg, attribution: Attribution | None = None, **_):
+def failed_deployment_recovery_time(sel: Selection, window: Window, agg: str | None,
+                                    attribution: Attribution | None = None, **_: object) -> MetricPlan:
     """Hours from a failed deployment's finish to the next successful deployment of the same repository and
     environment (dora.dev, 2023); failures not yet recovered are left out until they are."""
 
-    def reduce(deploys: list[Deploy], pairs, _):
+    assert agg is not None  # METRIC_DEFS gives it a default
+
+    def reduce(deploys: list[Deploy], pairs: list[Blame], _: list[list[Row]]) -> MetricResult:
         blamed = {d.rowid for _, d in pairs}
-        hours, counted, open_ = [], [], 0
+        hours: list[float] = []
+        counted: list[Deploy] = []
+        open_ = 0
         for d in deploys:
             if not _in(d, window) or not (d.failed or d.rowid in blamed):
                 continue
@@ -217,12 +235,12 @@ def failed_deployment_recovery_time(sel, window, agg, attribution: Attribution |
                 continue
             hours.append((fix.finished - d.finished).total_seconds() / 3600.0)
             counted.append(d)
-        return _result(aggregate(hours, agg or "median"), counted, {"unrecovered": open_})
+        return _result(aggregate(hours, agg), counted, {"unrecovered": open_})
 
     return _with_incidents(sel, window, attribution, reduce)
 
 
-def _labelled_sql(sel: Selection, labels: list[str]) -> tuple[str, list]:
+def _labelled_sql(sel: Selection, labels: list[str]) -> tuple[str, Params]:
     marks = ", ".join("?" for _ in labels) or "NULL"
     sql = ("SELECT DISTINCT c.deployment_id FROM deployment_commits c "
            "JOIN issues p ON p.source = c.source AND p.merge_sha = c.sha AND p.is_pull_request = 1 "
@@ -231,15 +249,16 @@ def _labelled_sql(sel: Selection, labels: list[str]) -> tuple[str, list]:
     return sql, [sel.source, *labels]
 
 
-def deployment_rework_rate(sel, window, rework: Any = None, attribution: Attribution | None = None, **_):
+def deployment_rework_rate(sel: Selection, window: Window, rework: Rework | None = None,
+                           attribution: Attribution | None = None, **_: object) -> MetricPlan:
     """Unplanned deployments (a hotfix/rollback ref or PR label, or the first success after an attributed
     incident of the same repository and environment) / successful deployments (dora.dev, 2024)."""
     labels = [str(x) for x in (rework.labels if rework else ["hotfix", "rollback", "revert"])]
     refs = [str(x) for x in (rework.refs if rework else ["hotfix/*", "hotfix-*", "rollback/*", "revert-*"])]
 
-    def reduce(deploys: list[Deploy], pairs, sides):
+    def reduce(deploys: list[Deploy], pairs: list[Blame], sides: list[list[Row]]) -> MetricResult:
         labelled = {str(r[0]) for r in sides[0]} if sides else set()
-        after_incident = set()
+        after_incident: set[int] = set()
         for opened, blamed in pairs:
             fix = _next_success(deploys, opened, blamed.repo, blamed.environment)
             if fix is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,13 +37,13 @@ def jql_key(source: str, jql: str) -> str:
     return hashlib.sha1(f"{source}\x00{jql.strip()}".encode()).hexdigest()[:16]
 
 
-def _as_list(value: Any) -> list:
+def _as_list(value: object) -> list[object]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _str(value: Any) -> str:
+def _str(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -117,7 +118,7 @@ class Selection:
             probe=f"EXISTS (SELECT 1 FROM {table} WHERE ({where}) AND {alias}.item_id = t.id)"))
 
 
-def _in(sel: Selection, expr: str, values: list) -> None:
+def _in(sel: Selection, expr: str, values: Sequence[object]) -> None:
     """expr IN (...); name columns are COLLATE NOCASE in the store, so this is case-insensitive."""
     if not values:
         return
@@ -125,7 +126,7 @@ def _in(sel: Selection, expr: str, values: list) -> None:
     sel.add(f"{expr} IN ({marks})", *[_str(v) for v in values])
 
 
-def _priority_values(values: list) -> list[str]:
+def _priority_values(values: Sequence[object]) -> list[str]:
     """1 matches '1' and 'P1'; 'P2' matches 'P2' and '2' (ServiceNow vs PagerDuty)."""
     out: list[str] = []
     for v in values:
@@ -220,7 +221,7 @@ def _team(out: Selection, team: Team | None) -> None:
     out.add("(" + (" OR ".join(parts) or "1 = 0") + ")", *params)
 
 
-def _sprint(out: Selection, values: list, period: tuple[datetime, datetime] | None) -> None:
+def _sprint(out: Selection, values: Sequence[object], period: tuple[datetime, datetime] | None) -> None:
     if not values:
         return
     names = [_str(v) for v in values if _str(v) not in ("active", "closed-in-period")]
@@ -246,12 +247,12 @@ def _sprint(out: Selection, values: list, period: tuple[datetime, datetime] | No
                f"p.source = ? AND ({' OR '.join(parts)})", out.source, *params)
 
 
-def _where(out: Selection, table: str, name: str, value: Any) -> None:
+def _where(out: Selection, table: str, name: str, value: object) -> None:
     if name in LIST_COLUMNS.get(table, ()):
-        vals = [_str(v) for v in _as_list(value)]
+        texts = [_str(v) for v in _as_list(value)]
         side, col = ("item_labels", "label") if name == "labels" else ("item_components", "component")
-        marks = ", ".join("?" for _ in vals)
-        out.member("x", f"{side} x", f"x.source = ? AND x.{col} IN ({marks})", out.source, *vals)
+        marks = ", ".join("?" for _ in texts)
+        out.member("x", f"{side} x", f"x.source = ? AND x.{col} IN ({marks})", out.source, *texts)
         return
     expr = field_expr(table, name)
     late = expr.startswith("json_extract")
@@ -274,6 +275,6 @@ def _where(out: Selection, table: str, name: str, value: Any) -> None:
         out.add(f"CAST({expr} AS TEXT) IN ({marks})", *[_str(v) for v in vals], late=late)
 
 
-def _in_raw(out: Selection, expr: str, vals: list, late: bool) -> None:
+def _in_raw(out: Selection, expr: str, vals: Sequence[object], late: bool) -> None:
     marks = ", ".join("?" for _ in vals)
     out.add(f"({expr} IN ({marks}) OR CAST({expr} AS TEXT) IN ({marks}))", *vals, *[_str(v) for v in vals], late=late)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .cli import Env, UsageError, cli, guarded, workspace_options
+from .app import Env, UsageError, cli, guarded, workspace_options
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from okrsync.engine.records import parse_iso
 from okrsync.engine.store import Store
 
 from . import console as ui
-from .cli import Env, UsageError, cli, guarded, refuse, workspace_options
+from .app import Env, UsageError, cli, guarded, refuse, workspace_options
 
 TREND_DAYS = 7
 
@@ -141,7 +141,7 @@ def history(ctx: click.Context, workspace: str | None, db: str | None, id_: str,
         assert kr is not None
         Console().print(ui.history_table(rows, ui.display_unit(kr.metric, kr.unit)))
     for c in notes:
-        click.echo(f"check-in {ui.checkin_text(c)}")
+        click.echo(f"check-in {c.line()}")
 
 
 @cli.command()
@@ -163,7 +163,4 @@ def checkin(ctx: click.Context, workspace: str | None, db: str | None, kr: str, 
         raise UsageError(f"--confidence {confidence}: expected a number between 0 and 1 (0.6 = 60%)")
     c = add_checkin(env.store(), kr_id, env.now(), by=by or os.environ.get("USER") or None,
                     confidence=confidence, note=note)
-    shown = [f"confidence {round(c.confidence * 100)}%" if c.confidence is not None else "",
-             f"\"{c.note}\"" if c.note else ""]
-    click.echo(f"{kr_id}: checked in at {c.at}" + (f" by {c.by}" if c.by else "") + ": "
-               + ", ".join(x for x in shown if x))
+    click.echo(f"{kr_id}: checked in {c.line()}")

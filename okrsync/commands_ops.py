@@ -13,11 +13,10 @@ from okrsync.engine.pipeline import Interrupted, run_recompute, run_sync
 from okrsync.engine.scheduler import Scheduler, parse_schedule
 from okrsync.engine.store import StoreError, StoreRemoved, StoreUnreachable
 
-from .cli import (
+from .app import (
     Env,
     StopOnSignal,
     UsageError,
-    _print_summary,
     cli,
     exit_now,
     guarded,
@@ -25,6 +24,7 @@ from .cli import (
     refuse,
     workspace_options,
 )
+from .commands_sync import print_summary
 
 
 @cli.command()
@@ -56,7 +56,7 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
     def one_run() -> int:
         nonlocal stragglers
         try:
-            lw = env.lw if once else _reload(env)
+            lw = env.lw if once else env.reload()
             store = env.store()
             summary = run_sync(lw, env.settings, store, wait=wait, render_html=html_renderer(), stop=stopper.event)
         except (ConfigError, StoreError) as exc:
@@ -69,7 +69,7 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
             click.echo("okrsync: interrupted while waiting for another sync to finish; nothing was read", err=True)
             return 0
         stragglers = summary.stragglers
-        _print_summary(summary, out)
+        print_summary(summary, out)
         for e in summary.errors:
             click.echo(f"okrsync: {e}", err=True)
         return summary.exit_code
@@ -88,13 +88,6 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
     exit_now(stopped_code() if stopper.event.is_set() else code, stragglers)
 
 
-def _reload(env: Env):
-    """Re-read the workspace file before each scheduled run, so edits apply without a restart."""
-    env._lw = None
-    return env.lw
-
-
-
 @cli.command()
 @workspace_options
 @click.option("--wait", type=float, default=None, help="Seconds to wait for another recompute's lock.")
@@ -111,7 +104,7 @@ def recompute(ctx: click.Context, workspace: str | None, db: str | None, wait: f
                                     stop=stopper.event, now=env.now)
         except Interrupted:
             raise click.exceptions.Exit(stopper.exit_code) from None
-    _print_summary(summary, Console())
+    print_summary(summary, Console())
     for e in summary.errors:
         click.echo(f"okrsync: {e}", err=True)
     exit_now(stopper.exit_code if summary.interrupted else summary.exit_code, False)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .cli import Env, UsageError, cli, exit_now, guarded, html_renderer, workspace_options
+from .app import Env, UsageError, cli, exit_now, guarded, html_renderer, workspace_options
 
 
 @cli.command()

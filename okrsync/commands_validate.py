@@ -15,7 +15,7 @@ from okrsync.engine.pipeline import OutputError, check_outputs, credential_probl
 from okrsync.engine.records import plural
 from okrsync.engine.selector_check import offline_warnings
 
-from .cli import Env, cli, guarded, workspace_options
+from .app import Env, cli, guarded, workspace_options
 
 PROBE_ATTEMPTS = 2  # validate --online: one retry at most (a check, not a sync)
 

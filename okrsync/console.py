@@ -12,7 +12,6 @@ from rich.text import Text
 from okrsync.engine.compute import Computation, KRResult, display_unit  # noqa: F401 (display_unit: for commands)
 from okrsync.engine.records import STATUS_LABELS, fmt_number, fmt_pct
 from okrsync.engine.store import Store
-from okrsync.engine.writeback import checkin_line
 
 COLOURS = {
     "achieved": "bold green",
@@ -90,11 +89,6 @@ def print_status(comp: Computation, console: Console,
                        style="dim"))
 
 
-def checkin_text(c: Any) -> str:
-    """'2026-11-14 by ana: confidence 60% — "vendor fix slips to January"'."""
-    return checkin_line(c)
-
-
 def stamp(value: str | None) -> str:
     """A stored time ("2026-12-03T04:41:08.123Z") as people read it in a table: "2026-12-03 04:41:08"."""
     return (value or "")[:19].replace("T", " ")
@@ -116,7 +110,7 @@ def _label(table: str, row: dict[str, Any]) -> str:
     return title
 
 
-def _item_rows(store: Store, ids: list[str], limit: int) -> list[dict[str, Any]]:
+def item_rows(store: Store, ids: list[str], limit: int) -> list[dict[str, Any]]:
     out = []
     for item in ids[:limit]:
         source, _, iid = item.partition(":")
@@ -152,7 +146,7 @@ def explain(k: KRResult, comp: Computation, store: Store, console: Console, *, l
         console.print(f"projected   {fmt_number(k.projected, k.unit, k.target)}  (value x period length / elapsed)")
     console.print(f"progress    {fmt_pct(k.progress)}   score {fmt_pct(k.score)}   expected {fmt_pct(k.expected)}")
     if k.checkin is not None:
-        console.print(f"check-in    {checkin_text(k.checkin)}", markup=False, highlight=False)
+        console.print(f"check-in    {k.checkin.line()}", markup=False, highlight=False)
     if k.stale:
         console.print(f"stale       the value has not changed for {kr.stale_after} and nobody checked in")
     console.print(Text.assemble("status      ", status_text(k.status)))
@@ -161,7 +155,7 @@ def explain(k: KRResult, comp: Computation, store: Store, console: Console, *, l
     for w in k.warnings:
         console.print(f"  warning: {w}", markup=False, highlight=False)
     console.print(Text(f"\nitems counted: {k.items}", style="bold"))
-    for row in _item_rows(store, sorted(k.item_ids), limit):
+    for row in item_rows(store, sorted(k.item_ids), limit):
         url = row.get("url")
         label = Text(str(row["_label"]), style=f"link {url}" if url else "")
         console.print(Text.assemble("  ", label, f"  {row.get('title') or ''}", (f"  {url}" if url else "")))

@@ -7,8 +7,9 @@ from typing import Any, Mapping
 from urllib.parse import urlparse
 
 from okrsync.config.settings import env_name
+from okrsync.config.sources import SOURCES
 
-SYSTEMS = ("jira", "github", "servicenow", "pagerduty")
+SYSTEMS = tuple(SOURCES)
 DEFAULT_NAMES = {system: system for system in SYSTEMS}
 SANDBOX_EMAIL = "okr-bot@acme.example"
 SANDBOX_USER = "okrsync"

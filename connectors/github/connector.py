@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.config.sources import is_loopback
-from okrsync.connectors.auth import attach, github_app, github_app_mint
+from okrsync.connectors.auth import attach, credentials_problem, github_app, github_app_mint
 from okrsync.connectors.base import AuthError, ConnectorOptions, Page, ReadContext, SourceError
 from okrsync.connectors.http import HttpOptions, HTTPStatusError, http_options
 
@@ -20,10 +20,13 @@ def make_client(name: str, config: Any, credentials: SourceCredentials | None, o
                 clock: Callable[[], float] | None = None) -> GitHubClient:
     """A client for the source's API URL; a token is required except for a loopback host (the sandbox)."""
     base = config.api_url() if config is not None else "https://api.github.com"
+    problem = credentials_problem(name, config, credentials or SourceCredentials()) if config is not None else None
+    if problem:
+        raise AuthError(problem)
     if config is not None and getattr(config, "auth", "token") == "app":
         return _app_client(name, config, credentials or SourceCredentials(), options, base, clock)
     token = credentials.token.get_secret_value() if credentials is not None and credentials.token else None
-    if not token and not is_loopback(urlparse(base).hostname):
+    if not token and not is_loopback(urlparse(base).hostname):  # a write-back target without a source
         raise AuthError(f"{name}: no token: set {env_name(name, 'token')}")
     opts = http_options(config, options) if config is not None else HttpOptions(ca_bundle=options.ca_bundle)
     return GitHubClient(name, base, token, options=options, http_options=opts, clock=clock or options.clock)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from okrsync.config.settings import SourceCredentials, env_name
+from okrsync.connectors.auth import credentials_problem
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, QueryError, SourceError
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
 from okrsync.connectors.paging import Fetched, OffsetPaginator, Request, TokenPaginator, paginate
@@ -87,8 +88,9 @@ class JiraClient:
         self.api = (gateway or self.site).rstrip("/")
         self.token = credentials.token.get_secret_value() if credentials.token else ""
         self.email = config.email or credentials.email
-        if not self.token:
-            raise AuthError(f"{name}: no token: set {env_name(name, 'token')}")
+        problem = credentials_problem(name, config, credentials)
+        if problem:
+            raise AuthError(problem)
         http = http_options(config, options)
         self.http = HttpClient(
             name, self.api, options=http, headers={"Accept": "application/json"},

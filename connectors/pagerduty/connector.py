@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 from okrsync.config.settings import SourceCredentials, env_name
+from okrsync.connectors.auth import credentials_problem
 from okrsync.connectors.base import (
     AuthError,
     ClientConnector,
@@ -236,9 +237,10 @@ class PagerDutyConnector(ClientConnector):
 
 
 def build(name: str, config: Any, credentials: SourceCredentials, options: ConnectorOptions) -> PagerDutyConnector:
+    problem = credentials_problem(name, config, credentials)
+    if problem:
+        raise AuthError(problem)
     token = credentials.token.get_secret_value() if credentials.token else ""
-    if not token:
-        raise AuthError(f"{name}: no token: set {env_name(name, 'token')}")
     http = http_options(config, options)
     client = HttpClient(
         name, config.api_url(), options=http,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from okrsync.config.settings import SourceCredentials, env_name
-from okrsync.connectors.auth import attach, servicenow_mint, servicenow_oauth, servicenow_problem
+from okrsync.connectors.auth import attach, credentials_problem, servicenow_mint, servicenow_oauth
 from okrsync.connectors.base import (
     AuthError,
     ClientConnector,
@@ -238,21 +238,18 @@ def build(name: str, config: Any, credentials: SourceCredentials, options: Conne
     headers = {"Accept": "application/json"}
     auth = None
     form: dict[str, str] = {}
+    problem = credentials_problem(name, config, credentials)
+    if problem:
+        raise AuthError(problem)
     mode = getattr(config, "auth", None) or ("token" if token else "basic")
     if mode == "oauth":
         form, hint = servicenow_oauth(name, config, credentials)
-        problem = servicenow_problem(name, config, credentials)
-        if problem:
-            raise AuthError(problem)
-    elif mode == "token" and token:
+    elif mode == "token":
         headers["Authorization"] = f"Bearer {token}"
         hint = env_name(name, "token")
-    elif mode == "basic" and user and password:
+    else:
         auth = (user, password)
         hint = f"{env_name(name, 'user')} and {env_name(name, 'password')}"
-    else:
-        raise AuthError(f"{name}: no credentials: set {env_name(name, 'token')}, or {env_name(name, 'user')} "
-                        f"and {env_name(name, 'password')}")
     if not config.url:
         raise SourceError(f"{name}: a servicenow source needs url: https://<instance>.service-now.com")
     http = http_options(config, options)

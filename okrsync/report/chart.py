@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from okrsync.config.periods import expected_fraction
-from okrsync.console import fmt_number
-from okrsync.engine.records import parse_iso
+from okrsync.engine.records import fmt_number, parse_iso
 
 # The chart's drawing box (viewBox units); the SVG scales to its container.
 WIDTH, HEIGHT = 560.0, 190.0

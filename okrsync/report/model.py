@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 from okrsync import __version__
 from okrsync.config.periods import expected_fraction
-from okrsync.console import checkin_text, fmt_number, fmt_pct
+from okrsync.config.sources import SOURCES
 from okrsync.engine.compute import Computation, KRResult, ObjectiveResult
-from okrsync.engine.records import STATUS_LABELS, parse_iso, plural
+from okrsync.engine.records import STATUS_LABELS, fmt_number, fmt_pct, parse_iso, plural
 from okrsync.engine.store import Store
 
 from .chart import Bar, Chart, history_chart
@@ -29,7 +29,6 @@ STATUS_COLOURS = {
     "not_started": "#4f46e5",
 }
 PERCENT_UNITS = ("%", "percent")
-SYSTEMS = {"jira": "Jira", "github": "GitHub", "servicenow": "ServiceNow", "pagerduty": "PagerDuty"}
 
 # One query per table: (label column, time used to order the list newest first).
 # per item table: (label, state, the time an item sorts by, newest first) of its rows
@@ -280,7 +279,7 @@ def kr_view(k: KRResult, store: Store, systems: dict[str, str], clock: _Clock) -
         window=_window_text(k, clock), direction=k.direction.replace("_", " "),
         synced=clock(k.synced_at) if k.synced_at else "never", weight=kr.weight,
         overridden=k.overridden, override_note=note,
-        checkin=checkin_text(k.checkin) if k.checkin is not None else "",
+        checkin=k.checkin.line() if k.checkin is not None else "",
         owner_team=" · ".join(x for x in (kr.owner, k.team and f"team {k.team}") if x),
         reason=_reason(k),
         details=_details(k), items=items, items_total=k.items, items_more=max(0, k.items - len(items)),
@@ -304,7 +303,7 @@ def report_view(comp: Computation, store: Store) -> ReportView:
     clock = _Clock(ws.timezone)
     lo, hi = ws.period.bounds(ws.timezone)
     expected = expected_fraction(lo, hi, comp.generated_at)
-    systems = {name: SYSTEMS.get(src.type, src.type) for name, src in ws.sources.items()}
+    systems = {name: SOURCES[src.type].label for name, src in ws.sources.items()}
     # grouped by team (objectives without one last), the workspace order within a team
     ordered = sorted(comp.objectives, key=lambda o: (o.objective.team is None, o.objective.team or ""))
     objectives = [objective_view(o, expected, store, systems, clock) for o in ordered]

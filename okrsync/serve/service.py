@@ -267,7 +267,7 @@ class Service:
 
     def explain(self, kr_id: str, limit: int = 50) -> dict[str, Any] | None:
         """GET /api/kr/<id>: what `okrsync explain` shows, as JSON (None: no such KR, or nothing computed)."""
-        from okrsync.console import _item_rows
+        from okrsync.console import item_rows
 
         comp = self.computation
         k = comp.kr(kr_id) if comp is not None else None
@@ -276,7 +276,7 @@ class Service:
         kr = k.kr
         items = [{"ref": ref, "label": str(row.get("_label")), "title": row.get("title") or "",
                   "url": row.get("url"), "deleted": bool(row.get("deleted"))}
-                 for ref, row in zip(k.item_ids, _item_rows(self.store, k.item_ids, limit))]
+                 for ref, row in zip(k.item_ids, item_rows(self.store, k.item_ids, limit))]
         keys = ("computed_at", "run_id", "value", "progress", "score", "status", "items")
         return {**kr_document(k), "objective": k.objective_id, "formula": k.formula,
                 "select": kr.select.model_dump(mode="json", exclude_none=True, exclude_defaults=True)

@@ -133,8 +133,7 @@ def test_checkin_command(tmp_path):
     r = invoke(["checkin", "kr5", "--confidence", "0.6", "--note", "vendor fix slips to January", "--by", "ana",
                 "-w", str(ws)], env=NOW)
     assert r.exit_code == 0, r.output
-    assert r.stdout.strip() == ('KR5: checked in at 2026-11-15T00:00:00.000Z by ana: confidence 60%, '
-                                '"vendor fix slips to January"')
+    assert r.stdout.strip() == 'KR5: checked in 2026-11-15 by ana: confidence 60% — "vendor fix slips to January"'
     store = Store(tmp_path / "okrsync.db")
     assert [(c.kr_id, c.by, c.confidence) for c in checkins(store)] == [("KR5", "ana", 0.6)]
     for args, message in ((["KR9", "--note", "x"], "unknown key result 'KR9'"),

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from okrsync.cli import StopOnSignal
+from okrsync.app import StopOnSignal
 from okrsync.config.settings import Settings
 from okrsync.config.workspace import load_workspace_text
 from okrsync.connectors.base import Page

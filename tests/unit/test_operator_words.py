@@ -10,7 +10,8 @@ import pytest
 import requests
 import urllib3
 
-from okrsync.cli import cli, dry_run_lines
+from okrsync.cli import cli
+from okrsync.commands_sync import dry_run_lines
 from okrsync.connectors.github.normalize import normalize_pull, stable_pull
 from okrsync.connectors.neterrors import speaks_no_tls, unresolvable_host
 from okrsync.engine.pipeline import RunSummary

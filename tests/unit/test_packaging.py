@@ -66,6 +66,71 @@ def test_imports_flow_one_way(folder, forbidden):
     assert bad == []
 
 
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = [FOLDERS[rel.parts[0]], *rel.parts[1:]]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of ours it imports (`from pkg import mod` counts as importing pkg.mod)."""
+    names = {_module_name(p): p for p in modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        edges = set()
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(path, node)
+                edges.add(base)
+                edges |= {f"{base}.{a.name}" for a in node.names}
+        graph[name] = {e for e in edges if e in names and e != name}
+    return graph
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node except those under `if TYPE_CHECKING:` (annotations only, never imported at run time)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
+def _resolve(path: Path, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    parts = path.relative_to(ROOT).with_suffix("").parts[:-node.level]
+    base = ".".join([FOLDERS.get(parts[0], parts[0]), *parts[1:]]) if parts else ""
+    return f"{base}.{node.module}" if node.module else base
+
+
+def test_no_import_cycles():
+    graph = import_graph()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    # package __init__ modules re-exporting their own submodules are not cycles between modules
+    real = [c for c in cycles if not any(a.startswith(b + ".") or b.startswith(a + ".") for a, b in zip(c, c[1:]))]
+    assert real == []
+
+
 def test_records_import_nothing_of_ours():
     names = _imports(ROOT / "engine" / "records.py")
     assert not [n for n in names if n.startswith("okrsync")]

@@ -160,3 +160,46 @@ def test_examples_validate():
     examples = sorted(Path(__file__).parents[2].joinpath("examples").rglob("okrsync*.yaml"))
     for path in examples:
         load_workspace(path)
+
+
+@pytest.mark.parametrize("in_file,env,expected", [
+    ("", {}, (0.10, 0.25)),
+    ("", {"OKRSYNC_THRESHOLDS__ON_TRACK": "0.05"}, (0.05, 0.25)),
+    ("thresholds: {at_risk: 0.3}\n", {"OKRSYNC_THRESHOLDS__ON_TRACK": "0.05", "OKRSYNC_THRESHOLDS__AT_RISK": "0.4"},
+     (0.05, 0.3)),
+    ("thresholds: {on_track: 0.2, at_risk: 0.5}\n", {"OKRSYNC_THRESHOLDS__ON_TRACK": "0.05"}, (0.2, 0.5)),
+])
+def test_thresholds_come_from_the_file_then_the_environment(monkeypatch, in_file, env, expected):
+    from okrsync.config.settings import Settings
+    from okrsync.engine.pipeline import thresholds_for
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    lw = load_workspace_text(in_file + BASE)
+    t = thresholds_for(lw, Settings())
+    assert (t.on_track, t.at_risk) == expected
+
+
+def test_a_misspelt_threshold_is_an_error():
+    assert "thresholds" in err("thresholds: {on_trak: 0.2}\n" + BASE)
+
+
+def test_leaves_are_a_ratios_parts_each_with_the_selector_it_reads_through():
+    text = BASE.replace("""        baseline: 5
+        target: +40%
+""", """        baseline: 5
+        target: +40%
+      - id: KR2
+        title: Defect density
+        metric: ratio
+        select: {source: jira, project: APP}
+        numerator: {metric: count, select: {source: jira, type: Bug}}
+        denominator: {metric: points_done}
+        direction: decrease
+        target: 0.1
+""")
+    ws = load_workspace_text(text).workspace
+    leaves = [(spec.metric, sel.source, sel.type, sel.project) for spec, sel in ws.kr("KR2").leaves()]
+    assert leaves == [("count", "jira", "Bug", None), ("points_done", "jira", None, "APP")]
+    assert [(spec.metric, sel.environment) for spec, sel in ws.kr("KR1").leaves()] == [
+        ("deployment_frequency", "production")]

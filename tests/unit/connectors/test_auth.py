@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from okrsync.config.settings import Settings, SourceCredentials
 from okrsync.config.sources import GitHubSource, PagerDutySource, ServiceNowSource
+from okrsync.connectors.auth import credentials_problem
 from okrsync.connectors.base import AuthError, ConnectorOptions, redact
 from okrsync.connectors.github.connector import make_client
 from okrsync.connectors.pagerduty.connector import build as build_pd
 from okrsync.connectors.servicenow.connector import build as build_sn
-from okrsync.engine.sync import missing_credentials
 
 SN = "https://acme.service-now.com"
 TOKEN_URL = f"{SN}/oauth_token.do"
@@ -315,7 +315,6 @@ def test_the_private_key_may_come_from_a_file(tmp_path):
      dict(private_key_file="/nonexistent/app.pem"),
      "pd: the GitHub App needs a readable private key (OKRSYNC_SOURCES__PD__PRIVATE_KEY_FILE names no readable file)"),
 ])
-def test_missing_credentials_per_auth_mode(cfg, cred, expected):
+def test_credentials_problem_per_auth_mode(cfg, cred, expected):
     model = {"pagerduty": PagerDutySource, "servicenow": ServiceNowSource, "github": GitHubSource}[cfg["type"]]
-    settings = Settings(sources={"pd": SourceCredentials(**cred)})
-    assert missing_credentials("pd", model(**cfg), settings) == expected
+    assert credentials_problem("pd", model(**cfg), SourceCredentials(**cred)) == expected
