@@ -42,8 +42,9 @@ def _schema_name(text: str) -> str:
 
 
 def redact_url(text: str) -> str:
-    """Every `scheme://user:password@` in text with the password replaced by ***."""
-    return re.sub(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    """Every `scheme://user:password@` and `password=` in text with the password replaced by ***."""
+    text = re.sub(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    return re.sub(r"([?&]password=)[^&\s]*", r"\1***", text)
 
 
 def parse_store_url(text: str, base: Path, *, password: str | None = None, name: str | None = None) -> StoreURL:
@@ -73,10 +74,11 @@ def parse_store_url(text: str, base: Path, *, password: str | None = None, name:
         raise StoreURLError(f"store URL {redact_url(text)}: expected postgresql://user@host/database")
     query = dict(parse_qsl(parts.query))
     schema = _schema_name(query.pop("schema", "") or name or DEFAULT_SCHEMA)
+    in_query = query.pop("password", None)  # libpq takes ?password= too: kept apart like the URL's own
     user = quote(unquote(parts.username)) + "@" if parts.username else ""
     netloc = f"{user}{parts.hostname}" + (f":{port}" if port else "")
     conninfo = urlunsplit(("postgresql", netloc, parts.path, urlencode(query), ""))
-    url_password = unquote(parts.password) if parts.password is not None else None
+    url_password = unquote(parts.password) if parts.password is not None else in_query
     return StoreURL(POSTGRESQL, conninfo=conninfo, password=url_password or password, schema=schema)
 
 

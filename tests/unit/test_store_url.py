@@ -49,6 +49,12 @@ def test_unusable_urls_are_one_line_without_the_password(text):
     assert "pw-123" not in str(exc.value) and "\n" not in str(exc.value)
 
 
+def test_a_password_in_the_query_is_kept_apart_too():
+    url = parse_store_url("postgresql://okr@db/okrs?password=q-secret-77&sslmode=require", BASE)
+    assert url.password == "q-secret-77" and "q-secret" not in url.conninfo
+    assert redact_url("bad postgresql://okr@db/x?password=q-secret-77&a=b") == "bad postgresql://okr@db/x?password=***&a=b"
+
+
 def test_redact_url():
     assert redact_url("cannot reach postgresql://okr:hunter22@db/x now") == "cannot reach postgresql://okr:***@db/x now"
     assert redact_url("postgresql://okr@db/x") == "postgresql://okr@db/x"
