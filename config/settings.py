@@ -107,7 +107,8 @@ class Settings(BaseSettings):
     )
 
     sources: dict[str, SourceCredentials] = Field(default_factory=dict)
-    db: str | None = None  # store path; default: okrsync.db beside the workspace file
+    db: str | None = None  # OKRSYNC_DB: store path or URL; default: okrsync.db beside the workspace file
+    db_password: SecretStr | None = None  # OKRSYNC_DB_PASSWORD (or that file in the secrets directory)
     secrets_dir: str | None = None
     thresholds: Thresholds = Field(default_factory=Thresholds)
     lock_wait: float = 600.0
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
             pem = cred.private_key_pem()
             if pem:  # the whole key and each line of it (a message quoting part of the key leaks nothing either)
                 out += [pem, *(ln.strip() for ln in pem.splitlines() if len(ln.strip()) >= 16 and "-----" not in ln)]
-        if self.serve_token is not None and len(self.serve_token.get_secret_value()) >= MIN_SECRET:
-            out.append(self.serve_token.get_secret_value())
+        for token in (self.serve_token, self.db_password):
+            if token is not None and len(token.get_secret_value()) >= MIN_SECRET:
+                out.append(token.get_secret_value())
         return out + minted_secrets()  # tokens minted at run time (OAuth, GitHub App)

@@ -59,6 +59,10 @@ class Workspace(BaseModel):
 
     period: Period
     timezone: str = "UTC"
+    # the store (a path, sqlite:///path or postgresql://user@host/db; --db and OKRSYNC_DB win) and the name that
+    # keeps this workspace's rows apart in a shared PostgreSQL database (its schema, unless the URL says ?schema=)
+    store: str | None = None
+    name: str | None = None
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     objectives: list[Objective] = Field(default_factory=list)
     thresholds: Thresholds = Field(default_factory=Thresholds)

@@ -193,7 +193,7 @@ class Computer:
                     window, span)
         assert sel is not None
         kind = self._kind(spec, sel)
-        sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period,
+        sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period, dialect=self.store.dialect,
                                  source_type=self.ws.sources[sel.source].type, teams=self.ws.teams)
         window, span = self._window(spec, sel, sel_c)
         if previous and window is not None:
@@ -227,7 +227,8 @@ class Computer:
         """The incidents a DORA metric attributes to deployments, when the KR names them."""
         if spec.incidents is None:
             return None
-        inc = compile_selector(spec.incidents, "incident", source_type=self.ws.sources[spec.incidents.source].type)
+        inc = compile_selector(spec.incidents, "incident", source_type=self.ws.sources[spec.incidents.source].type,
+                               dialect=self.store.dialect)
         return M.Attribution(inc, field_expr("incidents", spec.attribution) if spec.attribution else None)
 
     def _rows(self, sql: str, params: Params) -> list[Row]:
@@ -315,14 +316,7 @@ class Computer:
                 sql, params = result.ids_sql
                 return [r[0] for r in store.db.execute(sql, params)]
             if result.rowids is not None:
-                table, rowids = result.rowids
-                out: list[str] = []
-                for i in range(0, len(rowids), 900):
-                    chunk = rowids[i:i + 900]
-                    marks = ",".join("?" for _ in chunk)
-                    out += [r[0] for r in store.db.execute(
-                        f"SELECT source || ':' || id FROM {table} WHERE rowid IN ({marks})", chunk)]
-                return out
+                return store.item_refs(*result.rowids)
             return []
 
         return load

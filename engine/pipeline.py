@@ -14,19 +14,20 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from okrsync.config.keyresults import Thresholds
-from okrsync.config.settings import Settings, env_name
+from okrsync.config.settings import Settings, env_name, remember_secret
 from okrsync.config.sources import SourceConfig
-from okrsync.config.workspace import LoadedWorkspace
+from okrsync.config.workspace import LoadedWorkspace, Workspace
 from okrsync.config.yamlfile import ConfigError
 from okrsync.connectors.auth import credentials_problem
 from okrsync.connectors.base import Connector, ConnectorOptions, SourceError, Writer, redact
 
 from .checkins import record_objective_scores
 from .compute import Computation, compute
+from .dialect import POSTGRESQL, StoreURL, StoreURLError, parse_store_url
 from .document import status_csv, status_document
 from .history import history_rows
-from .lock import StoreLock
-from .store import Store, StoreRemoved
+from .lock import store_lock
+from .store import Store, StoreError, StoreRemoved
 from .sync import Reporter, SourceOutcome, SyncRunner
 from .writeback import WritebackDispatcher, WritebackSummary
 
@@ -144,18 +145,21 @@ def run_sync(
     stop = stop if stop is not None else threading.Event()
     if not dry_run:
         check_outputs(lw, html=render_html is not None)
-    lock = StoreLock(store.path)
-    lock.acquire(settings.lock_wait if wait is None else wait, sleep=stoppable_sleep(stop),
+    lock = store_lock(store, [f"source:{n}" for n in sources or lw.workspace.sources])
+    wait = settings.lock_wait if wait is None else wait
+    lock.acquire(wait, sleep=stoppable_sleep(stop),
                  on_wait=lambda pid: log.warning("another sync is running (pid %s); waiting for it", pid))
     try:
-        for run_id in store.abandon_runs():
-            log.info("run %s was left running by a process that ended: marked abandoned", run_id)
-        started = now()
-        summary = RunSummary(store.start_run("sync --full" if full else "sync", started), started)
+        with lock.serial():
+            for run_id in store.abandon_runs(lock.alive):
+                log.info("run %s was left running by a process that ended: marked abandoned", run_id)
+            started = now()
+            summary = RunSummary(store.start_run("sync --full" if full else "sync", started), started)
+            lock.hold(f"run:{summary.run_id}")
         try:
             _run(lw, settings, store, summary, stop, sources=sources, full=full, dry_run=dry_run, reporter=reporter,
                  now=now, connector_factory=connector_factory, writer_factory=writer_factory,
-                 runner_hook=runner_hook, sleep=sleep, render_html=render_html)
+                 runner_hook=runner_hook, sleep=sleep, render_html=render_html, wait=wait)
         except BaseException as exc:
             stop.set()  # sources still reading stop at their next page
             summary.interrupted = summary.interrupted or isinstance(exc, (KeyboardInterrupt, Interrupted))
@@ -176,7 +180,8 @@ def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSumm
          sources: list[str] | None, full: bool, dry_run: bool, reporter: Reporter | None,
          now: Callable[[], datetime], connector_factory: Callable[..., Connector] | None,
          writer_factory: Callable[..., Writer] | None, runner_hook: Callable[[SyncRunner], None] | None,
-         sleep: Callable[[float], None] | None, render_html: Callable[[Computation, Store], str] | None) -> None:
+         sleep: Callable[[float], None] | None, render_html: Callable[[Computation, Store], str] | None,
+         wait: float) -> None:
     ws = lw.workspace
     names = list(sources or ws.sources)
     runnable = []
@@ -202,6 +207,25 @@ def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSumm
         return
     failed = {n for n, o in summary.sources.items() if o.error} | {
         n for n in names if any(e.startswith(f"{n}:") for e in summary.config_errors)}
+    # PostgreSQL: workers of other sources run at once; one recompute and write-back at a time
+    stage = store_lock(store, ["recompute"]) if store.dialect == POSTGRESQL else None
+    if stage is not None:
+        stage.acquire(wait, sleep=stoppable_sleep(stop),
+                      on_wait=lambda pid: log.info("a recompute is running (pid %s); waiting for it", pid))
+    try:
+        _publish(lw, settings, store, summary, stop, failed, dry_run=dry_run, now=now,
+                 writer_factory=writer_factory, sleep=sleep, render_html=render_html)
+    finally:
+        if stage is not None:
+            stage.release()
+
+
+def _publish(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event,
+             failed: set[str], *, dry_run: bool, now: Callable[[], datetime],
+             writer_factory: Callable[..., Writer] | None, sleep: Callable[[float], None] | None,
+             render_html: Callable[[Computation, Store], str] | None) -> None:
+    """Recompute, record history, write back, write the output files (no source reads)."""
+    ws = lw.workspace
     comp = compute(ws, store, settings.as_of() if settings.now else now(), thresholds_for(lw, settings))
     summary.computation = comp
     if stop.is_set():
@@ -222,6 +246,37 @@ def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSumm
         return
     if not dry_run:
         summary.outputs, summary.output_errors = write_outputs(lw, comp, store, render_html)
+
+
+def run_recompute(lw: LoadedWorkspace, settings: Settings, store: Store, *, wait: float | None = None,
+                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                  writer_factory: Callable[..., Writer] | None = None,
+                  render_html: Callable[[Computation, Store], str] | None = None,
+                  stop: threading.Event | None = None) -> RunSummary:
+    """`okrsync recompute`: recompute from the store, record history, write back; no source is read. Takes the
+    recompute lock (SQLite: the one store lock) and records a run."""
+    stop = stop if stop is not None else threading.Event()
+    check_outputs(lw, html=render_html is not None)
+    lock = store_lock(store, ["recompute"])
+    lock.acquire(settings.lock_wait if wait is None else wait, sleep=stoppable_sleep(stop),
+                 on_wait=lambda pid: log.warning("a recompute is running (pid %s); waiting for it", pid))
+    try:
+        with lock.serial():
+            started = now()
+            summary = RunSummary(store.start_run("recompute", started), started)
+            lock.hold(f"run:{summary.run_id}")
+        try:
+            _publish(lw, settings, store, summary, stop, set(), dry_run=False, now=now,
+                     writer_factory=writer_factory, sleep=None, render_html=render_html)
+        except BaseException as exc:
+            summary.interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
+            summary.crashed = not summary.interrupted
+            _finish(store, summary, now, best_effort=True)
+            raise
+        _finish(store, summary, now)
+        return summary
+    finally:
+        lock.release()
 
 
 def _read(runner: SyncRunner, names: list[str], stop: threading.Event,
@@ -352,9 +407,18 @@ def write_outputs(lw: LoadedWorkspace, comp: Computation, store: Store,
     return written, errors
 
 
-def db_path_for(workspace_path: Path, explicit: str | None, settings: Settings) -> Path:
-    if explicit:
-        return Path(explicit)
-    if settings.db:
-        return Path(settings.db)
-    return workspace_path.resolve().parent / "okrsync.db"
+def store_url_for(workspace_path: Path, explicit: str | None, settings: Settings,
+                  workspace: Workspace | None = None) -> StoreURL:
+    """The store: --db, else OKRSYNC_DB, else the workspace's `store:`, else okrsync.db beside the workspace
+    file. Relative paths resolve against the working directory (--db, OKRSYNC_DB) or the workspace file's
+    directory (`store:`). Raises StoreError (one line, no password) for a URL okrsync cannot use."""
+    base = workspace_path.resolve().parent
+    text, where = (explicit, Path.cwd()) if explicit else (settings.db, Path.cwd()) if settings.db else (
+        (workspace.store, base) if workspace is not None and workspace.store else ("okrsync.db", base))
+    password = settings.db_password.get_secret_value() if settings.db_password else None
+    try:
+        url = parse_store_url(text, where, password=password, name=workspace.name if workspace is not None else None)
+    except StoreURLError as exc:
+        raise StoreError(str(exc)) from None
+    remember_secret(url.password)  # redacted from every log line and message from now on
+    return url

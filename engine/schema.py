@@ -1,4 +1,4 @@
-"""Store schema as sqlite-utils migrations (each runs in a transaction).
+"""Store schema: migrations, each run in a transaction, written in SQLite SQL (dialect.render for PostgreSQL).
 
 Names users select on (project, type, environment, service, labels, ...) are COLLATE NOCASE so a
 case-insensitive selector still uses its index. Labels, components and sprint membership live in side
@@ -9,10 +9,51 @@ metric queries read stay small.
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from datetime import datetime, timezone
+from typing import Any, Callable
 
-MIGRATIONS = Migrations("okrsync")
+STEPS: list[tuple[str, Callable[[Any], None]]] = []  # (name, step) in order
+# where the applied steps are listed: SQLite keeps the table sqlite-utils' Migrations made in existing stores
+APPLIED = {"sqlite": "_sqlite_migrations", "postgresql": "okrsync_migrations"}
+_TABLE_EXISTS = {"sqlite": "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                 "postgresql": "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+                               "AND table_name = ?"}
+
+
+def step(fn: Callable[[Any], None]) -> Callable[[Any], None]:
+    STEPS.append((fn.__name__, fn))
+    return fn
+
+
+def migrate(db: Any, dialect: str, write: Callable[[], Any]) -> list[str]:
+    """Apply the steps not applied yet, each in a transaction taken by `write`; returns the applied steps this
+    okrsync does not know (a newer okrsync wrote the store: nothing is applied then)."""
+    table = APPLIED[dialect]
+
+    def applied() -> set[str]:
+        return {r[0] for r in db.execute(f"SELECT name FROM {table} WHERE migration_set = 'okrsync'")}
+
+    def exclusive() -> None:  # SQLite's BEGIN IMMEDIATE already is; PostgreSQL: one migrating process a schema
+        if dialect == "postgresql":
+            db.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))")
+
+    if db.execute(_TABLE_EXISTS[dialect], [table]).fetchone() is None:  # (opening a store writes nothing)
+        with write():
+            exclusive()
+            db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY, migration_set TEXT, "
+                       "name TEXT, applied_at TEXT)")
+            db.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS idx_{table}_name ON {table} (migration_set, name)")
+    known = [name for name, _ in STEPS]
+    newer = sorted(applied() - set(known))
+    for name, fn in STEPS if not newer and applied() != set(known) else ():
+        with write():  # another process may be migrating: re-check under the lock
+            exclusive()
+            if name not in applied():
+                fn(db)
+                db.execute(f"INSERT INTO {table} (migration_set, name, applied_at) VALUES ('okrsync', ?, ?)",
+                           [name, datetime.now(timezone.utc).isoformat()])
+    return newer
+
 
 _ITEM_COMMON = """
     source TEXT NOT NULL,
@@ -184,27 +225,27 @@ CREATE INDEX idx_writeback_log_kr ON writeback_log (kr_id, target, id);
 """
 
 
-def _script(db: Database, sql: str) -> None:
+def _script(db: Any, sql: str) -> None:
     # one statement at a time: executescript() would COMMIT the migration's transaction
     for statement in sql.split(";"):
         if statement.strip():
             db.execute(statement)
 
 
-@MIGRATIONS()
-def m001_initial(db: Database) -> None:
+@step
+def m001_initial(db: Any) -> None:
     _script(db, _TABLES)
     _script(db, _INDEXES)
 
 
-@MIGRATIONS()
-def m002_deployment_twins(db: Database) -> None:
+@step
+def m002_deployment_twins(db: Any) -> None:
     # a workflow run finds the deployment record of the same commit (deploys recorded twice count once)
     db.execute("CREATE INDEX idx_deployments_sha ON deployments (source, sha) WHERE origin = 'deployment'")
 
 
-@MIGRATIONS()
-def m003_checkins_and_objective_values(db: Database) -> None:
+@step
+def m003_checkins_and_objective_values(db: Any) -> None:
     _script(db, """
 CREATE TABLE checkins (id INTEGER PRIMARY KEY, kr_id TEXT NOT NULL, at TEXT NOT NULL, by TEXT,
     confidence REAL, note TEXT);

@@ -1,4 +1,4 @@
-"""The SQLite store (sqlite-utils): items, sync state, runs, KR history, write-back log."""
+"""The store: items, sync state, runs, KR history, write-back log, in SQLite (sqlite-utils) or PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,24 +9,28 @@ import os
 import sqlite3
 import threading
 import zlib
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from sqlite_utils import Database
 
 from okrsync import __version__
 
-from .records import Deployment, Incident, Issue, Record, iso
-from .schema import MIGRATIONS
+from .dialect import POSTGRESQL, SQLITE, PgDatabase, StoreURL, parse_store_url, pg_connect, pg_prepare, redact_url
+from .items import ItemWrites, PageCounts, _json, chunked, now_utc, record_row, upsert_sql
+from .records import iso
+from .schema import migrate
 
-TABLE_OF = {Issue: "issues", Deployment: "deployments", Incident: "incidents"}
-CAP_CHANGES = 500  # item ids kept per value row for added/removed
+__all__ = ["PageCounts", "Store", "StoreError", "StoreRemoved", "StoreUnreachable", "item_set_digest", "record_row"]
 
 
 class StoreError(Exception):
-    """The store cannot be used (newer schema, unreadable file); str() is the message."""
+    """The store cannot be used (newer schema, unreadable file, bad URL); str() is the message."""
+
+
+class StoreUnreachable(StoreError):
+    """The PostgreSQL server cannot be reached or refuses the login (exit 1); str() has no password."""
 
 
 class StoreRemoved(Exception):
@@ -36,133 +40,38 @@ class StoreRemoved(Exception):
         super().__init__(f"the store {path} was removed during the run")
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+class Store(ItemWrites):
+    """One store: a SQLite file (WAL mode, writers wait on a busy timeout) or one workspace's schema in a
+    PostgreSQL database; a connection per thread."""
 
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False, default=str).encode
-
-# Item columns after the bookkeeping ones (source, id, stream, raw, hash, deleted, first_run, last_run).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "issues": ("key", "title", "type", "status", "status_category", "created", "updated", "resolved", "project",
-               "labels", "components", "parent", "sprints", "story_points", "assignee", "url", "is_pull_request",
-               "merged_at", "merge_sha"),
-    "deployments": ("environment", "status", "created", "finished", "sha", "ref", "url", "repo", "origin",
-                    "updated"),
-    "incidents": ("number", "title", "status", "opened", "service", "priority", "severity", "urgency",
-                  "acknowledged", "resolved", "closed", "updated", "reassignment_count", "sla_breached",
-                  "assignment_group", "url"),
-}
-_BOOK = ("source", "id", "stream", "hash", "deleted", "first_run", "last_run")
-
-
-def _upsert_sql(table: str) -> str:
-    cols = _BOOK + COLUMNS[table]
-    keep = ("source", "id", "first_run")  # first_run is the run that first saw the item: never overwritten
-    names = ", ".join(f'"{c}"' for c in cols)
-    marks = ", ".join("?" for _ in cols)
-    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in keep)
-    return f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT (source, id) DO UPDATE SET {sets}"
-
-
-_UPSERT = {table: _upsert_sql(table) for table in COLUMNS}
-
-
-def _sprint_dict(s) -> dict:
-    return {"id": s.id, "name": s.name, "state": s.state, "start": iso(s.start), "end": iso(s.end),
-            "completed": iso(s.completed)}
-
-
-def _values(rec: Record, sprint_cache: dict | None = None) -> tuple[str, tuple]:
-    """(table, the item columns of COLUMNS[table] in order)."""
-    if isinstance(rec, Issue):
-        if rec.sprints:
-            parts = []
-            for sp in rec.sprints:
-                text = sprint_cache.get(sp) if sprint_cache is not None else None
-                if text is None:
-                    text = _encode(_sprint_dict(sp))
-                    if sprint_cache is not None:
-                        sprint_cache[sp] = text
-                parts.append(text)
-            sprints = "[" + ",".join(parts) + "]"
-        else:
-            sprints = "[]"
-        return "issues", (
-            rec.key, rec.title, rec.type, rec.status, rec.status_category, iso(rec.created), iso(rec.updated),
-            iso(rec.resolved), rec.project, _encode(list(rec.labels)), _encode(list(rec.components)), rec.parent,
-            sprints, None if rec.story_points is None else float(rec.story_points), rec.assignee, rec.url,
-            int(bool(rec.is_pull_request)), iso(rec.merged_at), rec.merge_sha,
-        )
-    if isinstance(rec, Deployment):
-        return "deployments", (
-            rec.environment, rec.status, iso(rec.created), iso(rec.finished), rec.sha, rec.ref, rec.url, rec.repo,
-            rec.origin, iso(rec.updated),
-        )
-    if isinstance(rec, Incident):
-        return "incidents", (
-            rec.number, rec.title, rec.status, iso(rec.opened), rec.service, rec.priority, rec.severity, rec.urgency,
-            iso(rec.acknowledged), iso(rec.resolved), iso(rec.closed), iso(rec.updated), rec.reassignment_count,
-            None if rec.sla_breached is None else int(rec.sla_breached), rec.assignment_group, rec.url,
-        )
-    raise TypeError(f"not a record: {type(rec).__name__}")
-
-
-def _raw_text(raw: Any) -> str:
-    """The raw payload as stored: the API's own JSON text when the connector kept it, else encoded."""
-    text = getattr(raw, "json_text", None)
-    return text if type(text) is str else _encode(raw)
-
-
-def _row_hash(values: tuple, raw: str, extra: tuple = ()) -> str:
-    """"<fingerprint>:<raw digest>". The fingerprint, of the normalized record (the item columns and a
-    deployment's commits), decides new/changed/unchanged: a payload whose volatile nested fields moved (a PR's
-    repository stars, pushed_at) is unchanged. The raw digest only says the stored payload needs refreshing."""
-    fingerprint = hashlib.sha1(f"{values!r}{extra!r}".encode()).hexdigest()
-    return f"{fingerprint}:{hashlib.sha1(raw.encode()).hexdigest()[:16]}"
-
-
-def _fingerprint(digest: str) -> str:
-    return digest.partition(":")[0]
-
-
-def record_row(rec: Record) -> dict[str, Any]:
-    """A record as a store row (without run bookkeeping)."""
-    table, values = _values(rec)
-    raw = _raw_text(rec.raw)
-    row: dict[str, Any] = {"source": rec.source, "id": str(rec.id), "raw": raw}
-    row.update(zip(COLUMNS[table], values))
-    row["hash"] = _row_hash(values, raw, rec.commits if isinstance(rec, Deployment) else ())
-    return row
-
-
-@dataclass
-class PageCounts:
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-
-
-class Store:
-    """One store file; a connection per thread (WAL mode, writers wait on a busy timeout)."""
-
-    def __init__(self, path: str | Path, *, create: bool = True):
-        self.path = Path(path)
+    def __init__(self, target: str | Path | StoreURL, *, create: bool = True):
+        self.url = target if isinstance(target, StoreURL) else parse_store_url(str(target), Path.cwd())
+        self.dialect = self.url.dialect
         self._local = threading.local()
-        self._all: list[Database] = []
+        self._all: list[Any] = []
         self._guard = threading.Lock()
-        if not create and not self.path.exists():
-            raise StoreError(f"{self.path}: no store yet (run 'okrsync sync' first)")
+        if not create and not self._exists():
+            raise StoreError(f"{self.url}: no store yet (run 'okrsync sync' first)")
         self._open_and_migrate()
-        self._inode = os.stat(self.path).st_ino
+        self._inode = os.stat(self.path).st_ino if self.dialect == SQLITE else 0
+
+    def _exists(self) -> bool:
+        if self.dialect == SQLITE:
+            return self.path.exists()
+        row = self.db.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = 'runs'",
+                              [self.url.schema]).fetchone()
+        return row is not None
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (for PostgreSQL: the URL without its password, for messages)."""
+        return self.url.path if self.url.path is not None else Path(str(self.url))
 
     def removed(self) -> bool:
         """True when the store file was deleted (or replaced) while in use: a connection opened since then sees
-        an empty database ("no such table")."""
+        an empty database ("no such table"). A PostgreSQL store is never removed under a run."""
+        if self.dialect == POSTGRESQL:
+            return False
         try:
             return os.stat(self.path).st_ino != self._inode
         except OSError:
@@ -170,34 +79,51 @@ class Store:
 
     # -- connections -------------------------------------------------------------------------
     @property
-    def db(self) -> Database:
+    def db(self) -> Any:
+        """This thread's connection: a sqlite-utils Database, or a PgDatabase speaking the same subset."""
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._connect()
             self._local.db = db
         return db
 
-    def _connect(self) -> Database:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False)
-            db = Database(conn)
-            db.execute("PRAGMA busy_timeout = 60000")
-            db.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not an okrsync store ({exc})") from None
-        except OSError as exc:
-            raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
+    def _connect(self) -> Any:
+        if self.dialect == POSTGRESQL:
+            db: Any = PgDatabase(self.pg_connection())
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False)
+                db = Database(conn)
+                db.execute("PRAGMA busy_timeout = 60000")
+                db.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path}: not an okrsync store ({exc})") from None
+            except OSError as exc:
+                raise StoreError(f"{self.path}: cannot open the store: {exc}") from None
         with self._guard:
             self._all.append(db)
         return db
 
+    def pg_connection(self, application: str = "okrsync") -> Any:
+        """A new psycopg connection to this store's schema; a refused login or a server that cannot be reached
+        is StoreUnreachable, worded without the password."""
+        import psycopg
+
+        try:
+            return pg_connect(self.url, application=f"{application} pid {os.getpid()}")
+        except psycopg.Error as exc:
+            why = redact_url(" ".join(str(exc).split()))
+            if self.url.password:
+                why = why.replace(self.url.password, "***")
+            raise StoreUnreachable(f"cannot connect to the store {self.url}: {why}") from None
+
     @contextlib.contextmanager
-    def write(self) -> Iterator[Database]:
-        """A write transaction taken with BEGIN IMMEDIATE: concurrent writers queue on the busy timeout
-        instead of failing when a read lock cannot be upgraded. Nested use joins the outer transaction."""
+    def write(self) -> Iterator[Any]:
+        """A write transaction. SQLite: BEGIN IMMEDIATE, so concurrent writers queue on the busy timeout instead
+        of failing when a read lock cannot be upgraded. Nested use joins the outer transaction."""
         db = self.db
-        if db.conn.in_transaction:
+        if self.dialect == POSTGRESQL or db.conn.in_transaction:
             with db.atomic():
                 yield db
             return
@@ -215,7 +141,7 @@ class Store:
             for db in self._all:
                 try:
                     db.close()
-                except sqlite3.Error:
+                except Exception:
                     pass
             self._all.clear()
         self._local = threading.local()
@@ -223,207 +149,49 @@ class Store:
     def _open_and_migrate(self) -> None:
         db = self.db
         try:
-            if db.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            if self.dialect == POSTGRESQL:
+                pg_prepare(db, self.url.schema)
+            elif db.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 with db.ensure_autocommit_on():
                     db.execute("PRAGMA journal_mode=wal")
-            known = {m.name for m in MIGRATIONS._migrations}
-            applied = {m.name for m in MIGRATIONS.applied(db)}
-            newer = sorted(applied - known)
+            newer = migrate(db, self.dialect, self.write)
             if newer:
-                writer = ""
-                if db.table("meta").exists():
-                    row = db.execute("SELECT value FROM meta WHERE key = 'app_version'").fetchone()
-                    writer = f" (okrsync {row[0]})" if row else ""
+                row = db.execute("SELECT value FROM meta WHERE key = 'app_version'").fetchone()
+                writer = f" (okrsync {row[0]})" if row else ""
                 raise StoreError(
                     f"{self.path}: this store was written by a newer okrsync{writer}: schema step "
                     f"{newer[-1]!r} is unknown to okrsync {__version__}; upgrade okrsync or use another --db"
                 )
-            if applied != known:
-                with self.write():  # another process may be migrating: re-check under the write lock
-                    if {m.name for m in MIGRATIONS.applied(db)} != known:
-                        MIGRATIONS.apply(db)
-                    db.table("meta").upsert({"key": "app_version", "value": __version__}, pk="key")
+            if db.execute("SELECT 1 FROM meta WHERE key = 'app_version' AND value = ?", [__version__]).fetchone() \
+                    is None:
+                with self.write():
+                    db.execute(upsert_sql("meta", ("key", "value"), ("key",)), ["app_version", __version__])
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not an okrsync store ({exc})") from None
 
-    # -- items ---------------------------------------------------------------------------------
-    def write_page(
-        self,
-        source: str,
-        stream: str,
-        records: Iterable[Record],
-        *,
-        run_id: int,
-        state: dict[str, Any] | None = None,
-        memberships: Iterable[tuple[str, set[str] | None, set[str], str | None]] = (),
-    ) -> PageCounts:
-        """Upsert one page of records and save the stream's state, in one transaction.
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """INSERT a row; its new id."""
+        names = ", ".join(f'"{c}"' for c in row)
+        marks = ", ".join("?" for _ in row)
+        return int(self.db.execute(f"INSERT INTO {table} ({names}) VALUES ({marks}) RETURNING id",
+                                   list(row.values())).fetchone()[0])
 
-        Rows are upserted by (source, id). An item whose row hash is unchanged only gets its run bookkeeping
-        touched (no index or side-table rewrite); new and changed items are written whole."""
-        # (table, source) -> id -> (record, values, raw, hash); the last copy of an id in a page wins
-        prepared: dict[tuple[str, str], dict[str, tuple]] = {}
-        sprint_cache: dict = {}
-        for rec in records:
-            table, values = _values(rec, sprint_cache)
-            raw = _raw_text(rec.raw)
-            extra = rec.commits if isinstance(rec, Deployment) else ()
-            prepared.setdefault((table, rec.source), {})[str(rec.id)] = (rec, values, raw,
-                                                                       _row_hash(values, raw, extra))
-        counts = PageCounts()
-        conn = self.db.conn
-        with self.write():
-            for (table, src), items in prepared.items():
-                known = self._existing(table, src, list(items))
-                full: list[tuple] = []
-                touch: list[tuple] = []
-                written: list[Record] = []
-                replaced: list[str] = []
-                raws: dict[str, str] = {}
-                for iid, (rec, values, raw, digest) in items.items():
-                    old = known.get(iid)
-                    if old is None:
-                        counts.new += 1
-                        first = run_id
-                    elif _fingerprint(old[0]) == _fingerprint(digest):
-                        counts.unchanged += 1
-                        if old[0] == digest and not old[2]:  # not deleted: only the run bookkeeping moves
-                            touch.append((stream, run_id, src, iid))
-                            continue
-                        first = old[1]  # deleted, or only the payload moved: rewritten, not "changed"
-                        replaced.append(iid)
-                    else:
-                        counts.changed += 1
-                        first = old[1]
-                        replaced.append(iid)
-                    full.append((src, iid, stream, digest, 0, first, run_id, *values))
-                    written.append(rec)
-                    raws[iid] = raw
-                if full:
-                    conn.executemany(_UPSERT[table], full)
-                    self._write_raw(table, src, raws)
-                if touch:
-                    conn.executemany(f"UPDATE {table} SET stream = ?, last_run = ? WHERE source = ? AND id = ?",
-                                     touch)
-                if table == "issues" and written:
-                    self._write_issue_links(src, written, replaced)  # type: ignore[arg-type]
-                elif table == "deployments":
-                    for rec in written:
-                        if rec.commits:  # type: ignore[union-attr]
-                            conn.execute("DELETE FROM deployment_commits WHERE source = ? AND deployment_id = ?",
-                                         [src, str(rec.id)])
-                            conn.executemany(
-                                "INSERT OR REPLACE INTO deployment_commits (source, deployment_id, sha) "
-                                "VALUES (?, ?, ?)",
-                                [(src, str(rec.id), sha) for sha in dict.fromkeys(rec.commits)])  # type: ignore[union-attr]
-            for jql_key, checked, members, jql in memberships:
-                self._apply_members(source, jql_key, checked, members, jql, run_id)
-            if state is not None:
-                self._save_state(source, stream, state)
-        return counts
-
-    def _write_issue_links(self, source: str, items: list[Issue], replaced: list[str]) -> None:
-        """Labels, components and sprint membership as indexed side tables (selectors use them), and the
-        sprints themselves. Only items written whole come here; `replaced` had rows before (cleared first)."""
-        conn = self.db.conn
-        for i in range(0, len(replaced), 500):
-            chunk = replaced[i:i + 500]
-            marks = ",".join("?" for _ in chunk)
-            for table in ("item_labels", "item_components", "item_sprints"):
-                conn.execute(f"DELETE FROM {table} WHERE source = ? AND item_id IN ({marks})", [source, *chunk])
-        labels = {(str(r.id), lab.lower()): lab for r in items for lab in r.labels}
-        comps = {(str(r.id), c.lower()): c for r in items for c in r.components}
-        links = {(str(r.id), s.id) for r in items for s in r.sprints}
-        sprints = {s.id: s for r in items for s in r.sprints}
-        if labels:
-            conn.executemany("INSERT INTO item_labels (source, item_id, label) VALUES (?, ?, ?)",
-                             [(source, i, lab) for (i, _), lab in labels.items()])
-        if comps:
-            conn.executemany("INSERT INTO item_components (source, item_id, component) VALUES (?, ?, ?)",
-                             [(source, i, c) for (i, _), c in comps.items()])
-        if links:
-            conn.executemany("INSERT INTO item_sprints (source, item_id, sprint_id) VALUES (?, ?, ?)",
-                             [(source, i, sid) for i, sid in links])
-        if sprints:
-            conn.executemany(
-                'INSERT INTO sprints (source, id, name, state, start, "end", completed) VALUES (?, ?, ?, ?, ?, ?, ?) '
-                'ON CONFLICT (source, id) DO UPDATE SET name = excluded.name, state = excluded.state, '
-                'start = excluded.start, "end" = excluded."end", completed = excluded.completed',
-                [(source, s.id, s.name, s.state, iso(s.start), iso(s.end), iso(s.completed))
-                 for s in sprints.values()])
-
-    def _write_raw(self, table: str, source: str, raws: dict[str, str]) -> None:
-        """The raw payloads of the rows just written, in <table>_raw under each item's rowid."""
-        conn = self.db.conn
-        ids = list(raws)
-        rows: list[tuple[int, str]] = []
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" for _ in chunk)
-            rows += [(rowid, raws[iid]) for iid, rowid in conn.execute(
-                f"SELECT id, rowid FROM {table} WHERE source = ? AND id IN ({marks})", [source, *chunk])]
-        conn.executemany(f"INSERT OR REPLACE INTO {table}_raw (id, raw) VALUES (?, ?)", rows)
-
-    def raw(self, table: str, source: str, item_id: str) -> Any:
-        """An item's raw payload (parsed), or None."""
-        row = self.db.conn.execute(
-            f"SELECT r.raw FROM {table} t JOIN {table}_raw r ON r.id = t.rowid WHERE t.source = ? AND t.id = ?",
-            [source, item_id]).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def _existing(self, table: str, source: str, ids: list[str]) -> dict[str, tuple[str, int, int]]:
-        """id -> (hash, first_run, deleted) of the rows already stored."""
-        out: dict[str, tuple[str, int, int]] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            marks = ",".join("?" for _ in chunk)
-            for row in self.db.conn.execute(
-                f"SELECT id, hash, first_run, deleted FROM {table} WHERE source = ? AND id IN ({marks})",
-                [source, *chunk],
-            ):
-                out[row[0]] = (row[1], row[2], row[3])
+    # -- reads for the report and the console ------------------------------------------------
+    def items(self, table: str, source: str, ids: list[str]) -> list[dict]:
+        """Rows of an item table by (source, id), each with `_t` (the table)."""
+        out: list[dict] = []
+        for chunk, marks in chunked(ids):
+            out += self.db.query(f"SELECT *, '{table}' AS _t FROM {table} WHERE source = ? AND id IN ({marks})",
+                                 [source, *chunk])
         return out
 
-    def _apply_members(self, source: str, jql_key: str, checked: set[str] | None, members: set[str],
-                       jql: str | None, run_id: int) -> None:
-        """checked=None replaces the whole set; else items in checked are re-decided by members."""
-        db = self.db
-        if checked is None:
-            db.execute("DELETE FROM jql_members WHERE jql_key = ? AND source = ?", [jql_key, source])
-        else:
-            ids = list(checked)
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                marks = ",".join("?" for _ in chunk)
-                db.execute(f"DELETE FROM jql_members WHERE jql_key = ? AND source = ? AND item_id IN ({marks})",
-                           [jql_key, source, *chunk])
-        if members:
-            db.conn.executemany("INSERT OR REPLACE INTO jql_members (jql_key, source, item_id) VALUES (?, ?, ?)",
-                                [(jql_key, source, m) for m in members])
-        if checked is None and jql is not None:
-            db.table("jql_queries").upsert(
-                {"jql_key": jql_key, "source": source, "jql": jql, "evaluated_at": iso(now_utc()), "run_id": run_id},
-                pk="jql_key",
-            )
-
-    def jql_evaluated(self, jql_key: str) -> bool:
-        return self.db.execute("SELECT 1 FROM jql_queries WHERE jql_key = ?", [jql_key]).fetchone() is not None
-
-    def mark_deleted(self, source: str, stream: str, run_id: int, since: datetime | None = None) -> int:
-        """After a complete full read: items of this stream not seen in the run are deleted.
-
-        A read that started at `since` (streams that keep only recent history) vouches only for items
-        created from then on; older items are left alone."""
-        total = 0
-        with self.write():
-            for table, created in (("issues", "created"), ("deployments", "created"), ("incidents", "opened")):
-                sql = f"UPDATE {table} SET deleted = 1 WHERE source = ? AND stream = ? AND last_run < ? AND deleted = 0"
-                params: list[Any] = [source, stream, run_id]
-                if since is not None:
-                    sql += f" AND {created} >= ?"
-                    params.append(iso(since))
-                total += self.db.execute(sql, params).rowcount
-        return total
+    def item_refs(self, table: str, rowids: list[int]) -> list[str]:
+        """"source:id" of an item table's rows by their row ids (the ids a metric counted)."""
+        out: list[str] = []
+        for chunk, marks in chunked(rowids):
+            out += [r[0] for r in self.db.execute(f"SELECT source || ':' || id FROM {table} WHERE rowid IN ({marks})",
+                                                  chunk)]
+        return out
 
     def refresh_stats(self, growth: float = 0.5, minimum: int = 1000) -> list[str]:
         """Planner statistics (ANALYZE) for the item tables when there are none yet or an item table grew or
@@ -434,7 +202,11 @@ class Store:
         sizes = {t: conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {t}").fetchone()[0]
                  for t in ("issues", "deployments", "incidents")}
         known: dict[str, int] = {}
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
+        if self.dialect == POSTGRESQL:  # reltuples: -1 before the first ANALYZE
+            known = {t: int(n) for t, n in conn.execute(
+                "SELECT relname, reltuples FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+                "AND relname IN ('issues', 'deployments', 'incidents') AND reltuples >= 0")}
+        elif conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
             for tbl, stat in conn.execute("SELECT tbl, stat FROM sqlite_stat1 WHERE tbl IN "
                                           "('issues', 'deployments', 'incidents')"):
                 known[tbl] = max(known.get(tbl, 0), int(str(stat).split()[0]))
@@ -442,7 +214,9 @@ class Store:
                                                                   abs(n - known[t]) > growth * max(known[t], 1))]
         if stale:
             with self.write():
-                conn.execute("ANALYZE")  # every table: the side tables grow with the items
+                conn.execute("ANALYZE" if self.dialect == SQLITE else  # every table: the side tables grow too
+                             "ANALYZE " + ", ".join(("issues", "deployments", "incidents", "item_labels",
+                                                     "item_components", "item_sprints", "jql_members")))
         return stale
 
     # -- sync state ----------------------------------------------------------------------------
@@ -465,12 +239,8 @@ class Store:
         if "state" in state:
             cols["state"] = _json(state["state"] or {})
         cols["updated_at"] = iso(now_utc())
-        names = ", ".join(cols)
-        marks = ", ".join("?" for _ in cols)
-        sets = ", ".join(f"{c} = excluded.{c}" for c in cols)
-        self.db.conn.execute(
-            f"INSERT INTO sync_state (source, stream, {names}) VALUES (?, ?, {marks}) "
-            f"ON CONFLICT (source, stream) DO UPDATE SET {sets}", [source, stream, *cols.values()])
+        self.db.conn.execute(upsert_sql("sync_state", ("source", "stream", *cols), ("source", "stream")),
+                             [source, stream, *cols.values()])
 
     def save_state(self, source: str, stream: str, state: dict[str, Any]) -> None:
         with self.write():
@@ -488,24 +258,23 @@ class Store:
     # -- runs ----------------------------------------------------------------------------------
     def start_run(self, command: str, started: datetime) -> int:
         with self.write():
-            table = self.db.table("runs")
-            table.insert({"command": command, "started": iso(started), "status": "running", "pid": os.getpid(),
-                          "requests": 0, "sources": "{}", "errors": "[]", "skipped": "[]"})
-            return int(table.last_pk)  # type: ignore[arg-type]
+            return self._insert("runs", {"command": command, "started": iso(started), "status": "running",
+                                         "pid": os.getpid(), "requests": 0, "sources": "{}", "errors": "[]",
+                                         "skipped": "[]"})
 
     def finish_run(self, run_id: int, *, status: str, sources: dict, errors: list[str], skipped: list[dict],
                    requests: int) -> None:
         with self.write():
-            self.db.table("runs").update(run_id, {
-                "finished": iso(now_utc()), "status": status, "sources": _json(sources),
-                "errors": _json(errors), "skipped": _json(skipped), "requests": requests,
-            })
+            self.db.execute("UPDATE runs SET finished = ?, status = ?, sources = ?, errors = ?, skipped = ?, "
+                            "requests = ? WHERE id = ?", [iso(now_utc()), status, _json(sources), _json(errors),
+                                                          _json(skipped), requests, run_id])
 
-    def abandon_runs(self) -> list[int]:
-        """Runs still marked running by a process that ended without finishing them (call under the store lock,
-        so none of them can be alive): marked abandoned. Returns their ids."""
+    def abandon_runs(self, alive: Callable[[int], bool] | None = None) -> list[int]:
+        """Runs still marked running by a process that ended without finishing them: marked abandoned. Under
+        SQLite's one store lock none can be alive; with per-source locks `alive(run_id)` tells."""
         with self.write():
-            rows = self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'").fetchall()
+            rows = [(i, pid) for i, pid in self.db.execute("SELECT id, pid FROM runs WHERE status = 'running'")
+                    if alive is None or not alive(i)]
             for run_id, pid in rows:
                 why = f"abandoned: the process (pid {pid}) ended without finishing the run"
                 self.db.execute("UPDATE runs SET status = 'abandoned', errors = ? WHERE id = ?", [_json([why]), run_id])
@@ -538,10 +307,9 @@ class Store:
                 if digest in item_sets and self.db.execute(
                         "SELECT 1 FROM kr_item_sets WHERE hash = ?", [digest]).fetchone() is None:
                     ids = item_sets[digest]
-                    self.db.table("kr_item_sets").insert(
-                        {"hash": digest, "count": len(ids), "ids": zlib.compress(_json(ids).encode())}, pk="hash"
-                    )
-                self.db.table("kr_values").insert(kr_row)
+                    self.db.execute("INSERT INTO kr_item_sets (hash, count, ids) VALUES (?, ?, ?)",
+                                    [digest, len(ids), zlib.compress(_json(ids).encode())])
+                self._insert("kr_values", kr_row)
 
     # -- write-back ----------------------------------------------------------------------------
     def writeback_state(self, kr_id: str, target: str) -> dict | None:
@@ -552,13 +320,12 @@ class Store:
                        run_id: int | None, actions: list[tuple[str, str, str]]) -> None:
         with self.write():
             if rendered_hash is not None:
-                self.db.table("writeback_state").upsert(
-                    {"kr_id": kr_id, "target": target, "rendered_hash": rendered_hash, "remote_ref": remote_ref,
-                     "updated_at": iso(now_utc())}, pk=("kr_id", "target"))
+                self.db.execute(upsert_sql("writeback_state", ("kr_id", "target", "rendered_hash", "remote_ref",
+                                                               "updated_at"), ("kr_id", "target")),
+                                [kr_id, target, rendered_hash, remote_ref, iso(now_utc())])
             for action, status, detail in actions:
-                self.db.table("writeback_log").insert({"run_id": run_id, "kr_id": kr_id, "target": target,
-                                                 "action": action, "status": status, "detail": detail,
-                                                 "at": iso(now_utc())})
+                self._insert("writeback_log", {"run_id": run_id, "kr_id": kr_id, "target": target, "action": action,
+                                               "status": status, "detail": detail, "at": iso(now_utc())})
 
     def writeback_log(self, kr_id: str | None = None) -> list[dict]:
         if kr_id:

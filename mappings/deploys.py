@@ -90,7 +90,7 @@ def lead_time(sel: Selection, window: Window, agg: str | None, **_: object) -> M
         "CROSS JOIN issues p ON p.source = t.source AND p.merge_sha = c.sha AND +p.is_pull_request = 1 "
         "AND +p.deleted = 0 AND p.merged_at IS NOT NULL "
         "AND (t.repo IS NULL OR p.project IS NULL OR p.project = t.repo) "
-        f"WHERE {where} GROUP BY p.rowid"
+        f"WHERE {where} GROUP BY p.rowid, p.merged_at"  # (merged_at: PostgreSQL asks for it by name)
     )
     return _row_plan(sel, [], [], params, lambda r: max(0.0, r[1]) / 3600.0,
                      lambda vals: (aggregate(vals, agg), {}), table="issues", sql=sql)

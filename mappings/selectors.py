@@ -14,22 +14,22 @@ from okrsync.engine.records import iso
 
 TABLES = {"issue": "issues", "pull_request": "issues", "deployment": "deployments", "incident": "incidents"}
 
-# Columns a where: key may name directly; anything else is a path into the raw payload.
-COLUMNS = {
-    "issues": {
-        "id", "key", "title", "type", "status", "status_category", "created", "updated", "resolved",
-        "project", "parent", "story_points", "assignee", "url", "is_pull_request", "merged_at", "merge_sha",
-    },
-    "deployments": {
-        "id", "environment", "status", "created", "finished", "sha", "ref", "url", "repo", "origin", "updated",
-    },
-    "incidents": {
-        "id", "number", "title", "status", "opened", "service", "priority", "severity", "urgency",
-        "acknowledged", "resolved", "closed", "updated", "reassignment_count", "sla_breached",
-        "assignment_group", "url",
-    },
+# The item tables' columns after the bookkeeping ones (source, id, stream, hash, deleted, first_run, last_run), in
+# the order the store writes them (engine/items.py); declared once, here.
+ITEM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "issues": ("key", "title", "type", "status", "status_category", "created", "updated", "resolved", "project",
+               "labels", "components", "parent", "sprints", "story_points", "assignee", "url", "is_pull_request",
+               "merged_at", "merge_sha"),
+    "deployments": ("environment", "status", "created", "finished", "sha", "ref", "url", "repo", "origin",
+                    "updated"),
+    "incidents": ("number", "title", "status", "opened", "service", "priority", "severity", "urgency",
+                  "acknowledged", "resolved", "closed", "updated", "reassignment_count", "sla_breached",
+                  "assignment_group", "url"),
 }
 LIST_COLUMNS = {"issues": {"labels", "components"}}
+# Columns a where: key may name directly (labels/components: their side tables; sprints: the sprint key);
+# anything else is a path into the raw payload.
+COLUMNS = {t: {"id", *cols} - LIST_COLUMNS.get(t, set()) - {"sprints"} for t, cols in ITEM_COLUMNS.items()}
 
 
 def jql_key(source: str, jql: str) -> str:
@@ -93,6 +93,7 @@ class Selection:
     source_type: str | None = None  # jira | github | servicenow | pagerduty
     names_severity: bool = False  # the selector itself names priority, severity or urgency
     names_origin: bool = False  # the selector itself picks deployment origins
+    dialect: str = "sqlite"  # the store's SQL engine (sqlite | postgresql): where the two differ
 
     def _ordered(self) -> list[Condition]:
         return [c for c in self.conditions if not c.late] + [c for c in self.conditions if c.late]
@@ -101,7 +102,7 @@ class Selection:
         """probe=True: memberships as per-row probes (when a time window's index is the narrow part; a label
         or JQL member list can hold a third of a source), else as member lists to walk."""
         parts = [c.probe if probe and c.probe else c.sql for c in self._ordered()]
-        return " AND ".join(parts) if parts else "1"
+        return " AND ".join(parts) if parts else "1 = 1"
 
     @property
     def params(self) -> list[Any]:
@@ -146,9 +147,10 @@ def compile_selector(
     period: tuple[datetime, datetime] | None = None,
     source_type: str | None = None,
     teams: dict[str, Team] | None = None,
+    dialect: str = "sqlite",
 ) -> Selection:
     table = TABLES[kind]
-    out = Selection(table=table, kind=kind, source=sel.source, source_type=source_type,
+    out = Selection(table=table, kind=kind, source=sel.source, source_type=source_type, dialect=dialect,
                     names_severity=any(v is not None for v in (sel.priority, sel.severity, sel.urgency)),
                     names_origin=sel.origin is not None)
     out.add("t.source = ?", sel.source)
@@ -216,7 +218,7 @@ def _team(out: Selection, team: Team | None) -> None:
         else:
             any_of("t.service", team.services)
             any_of("t.assignment_group", team.groups)
-    out.add("(" + (" OR ".join(parts) or "0") + ")", *params)
+    out.add("(" + (" OR ".join(parts) or "1 = 0") + ")", *params)
 
 
 def _sprint(out: Selection, values: Sequence[object], period: tuple[datetime, datetime] | None) -> None:
@@ -258,7 +260,11 @@ def _where(out: Selection, table: str, name: str, value: object) -> None:
         out.add(f"{expr} IS NULL", late=late)
         return
     vals = _as_list(value)
-    if all(isinstance(v, bool) for v in vals):
+    if late and out.dialect == "postgresql":
+        # PostgreSQL's json_extract (dialect.PRELUDE) answers text: numbers without trailing zeros, booleans 1/0
+        vals = [(1 if v else 0) if isinstance(v, bool) else v for v in vals]
+        out.add(f"{expr} IN ({', '.join('?' for _ in vals)})", *[_str(v) for v in vals], late=late)
+    elif all(isinstance(v, bool) for v in vals):
         # JSON true/false come back from json_extract as 1/0; columns store 1/0 too
         _in_raw(out, expr, [1 if v else 0 for v in vals], late)
     elif all(isinstance(v, (int, float)) for v in vals):

@@ -20,8 +20,8 @@ from okrsync.config.workspace import LoadedWorkspace, load_workspace
 from okrsync.config.yamlfile import ConfigError
 from okrsync.connectors.base import SourceError
 from okrsync.engine.lock import LockBusy
-from okrsync.engine.pipeline import Interrupted, db_path_for
-from okrsync.engine.store import Store, StoreError, StoreRemoved
+from okrsync.engine.pipeline import Interrupted, store_url_for
+from okrsync.engine.store import Store, StoreError, StoreRemoved, StoreUnreachable
 
 from .logs import setup_logging
 
@@ -90,6 +90,7 @@ def exit_now(code: int, abandon_threads: bool = False) -> None:
 # 130 interrupted). The first matching row wins (Interrupted is a SourceError).
 EXIT_CODES: tuple[tuple[tuple[type[BaseException], ...], int], ...] = (
     ((Interrupted, KeyboardInterrupt), 130),
+    ((StoreUnreachable,), 1),  # (a StoreError: the server cannot be reached or refuses the login)
     ((ConfigError, UsageError, StoreError), 2),
     ((LockBusy, StoreRemoved, SourceError), 1),
 )
@@ -128,7 +129,8 @@ def guarded(fn: Callable) -> Callable:
 
 def workspace_options(fn: Callable) -> Callable:
     fn = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
-                      help="Store file (default: okrsync.db beside the workspace file, or $OKRSYNC_DB).")(fn)
+                      help="Store: a file, sqlite:///path or postgresql://user@host/db (default: $OKRSYNC_DB, the "
+                           "workspace's store:, or okrsync.db beside the workspace file).")(fn)
     fn = click.option("-w", "--workspace", "workspace", type=click.Path(dir_okay=False), default=None,
                       help="Workspace file (default: ./okrsync.yaml).")(fn)
     return fn
@@ -173,7 +175,8 @@ class Env:
                               f"got {self.settings.now!r}") from None
 
     def store(self, *, create: bool = True) -> Store:
-        return Store(db_path_for(self.workspace_path, self.db_arg, self.settings), create=create)
+        ws = self.lw.workspace if self.workspace_path.exists() else None
+        return Store(store_url_for(self.workspace_path, self.db_arg, self.settings, ws), create=create)
 
 
 def _setup(ctx: click.Context) -> None:
@@ -191,7 +194,8 @@ def _setup(ctx: click.Context) -> None:
 @click.version_option(__version__, prog_name="okrsync")
 @click.option("-w", "--workspace", type=click.Path(dir_okay=False), default=None,
               help="Workspace file (default: ./okrsync.yaml).")
-@click.option("--db", type=click.Path(dir_okay=False), default=None, help="Store file.")
+@click.option("--db", type=click.Path(dir_okay=False), default=None,
+              help="Store: a file, sqlite:///path or postgresql://user@host/db (also OKRSYNC_DB).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="Log line format (stderr).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (info level).")

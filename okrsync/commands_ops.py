@@ -1,4 +1,4 @@
-"""Operational commands: run (the scheduler loop)."""
+"""Operational commands: run (the scheduler loop) and recompute (no source reads)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from rich.console import Console
 
 from okrsync.config.yamlfile import ConfigError
 from okrsync.engine.lock import LockBusy
-from okrsync.engine.pipeline import Interrupted, run_sync
+from okrsync.engine.pipeline import Interrupted, run_recompute, run_sync
 from okrsync.engine.scheduler import Scheduler, parse_schedule
-from okrsync.engine.store import StoreError, StoreRemoved
+from okrsync.engine.store import StoreError, StoreRemoved, StoreUnreachable
 
 from .app import (
     Env,
@@ -61,7 +61,7 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
             summary = run_sync(lw, env.settings, store, wait=wait, render_html=html_renderer(), stop=stopper.event)
         except (ConfigError, StoreError) as exc:
             click.echo(f"okrsync: {exc}", err=True)
-            return 2
+            return 1 if isinstance(exc, StoreUnreachable) else 2
         except (LockBusy, StoreRemoved) as exc:
             click.echo(f"okrsync: {exc}", err=True)
             return 1
@@ -86,3 +86,25 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
                 f"{why} at {when:%Y-%m-%d %H:%M:%S} UTC"), stop=stopper.event)
             code = scheduler.loop(max_runs=max_runs)
     exit_now(stopped_code() if stopper.event.is_set() else code, stragglers)
+
+
+@cli.command()
+@workspace_options
+@click.option("--wait", type=float, default=None, help="Seconds to wait for another recompute's lock.")
+@click.pass_context
+@guarded
+def recompute(ctx: click.Context, workspace: str | None, db: str | None, wait: float | None) -> None:
+    """Recompute every KR from the store, record history and write back, without reading the sources."""
+    env = Env(ctx, workspace, db)
+    lw = env.lw
+    store = env.store(create=False)
+    with StopOnSignal() as stopper:
+        try:
+            summary = run_recompute(lw, env.settings, store, wait=wait, render_html=html_renderer(),
+                                    stop=stopper.event, now=env.now)
+        except Interrupted:
+            raise click.exceptions.Exit(stopper.exit_code) from None
+    print_summary(summary, Console())
+    for e in summary.errors:
+        click.echo(f"okrsync: {e}", err=True)
+    exit_now(stopper.exit_code if summary.interrupted else summary.exit_code, False)

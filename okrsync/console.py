@@ -116,8 +116,7 @@ def item_rows(store: Store, ids: list[str], limit: int) -> list[dict[str, Any]]:
         source, _, iid = item.partition(":")
         row = None
         for table in ("issues", "incidents", "deployments"):
-            rows = list(store.db.query(f"SELECT *, '{table}' AS _t FROM {table} WHERE source = ? AND id = ?",
-                                       [source, iid]))
+            rows = store.items(table, source, [iid])
             if rows:
                 row = rows[0]
                 row["_label"] = _label(table, row) or iid

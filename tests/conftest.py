@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
@@ -18,9 +19,19 @@ def _clean_env(monkeypatch):
     monkeypatch.setenv("OKRSYNC_SECRETS_DIR", "/nonexistent-okrsync-secrets")
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "okrsync.db")
+# OKRSYNC_TEST_PG=postgresql://... (make test-pg): tests taking `store` run on PostgreSQL too, each in a fresh
+# schema; without it they run on SQLite only, as always.
+PG = os.environ.get("OKRSYNC_TEST_PG")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"] if PG else ["sqlite"])
+def store(tmp_path, request):
+    if request.param == "sqlite":
+        s = Store(tmp_path / "okrsync.db")
+    else:
+        if request.node.get_closest_marker("sqlite_only"):
+            pytest.skip("reads the SQLite file directly")
+        s = Store(f"{PG}{'&' if '?' in PG else '?'}schema=u_{uuid.uuid4().hex[:12]}")
     yield s
     s.close()
 

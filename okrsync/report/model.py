@@ -31,14 +31,28 @@ STATUS_COLOURS = {
 PERCENT_UNITS = ("%", "percent")
 
 # One query per table: (label column, time used to order the list newest first).
-_ITEM_SQL = {
-    "issues": "SELECT id, key AS label, title, url, status, status_category AS state, is_pull_request, deleted, "
-              "coalesce(resolved, updated, created) AS at, NULL AS sha, NULL AS repo, NULL AS ref FROM issues",
-    "incidents": "SELECT id, number AS label, title, url, status, status AS state, 0 AS is_pull_request, deleted, "
-                 "coalesce(resolved, updated, opened) AS at, NULL AS sha, NULL AS repo, NULL AS ref FROM incidents",
-    "deployments": "SELECT id, environment AS label, NULL AS title, url, status, status AS state, "
-                   "0 AS is_pull_request, deleted, coalesce(finished, created) AS at, sha, repo, ref FROM deployments",
+# per item table: (label, state, the time an item sorts by, newest first) of its rows
+_ITEM_COLS = {
+    "issues": ("key", "status_category", ("resolved", "updated", "created")),
+    "incidents": ("number", "status", ("resolved", "updated", "opened")),
+    "deployments": ("environment", "status", ("finished", "created")),
 }
+
+
+def _item_fields(table: str, row: dict) -> dict:
+    """A stored item row in the report's terms: label, state, at, and sha/repo/ref for deployments."""
+    label, state, times = _ITEM_COLS[table]
+    out = {**row, "label": row.get(label), "state": row.get(state),
+           "at": next((row[t] for t in times if row.get(t)), None)}
+    if table != "deployments":
+        out.update(sha=None, repo=None, ref=None)
+    if table != "issues":
+        out["is_pull_request"] = 0
+    if table == "deployments":
+        out["title"] = None
+    return out
+
+
 _KIND = {"issues": "issue", "incidents": "incident", "deployments": "deployment"}
 
 
@@ -158,15 +172,13 @@ def lookup_items(store: Store, item_ids: list[str], systems: dict[str, str], clo
     found: dict[str, ItemView] = {}
     sort_key: dict[str, str] = {}
     for source, ids in by_source.items():
-        for table, sql in _ITEM_SQL.items():
+        for table in _ITEM_COLS:
             pending = [i for i in ids if f"{source}:{i}" not in found]
-            for n in range(0, len(pending), 500):
-                chunk = pending[n:n + 500]
-                marks = ",".join("?" for _ in chunk)
-                for row in store.db.query(f"{sql} WHERE source = ? AND id IN ({marks})", [source, *chunk]):
-                    ref = f"{source}:{row['id']}"
-                    found[ref] = _item_view(ref, table, row, systems.get(source, source), clock)
-                    sort_key[ref] = row["at"] or ""
+            for stored in store.items(table, source, pending):
+                row = _item_fields(table, stored)
+                ref = f"{source}:{row['id']}"
+                found[ref] = _item_view(ref, table, row, systems.get(source, source), clock)
+                sort_key[ref] = row["at"] or ""
     ordered = sorted(item_ids, key=lambda r: (sort_key.get(r, ""), r), reverse=True)
     out = []
     for ref in ordered[:cap]:

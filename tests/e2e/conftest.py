@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from okrsync.engine.store import Store, StoreError
 from okrsync.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
+
+# OKRSYNC_TEST_PG=postgresql://user:password@host:port/db (make test-pg sets it): the tests taking `env` run on
+# both stores, each PostgreSQL case in a schema of its own; without it the PostgreSQL cases skip.
+PG = os.environ.get("OKRSYNC_TEST_PG")
+STORES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not PG, reason="OKRSYNC_TEST_PG not set"))]
+
+
+def store_url(kind: str, tmp: Path) -> str:
+    """A fresh store of that kind: a file in tmp, or a new schema in the test database."""
+    if kind == "sqlite":
+        return str(tmp / "okrsync.db")
+    return f"{PG}{'&' if '?' in (PG or '') else '?'}schema=t_{uuid.uuid4().hex[:12]}"
 
 TOKENS = {
     "OKRSYNC_SOURCES__JIRA__TOKEN": "e2e-jira-token-7f3a",
@@ -74,6 +87,12 @@ class Computed:
 class Env:
     sandbox: Sandbox
     dir: Path
+    store: str = field(default="sqlite")  # sqlite | postgresql
+    url: str = ""  # the PostgreSQL store's URL (OKRSYNC_DB of every command)
+
+    def __post_init__(self):
+        if self.store != "sqlite" and not self.url:
+            self.url = store_url(self.store, self.dir)
 
     @property
     def workspace(self) -> Path:
@@ -82,6 +101,49 @@ class Env:
     @property
     def db(self) -> Path:
         return self.dir / "okrsync.db"
+
+    @property
+    def target(self) -> str:
+        """The store as --db would name it: the file, or the PostgreSQL URL with its schema."""
+        return self.url or str(self.db)
+
+    def open_store(self) -> Store:
+        """The store as the CLI opens it for this workspace (for PostgreSQL the workspace's name: may pick the
+        schema)."""
+        from okrsync.config.settings import Settings
+        from okrsync.config.workspace import load_workspace
+        from okrsync.engine.pipeline import store_url_for
+
+        ws = load_workspace(self.workspace).workspace if self.workspace.exists() else None
+        return Store(store_url_for(self.workspace, self.target, Settings(), ws),
+                     create=False)
+
+    def connect(self):
+        """A DB-API-like connection to the store: sqlite3's for the file, the store's own for PostgreSQL (SQLite
+        SQL, `?` placeholders, execute().fetchone()/fetchall(), close())."""
+        if not self.url:
+            import sqlite3
+
+            return sqlite3.connect(self.db)
+        return self.open_store().db
+
+    def exists(self) -> bool:
+        """Whether a store has been made (the file, or the workspace's tables in PostgreSQL)."""
+        if not self.url:
+            return self.db.exists()
+        try:
+            self.open_store().close()
+        except StoreError:
+            return False
+        return True
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Rows of a query on the store (SQLite SQL; PostgreSQL gets it through the store's dialect layer)."""
+        store = self.open_store()
+        try:
+            return [tuple(r) for r in store.db.execute(sql, params or [])]
+        finally:
+            store.close()
 
     def write_workspace(self, text: str | None = None, **extra: str) -> Path:
         opts = "".join(f", {k}: {v}" for k, v in extra.items())
@@ -92,7 +154,8 @@ class Env:
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120,
             background: bool = False, debug: bool = False):
         full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("OKRSYNC_")}, **TOKENS,
-                    "OKRSYNC_SECRETS_DIR": str(self.dir / "no-secrets"), **(env or {})}
+                    "OKRSYNC_SECRETS_DIR": str(self.dir / "no-secrets"),
+                    **({"OKRSYNC_DB": self.url} if self.url else {}), **(env or {})}
         cmd = [sys.executable, "-m", "okrsync", *(["--log-level", "debug"] if debug else []), *args,
                "-w", str(self.workspace)]
         if background:
@@ -118,18 +181,26 @@ class Env:
         return {k["id"]: k for o in self.status(**kw)["objectives"] for k in o["key_results"]}
 
 
+@pytest.fixture(params=STORES)
+def store_kind(request) -> str:
+    if request.param != "sqlite" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("reads the SQLite file directly")
+    return request.param
+
+
 @pytest.fixture
-def env(tmp_path) -> Env:
+def env(tmp_path, store_kind) -> Env:
     sb = Sandbox(seed=42, scale=300, now=NOW)
     sb.start()
-    e = Env(sb, tmp_path)
+    e = Env(sb, tmp_path, store_kind)
     e.write_workspace()
     yield e
     sb.stop()
 
 
-def snapshot(db: Path, urls: dict[str, str] | None = None) -> dict[str, list[tuple]]:
-    """The items a store holds, without run bookkeeping (first_run/last_run) - for convergence checks.
+def snapshot(db: Path | str, urls: dict[str, str] | None = None) -> dict[str, list[tuple]]:
+    """The items a store (a file or a PostgreSQL URL) holds, without run bookkeeping (first_run/last_run, the
+    row ids) - for convergence checks, and to compare the two stores.
 
     Sandbox URLs (their ports differ between two sandboxes) are replaced by the system's name."""
     import re
@@ -139,20 +210,22 @@ def snapshot(db: Path, urls: dict[str, str] | None = None) -> dict[str, list[tup
     def norm(v):
         return ports.sub("http://sandbox", v) if isinstance(v, str) else v
 
-    conn = sqlite3.connect(db)
+    store = Store(str(db), create=False)
     out = {}
     try:
         for table in ("issues", "deployments", "incidents", "deployment_commits", "item_labels", "item_sprints",
                       "jql_members"):
-            cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] not in ("first_run", "last_run")]
-            rows = [tuple(norm(v) for v in r) for r in conn.execute(f"SELECT {', '.join(cols)} FROM {table}")]
-            if "hash" in cols:  # the row hash covers the raw payload (with the URLs): compare the rest instead
-                rows = [r[:cols.index("hash")] + r[cols.index("hash") + 1:] for r in rows]
+            rows = []
+            for r in store.db.query(f"SELECT * FROM {table}"):
+                # the row hash covers the raw payload (with the URLs): compare the rest instead
+                rows.append(tuple(norm(r[k]) for k in sorted(r) if k not in ("first_run", "last_run", "rowid",
+                                                                               "hash")))
             out[table] = sorted(rows, key=lambda r: tuple("" if v is None else str(v) for v in r))
-        for table in ("issues", "deployments", "incidents"):  # the raw payloads, by item
+        for table in ("issues", "deployments", "incidents"):  # the raw payloads (as JSON values), by item
             out[f"{table}_raw"] = sorted(
-                (s, i, norm(raw)) for s, i, raw in conn.execute(
+                (s, i, norm(json.dumps(json.loads(raw) if isinstance(raw, str) else raw, sort_keys=True)))
+                for s, i, raw in store.db.execute(
                     f"SELECT t.source, t.id, r.raw FROM {table} t JOIN {table}_raw r ON r.id = t.rowid"))
     finally:
-        conn.close()
+        store.close()
     return out

@@ -82,7 +82,7 @@ def test_servicenow_oauth_renews_a_token_that_dies_mid_run(sandbox, tmp_path):
         e2.dir.mkdir()
         e2.write_workspace()
         assert e2.run("sync", "--source", "servicenow").returncode == 0
-        assert snapshot(e.db)["incidents"] == snapshot(e2.db)["incidents"] != []
+        assert snapshot(e.target)["incidents"] == snapshot(e2.target)["incidents"] != []
     finally:
         clean.stop()
     text = r.stdout + r.stderr + dump(e.db)

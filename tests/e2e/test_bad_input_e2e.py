@@ -4,7 +4,6 @@ that Jira rejects fails its source in one line; moved issues stay one item; --fu
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 
 import pytest
@@ -48,7 +47,7 @@ def test_a_kr_whose_jql_jira_rejects_fails_in_one_line_and_the_rest_syncs(env):
     # the other sources synced (FCR may have nothing resolved yet minutes into a quarter: no_data, not an error)
     assert krs["KR1"]["value"] is not None and krs["KR1"]["synced_at"] is not None
     assert krs["KR3"]["synced_at"] is not None and (krs["KR3"]["value"] is not None or krs["KR3"]["status"] == "no_data")
-    conn = sqlite3.connect(env.db)
+    conn = env.connect()
     assert conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0] == len(
         env.sandbox.world.jira_issues())
 
@@ -69,7 +68,7 @@ def test_unparseable_records_are_skipped_named_and_counted(env):
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
     assert f"skipped jira {bad_key}: bad created time '31/02/2026 25:61'" in r.stdout
-    conn = sqlite3.connect(env.db)
+    conn = env.connect()
     run = conn.execute("SELECT skipped, sources FROM runs ORDER BY id DESC").fetchone()
     assert [s["key"] for s in json.loads(run[0])] == [bad_key]
     assert json.loads(run[1])["jira"]["skipped"] == 1
@@ -96,7 +95,7 @@ def test_moved_issue_stays_one_item_and_full_sync_marks_vanished_ones_deleted(en
         w.touch()
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
-    conn = sqlite3.connect(env.db)
+    conn = env.connect()
     rows = conn.execute("SELECT key, project, deleted FROM issues WHERE id = ?", [str(moved.id)]).fetchall()
     assert rows == [("OPS-9999", "OPS", 0)]
     assert conn.execute("SELECT count(*) FROM issues WHERE key = ?", [old_key]).fetchone()[0] == 0

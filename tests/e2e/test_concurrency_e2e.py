@@ -10,7 +10,7 @@ import pytest
 
 from .test_faults_e2e import READ_ONLY
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.sqlite_only]  # PostgreSQL: test_pg_store_e2e.py
 
 
 def wait_for_lock(env, proc, timeout=30.0) -> int:

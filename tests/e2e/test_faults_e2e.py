@@ -29,15 +29,15 @@ objectives:
 
 
 @pytest.fixture
-def pair(tmp_path):
-    """Two identical worlds: one behaves, one misbehaves."""
+def pair(tmp_path, store_kind):
+    """Two identical worlds: one behaves (into SQLite), one misbehaves (into the store under test)."""
     envs = []
     for name in ("clean", "faulty"):
         sb = Sandbox(seed=42, scale=300, now=NOW, fault_seed=7)
         sb.start()
         d = tmp_path / name
         d.mkdir()
-        e = Env(sb, d)
+        e = Env(sb, d, "sqlite" if name == "clean" else store_kind)
         envs.append(e)
     yield envs
     for e in envs:
@@ -66,7 +66,7 @@ def test_a_run_under_faults_converges_to_the_clean_store(pair):
     injected = [q for q in faulty.sandbox.requests() if q.get("fault")]
     # the faults really happened (fewer requests than before GraphQL: deployment statuses no longer cost a GET each)
     assert len(injected) >= 12
-    assert snapshot(faulty.db) == snapshot(clean.db)
+    assert snapshot(faulty.target) == snapshot(clean.target)
     as_of = {"OKRSYNC_NOW": NOW.isoformat()}
     keys = ("value", "baseline", "target", "progress", "score", "status", "items")
     same = lambda krs: {i: {k: v[k] for k in keys} for i, v in krs.items()}  # noqa: E731
@@ -84,19 +84,13 @@ def test_past_the_retry_bound_the_source_fails_cleanly_and_resumes(env):
     assert errors[0].endswith(f" from {env.sandbox.urls['jira']}/rest/api/3/search/jql, gave up after 3 attempts")
     assert "Traceback" not in r.stderr
     assert "run 1: partial" in r.stdout
-    import sqlite3
-
-    conn = sqlite3.connect(env.db)
-    cursors = dict(conn.execute("SELECT source || '/' || stream, cursor FROM sync_state").fetchall())
+    cursors = dict(env.query("SELECT source || '/' || stream, cursor FROM sync_state"))
     assert cursors.get("jira/issues") is None  # not advanced past unseen data
     assert cursors["github/issues"] and cursors["servicenow/incidents"] and cursors["pagerduty/incidents"]
-    saved = conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0]
+    saved = env.query("SELECT count(*) FROM issues WHERE source = 'jira'")[0][0]
     assert saved == 100  # the one page read before the failure was kept
-    conn.close()
     env.sandbox.faults.clear()
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
-    conn = sqlite3.connect(env.db)
-    assert conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0] == len(
+    assert env.query("SELECT count(*) FROM issues WHERE source = 'jira'")[0][0] == len(
         env.sandbox.world.jira_issues())
-    conn.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -47,9 +46,9 @@ def read_only_dir(tmp_path) -> Path:
 
 
 def run_rows(env: Env) -> list[tuple]:
-    if not env.db.exists():
+    if not env.exists():
         return []
-    conn = sqlite3.connect(env.db)
+    conn = env.connect()
     try:
         return conn.execute("SELECT id, status FROM runs").fetchall()
     finally:
@@ -88,7 +87,7 @@ def test_report_path_under_a_read_only_directory_fails_before_reading_anything(e
     assert env.sandbox.requests() == []  # nothing was read
     assert [s for _, s in run_rows(env)] == []  # and no run was started, so none is left running
     if command == ("sync",):
-        assert not env.db.exists()  # not even the store was created
+        assert not env.exists()  # not even the store was created
     assert not (env.dir / "status.json").exists()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 
 import pytest
@@ -50,7 +49,7 @@ def stop(proc, sig: int) -> tuple[float, str, str]:
 
 
 def runs(env) -> list[tuple]:
-    conn = sqlite3.connect(env.db)
+    conn = env.connect()
     try:
         return conn.execute("SELECT id, status, started, finished, pid FROM runs ORDER BY id").fetchall()
     finally:
@@ -58,7 +57,7 @@ def runs(env) -> list[tuple]:
 
 
 def jira_saved(env) -> tuple[int, str | None, str | None]:
-    conn = sqlite3.connect(env.db)
+    conn = env.connect()
     try:
         n = conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0]
         row = conn.execute("SELECT pending, cursor FROM sync_state WHERE source = 'jira' AND stream = 'issues'"
@@ -81,7 +80,7 @@ def test_sigint_during_sync_stops_at_a_page_boundary_saves_and_exits_130(env):
     assert f"run {run_id}: interrupted" in out
     saved, pending, cursor = jira_saved(env)
     assert saved >= 100 and pending and cursor is None  # pages kept; the read resumes from its checkpoint
-    conn = sqlite3.connect(env.db)
+    conn = env.connect()
     assert conn.execute("SELECT count(*) FROM kr_values").fetchone()[0] == 0  # nothing computed from half a read
     conn.close()
     env.sandbox.faults.clear()
@@ -137,11 +136,12 @@ def test_a_run_left_running_by_a_killed_process_is_marked_abandoned(env):
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
     assert [s for _, s, *_ in runs(env)] == ["abandoned", "ok"]
-    conn = sqlite3.connect(env.db)
+    conn = env.connect()
     errors = conn.execute("SELECT errors FROM runs WHERE status = 'abandoned'").fetchone()[0]
     assert f"pid {proc.pid}" in errors
 
 
+@pytest.mark.sqlite_only  # holds SQLite's lock file (PostgreSQL: test_pg_store_e2e.py)
 def test_sigint_while_waiting_for_the_lock_exits_130_and_records_no_run(env):
     env.write_workspace(READ_ONLY)
     assert env.run("validate").returncode == 0

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -220,14 +219,10 @@ def test_repository_stats_moving_does_not_make_pull_requests_changed(env):
     pulls = int(re.search(r"pull_requests (\d+)", line).group(1))
     assert pulls > 100, line  # the pull requests were read again (their ETags changed) ...
     assert "(0 new, 0 changed)" in line, line  # ... and none is "changed": no field we use moved
-    conn = sqlite3.connect(env.db)
-    try:
-        changed = conn.execute("SELECT count(*) FROM issues WHERE source = 'github' AND first_run <> last_run "
-                               "AND is_pull_request = 1").fetchone()[0]
-        raw = conn.execute("SELECT r.raw FROM issues t JOIN issues_raw r ON r.id = t.rowid "
-                           "WHERE t.is_pull_request = 1 LIMIT 1").fetchone()[0]
-    finally:
-        conn.close()
+    changed = env.query("SELECT count(*) FROM issues WHERE source = 'github' AND first_run <> last_run "
+                        "AND is_pull_request = 1")[0][0]
+    raw = str(env.query("SELECT r.raw FROM issues t JOIN issues_raw r ON r.id = t.rowid "
+                        "WHERE t.is_pull_request = 1 LIMIT 1")[0][0])
     assert changed > 100
     assert "updated_at" in raw and "pushed_at" not in raw  # the kept payload has no repository counters
 
@@ -250,15 +245,12 @@ def test_dry_run_says_it_reads_and_records_and_lists_each_write(env):
     assert env.run("sync", env=at).returncode == 0
     r = env.run("sync", "--dry-run", env=at)
     assert re.search(r"^dry run: 0 would be written, 2 unchanged$", r.stdout, re.M), r.stdout
-    conn = sqlite3.connect(env.db)
-    try:
-        assert [s for (s,) in conn.execute("SELECT status FROM runs ORDER BY id")] == ["ok", "ok", "ok"]
-    finally:
-        conn.close()
+    assert [s for (s,) in env.query("SELECT status FROM runs ORDER BY id")] == ["ok", "ok", "ok"]
 
 
 # -- 11. the store removed during a run ----------------------------------------------------------------------
 
+@pytest.mark.sqlite_only
 def test_deleting_the_store_during_a_sync_is_one_line_and_exit_1(env):
     proc = slow_jira_sync(env)
     for f in env.dir.glob("okrsync.db*"):

@@ -42,4 +42,4 @@ def test_parallel_reads_killed_mid_read_converge_to_the_clean_store(env, referen
     env.sandbox.set_latency(0)
     r = env.run("sync")
     assert r.returncode == 0, r.stderr
-    assert snapshot(env.db) == snapshot(reference.db)
+    assert snapshot(env.target) == snapshot(reference.target)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import time
 
 import pytest
@@ -23,8 +22,7 @@ def test_every_runs_repeatedly_and_a_failure_backs_off(env):
     assert "run failed (exit 1); retry at " in out
     assert out.count("next run at ") >= 1
     assert "okrsync: servicenow: HTTP 50" in r.stderr
-    conn = sqlite3.connect(env.db)
-    statuses = [s for (s,) in conn.execute("SELECT status FROM runs ORDER BY id")]
+    statuses = [s for (s,) in env.query("SELECT status FROM runs ORDER BY id")]
     assert statuses[0] == "partial" and statuses[-1] == "ok" and len(statuses) == 3
 
 
@@ -43,13 +41,11 @@ def test_sigterm_finishes_the_page_saves_and_exits_0(env):
     assert proc.returncode == 0, err
     assert "SIGTERM: finishing the current page, then stopping" in err
     assert "Traceback" not in err
-    conn = sqlite3.connect(env.db)
-    pending, cursor = conn.execute("SELECT pending, cursor FROM sync_state WHERE source = 'jira' AND stream = 'issues'"
-                                   ).fetchone()
-    saved = conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0]
+    pending, cursor = env.query("SELECT pending, cursor FROM sync_state WHERE source = 'jira' AND stream = 'issues'")[0]
+    saved = env.query("SELECT count(*) FROM issues WHERE source = 'jira'")[0][0]
     assert cursor is None and pending and saved >= 100  # pages kept, the read resumes next time
     env.sandbox.faults.clear()
     r = env.run("run", "--once")
     assert r.returncode == 0, r.stderr
-    assert conn.execute("SELECT count(*) FROM issues WHERE source = 'jira'").fetchone()[0] == len(
+    assert env.query("SELECT count(*) FROM issues WHERE source = 'jira'")[0][0] == len(
         env.sandbox.world.jira_issues())

@@ -12,7 +12,7 @@ from okrsync.serve.signatures import sign
 
 from .serve_harness import SECRETS, start_serve, stop_all, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300), pytest.mark.sqlite_only]
 
 
 @pytest.fixture(scope="module")

@@ -88,3 +88,37 @@ def test_example_workspaces_validate(path):
 
 def test_demo_template_is_the_example():
     assert (ROOT / "okrsync" / "templates" / "demo.yaml").read_text() == (ROOT / "examples" / "demo" / "okrsync.yaml").read_text()
+
+
+def test_kubernetes_company_recipe_a_cronjob_per_source_and_one_recompute_on_postgresql():
+    from okrsync.config.workspace import load_workspace
+
+    folder = DEPLOY / "kubernetes" / "company"
+    ws = load_workspace(folder / "okrsync.yaml").workspace
+    assert ws.name  # its schema in the shared database
+    jobs = [d for d in yaml.safe_load_all((folder / "company.yaml").read_text()) if d["kind"] == "CronJob"]
+    entry = re.search(r'ENTRYPOINT \[(.*)\]', (ROOT / "Dockerfile").read_text()).group(1)
+    entry_args = [a.strip().strip('"') for a in entry.split(",")][1:]
+    commands = []
+    for job in jobs:
+        assert job["spec"]["concurrencyPolicy"] == "Forbid"
+        pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        commands.append((check(entry_args + container["args"]), container["args"]))
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["OKRSYNC_DB"].startswith("postgresql://") and ":" not in env["OKRSYNC_DB"].split("@")[0][13:]
+        assert "/run/secrets/okrsync" in {m["mountPath"] for m in container["volumeMounts"]}
+    synced = sorted(args[args.index("--source") + 1] for name, args in commands if name == "sync")
+    assert synced == sorted(ws.sources)
+    assert [name for name, _ in commands].count("recompute") == 1
+
+
+def test_docker_compose_starts_postgresql_and_okrsync():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert services["postgres"]["image"].startswith("postgres:")
+    app = services["okrsync"]
+    assert app["environment"]["OKRSYNC_DB"].startswith("postgresql://okrsync@postgres")
+    assert any(s["target"] == "/run/secrets/okrsync/OKRSYNC_DB_PASSWORD" for s in app["secrets"])
+    entry = re.search(r'ENTRYPOINT \[(.*)\]', (ROOT / "Dockerfile").read_text()).group(1)
+    check([a.strip().strip('"') for a in entry.split(",")][1:] + app["command"])

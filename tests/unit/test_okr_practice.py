@@ -97,8 +97,9 @@ def test_checkins_are_shown_and_never_change_the_value(world):
 
 
 def _record(store, kr_id, at, value):
-    store.db["kr_values"].insert({"kr_id": kr_id, "computed_at": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                                  "value": value})
+    with store.write():
+        store.db.execute("INSERT INTO kr_values (kr_id, computed_at, value) VALUES (?, ?, ?)",
+                         [kr_id, at.strftime("%Y-%m-%dT%H:%M:%S.000Z"), value])
 
 
 @pytest.mark.parametrize("history,checkin_days_ago,stale", [

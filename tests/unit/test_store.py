@@ -10,6 +10,7 @@ from okrsync.engine.store import Store, StoreError
 from tests.builders import deployment, incident, issue, t
 
 
+@pytest.mark.sqlite_only  # SQLite's raw text, sqlite_stat1, EXPLAIN QUERY PLAN
 def test_issue_row_exact(store):
     rec = issue("APP-7", id="10007", created="2026-10-02T09:00:00+09:00", resolved="2026-10-03 00:00",
                 status_category="done", labels=["a", "kr:KR1"], story_points=3.5, parent="APP-100",

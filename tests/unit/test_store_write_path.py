@@ -62,6 +62,7 @@ def test_deployment_commits_follow_the_hash(store):
     assert [r[0] for r in store.db.execute("SELECT sha FROM deployment_commits ORDER BY sha")] == ["a", "b", "c"]
 
 
+@pytest.mark.sqlite_only  # SQLite's raw text, sqlite_stat1, EXPLAIN QUERY PLAN
 def test_raw_text_from_the_api_is_stored_as_sent(store):
     page = parse_page('{"issues": [ {"id": "1", "fields": {"x": "\\u00e9"} } ]}', "issues")
     raw = page["issues"][0]
@@ -115,6 +116,7 @@ def test_prefetched_stops_the_reader_when_the_caller_stops():
 
 
 # -- planner statistics and query shapes -------------------------------------------------------------
+@pytest.mark.sqlite_only  # SQLite's raw text, sqlite_stat1, EXPLAIN QUERY PLAN
 def test_statistics_are_refreshed_when_missing_or_after_growth(store):
     store.write_page("jira", "issues", [issue(f"APP-{n}", id=str(n)) for n in range(1, 41)], run_id=1)
     assert store.refresh_stats(minimum=1000) == []  # small stores are left alone
@@ -142,6 +144,7 @@ def test_windowed_metrics_probe_members_scope_metrics_list_them():
     assert windowed.params == [*sel.params, *windowed.params[len(sel.params):]]  # same parameters, same order
 
 
+@pytest.mark.sqlite_only  # SQLite's raw text, sqlite_stat1, EXPLAIN QUERY PLAN
 def test_lead_time_finds_prs_by_merge_commit(store):
     from okrsync.config.keyresults import Selector
     from okrsync.mappings import metrics as M
