@@ -12,6 +12,7 @@ COPY connectors ./connectors
 COPY engine ./engine
 COPY mappings ./mappings
 COPY config ./config
+COPY domain ./domain
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

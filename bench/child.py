@@ -23,10 +23,10 @@ def sync(args: argparse.Namespace) -> dict[str, Any]:
     from okrsync.engine.pipeline import run_sync
     from okrsync.engine.store import Store
 
-    lw = load_workspace(args.workspace)
+    loaded = load_workspace(args.workspace)
     store = Store(args.db)
     started = time.perf_counter()
-    summary = run_sync(lw, Settings(), store)
+    summary = run_sync(loaded, Settings(), store)
     wall = time.perf_counter() - started
     return {"wall": wall, "errors": summary.errors, "requests": summary.requests,
             "fetched": {n: o.fetched for n, o in summary.sources.items()},
@@ -70,11 +70,11 @@ def recompute(args: argparse.Namespace) -> dict[str, Any]:
     from okrsync.engine.pipeline import thresholds_for
     from okrsync.engine.store import Store
 
-    lw = load_workspace(args.workspace)
-    ws = lw.workspace
+    loaded = load_workspace(args.workspace)
+    ws = loaded.workspace
     store = Store(args.db, create=False)
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(timezone.utc)
-    thresholds = thresholds_for(lw, Settings())
+    thresholds = thresholds_for(loaded, Settings())
     out: dict[str, Any] = {}
     if not args.change:
         started = time.perf_counter()

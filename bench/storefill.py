@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from okrsync.engine.records import Deployment, Incident, Issue, Record, Sprint
+from okrsync.domain.records import Deployment, Incident, Issue, Record, Sprint
 from okrsync.engine.store import Store
 from okrsync.mappings.selectors import jql_key
 

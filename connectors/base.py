@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from okrsync.config.settings import minted_secrets
-from okrsync.engine.records import KRStatus, Record
+from okrsync.domain.records import Record
+from okrsync.domain.status import KRStatus
 
 
 def redact(text: str, secrets: list[str]) -> str:

@@ -17,7 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from okrsync import __version__
+from okrsync.domain import VERSION as __version__
 
 from .base import AuthError, NotFoundError, SourceError, redact
 from .errortext import body_of, error_text

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .records import iso, parse_iso
+from okrsync.domain.records import iso, parse_iso
+
 from .store import Store
 
 

@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 from okrsync.config.keyresults import TRAITS, KeyResult, MetricSpec, Objective, Selector, Thresholds, parse_amount
 from okrsync.config.periods import expected_fraction, parse_duration, planned_fraction
 from okrsync.config.workspace import Workspace, default_kind
-from okrsync.mappings import metrics as M
+from okrsync.domain.records import iso, parse_iso
+from okrsync.domain.text import PERCENT_UNITS
+from okrsync.mappings import metrics
 from okrsync.mappings.aggregates import ratio
 from okrsync.mappings.plans import Detail, Params, Row
 from okrsync.mappings.selectors import Selection, compile_selector, field_expr
 
 from .checkins import Checkin, is_stale, latest_checkins
-from .records import PERCENT_UNITS, iso, parse_iso
 from .selector_check import SelectorChecker, selectors_of
 from .status import evaluate, infer_direction, projected_value, resolve_target, roll_up
 from .store import Store
@@ -38,7 +39,7 @@ class KRResult:
     status: str
     items: int
     fingerprint: str
-    window: M.Window | None
+    window: metrics.Window | None
     period: tuple[datetime, datetime]
     direction: str
     formula: str
@@ -123,22 +124,22 @@ class Computer:
         return kind
 
     def _window(self, spec: MetricSpec, sel: Selector,
-                sel_c: Selection) -> tuple[M.Window | None, tuple[datetime, datetime]]:
+                sel_c: Selection) -> tuple[metrics.Window | None, tuple[datetime, datetime]]:
         """(window, the span 'expected' is measured on)."""
         lo, hi = self.period
         anchor = min(self.now, hi)
         how = spec.window or "period"
         if how == "period":
-            return M.Window(lo, max(lo, anchor)), (lo, hi)
+            return metrics.Window(lo, max(lo, anchor)), (lo, hi)
         if how.startswith("rolling"):
             length = parse_duration(how.removeprefix("rolling").strip())
-            return M.Window(anchor - length, anchor), (lo, hi)
+            return metrics.Window(anchor - length, anchor), (lo, hi)
         # sprint
         sprint = self._sprint_span(sel_c)
         if sprint is None:
             return None, (lo, hi)
         s, e = sprint
-        return M.Window(s, max(s, min(self.now, e))), (s, e)
+        return metrics.Window(s, max(s, min(self.now, e))), (s, e)
 
     def _sprint_span(self, sel_c: Selection) -> tuple[datetime, datetime] | None:
         db = self.store.db
@@ -160,21 +161,21 @@ class Computer:
             return None
         return min(starts), max(ends)
 
-    def _previous(self, spec: MetricSpec, window: M.Window) -> M.Window:
+    def _previous(self, spec: MetricSpec, window: metrics.Window) -> metrics.Window:
         how = spec.window or "period"
         if how.startswith("rolling"):
             span = parse_duration(how.removeprefix("rolling").strip())
             lo = self.period[0]
-            return M.Window(lo - span, lo)
-        return M.Window(*self.ws.period.previous_bounds(self.ws.timezone))
+            return metrics.Window(lo - span, lo)
+        return metrics.Window(*self.ws.period.previous_bounds(self.ws.timezone))
 
     # -- metric evaluation ---------------------------------------------------------------------
     def metric(self, spec: MetricSpec, sel: Selector | None, kr_id: str, *, previous: bool = False,
                explain: list[QueryTrace] | None = None,
-               ) -> tuple[M.MetricResult, M.Window | None, tuple[datetime, datetime]]:
+               ) -> tuple[metrics.MetricResult, metrics.Window | None, tuple[datetime, datetime]]:
         if spec.metric == "ratio":
-            parts: list[M.MetricResult] = []
-            window: M.Window | None = None
+            parts: list[metrics.MetricResult] = []
+            window: metrics.Window | None = None
             span = self.period
             for name in ("numerator", "denominator"):
                 part = getattr(spec, name)
@@ -185,12 +186,13 @@ class Computer:
                     span = sp
                     parts.append(res)
                 else:
-                    parts.append(M.MetricResult(float(part)))
+                    parts.append(metrics.MetricResult(float(part)))
             num, den = parts
             value = ratio(num.value, den.value)
             detail = {"numerator": num.value, "denominator": den.value, "denominator_items": den.items}
-            return (M.MetricResult(value, num.items, num.fingerprint, detail, ids_sql=num.ids_sql, rowids=num.rowids),
-                    window, span)
+            result = metrics.MetricResult(value, num.items, num.fingerprint, detail, ids_sql=num.ids_sql,
+                                          rowids=num.rowids)
+            return result, window, span
         assert sel is not None
         kind = self._kind(spec, sel)
         sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period, dialect=self.store.dialect,
@@ -199,12 +201,13 @@ class Computer:
         if previous and window is not None:
             window = self._previous(spec, window)
         if window is None:
-            return M.MetricResult(None, detail={"reason": "sprint dates unknown"}), None, span
+            return metrics.MetricResult(None, detail={"reason": "sprint dates unknown"}), None, span
         if sel_c.jql_key and not self.store.jql_evaluated(sel_c.jql_key):
-            return M.MetricResult(None, detail={"reason": "JQL not evaluated yet (run okrsync sync)"}), window, span
-        plan = M.plan(spec.metric, sel_c, window, now=self.now, agg=spec.aggregate, field_name=spec.field,
-                      weighting=spec.weighting, count_by=spec.count_by, sla_hours=spec.sla_hours,
-                      failures=spec.failures, attribution=self._attribution(spec), rework=spec.rework)
+            not_yet = {"reason": "JQL not evaluated yet (run okrsync sync)"}
+            return metrics.MetricResult(None, detail=not_yet), window, span
+        plan = metrics.plan(spec.metric, sel_c, window, now=self.now, agg=spec.aggregate, field_name=spec.field,
+                            weighting=spec.weighting, count_by=spec.count_by, sla_hours=spec.sla_hours,
+                            failures=spec.failures, attribution=self._attribution(spec), rework=spec.rework)
         rows = self._rows(plan.sql, plan.params)
         if plan.reduce_with is not None:
             result = plan.reduce_with(rows, [self._rows(sql, params) for sql, params in plan.side])
@@ -223,13 +226,13 @@ class Computer:
             explain.append({"sql": plan.sql, "params": plan.params, "kind": kind, "table": sel_c.table})
         return result, window, span
 
-    def _attribution(self, spec: MetricSpec) -> M.Attribution | None:
+    def _attribution(self, spec: MetricSpec) -> metrics.Attribution | None:
         """The incidents a DORA metric attributes to deployments, when the KR names them."""
         if spec.incidents is None:
             return None
         inc = compile_selector(spec.incidents, "incident", source_type=self.ws.sources[spec.incidents.source].type,
                                dialect=self.store.dialect)
-        return M.Attribution(inc, field_expr("incidents", spec.attribution) if spec.attribution else None)
+        return metrics.Attribution(inc, field_expr("incidents", spec.attribution) if spec.attribution else None)
 
     def _rows(self, sql: str, params: Params) -> list[Row]:
         """Run a metric query; identical queries in one recompute run once."""
@@ -248,7 +251,7 @@ class Computer:
         result, window, span = self.metric(kr, kr.select, kr.id)
         if never:
             # nothing read yet is no data, not a zero
-            result = M.MetricResult(None, detail={"reason": f"not synced yet: {', '.join(never)}"})
+            result = metrics.MetricResult(None, detail={"reason": f"not synced yet: {', '.join(never)}"})
         computed = result.value
         value = computed
         overridden = False
@@ -308,7 +311,7 @@ class Computer:
             ids_loader=self._ids_loader(result),
         )
 
-    def _ids_loader(self, result: M.MetricResult) -> Callable[[], list[str]]:
+    def _ids_loader(self, result: metrics.MetricResult) -> Callable[[], list[str]]:
         store = self.store
 
         def load() -> list[str]:
@@ -404,7 +407,7 @@ def _formula(spec: MetricSpec) -> str:
         for part in (spec.numerator, spec.denominator):
             parts.append(f"({_formula(part)})" if isinstance(part, MetricSpec) else str(part))
         return " / ".join(parts)
-    return M.describe(spec.metric, agg=spec.aggregate, field_name=spec.field, count_by=spec.count_by)
+    return metrics.describe(spec.metric, agg=spec.aggregate, field_name=spec.field, count_by=spec.count_by)
 
 
 def compute(ws: Workspace, store: Store, now: datetime | None = None,

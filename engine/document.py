@@ -6,8 +6,9 @@ import csv
 import io
 from typing import Any
 
+from okrsync.domain.records import iso
+
 from .compute import Computation, KRResult
-from .records import iso
 
 KR_KEYS = ("id", "title", "metric", "value", "baseline", "target", "progress", "score", "expected", "status",
            "items", "synced_at")

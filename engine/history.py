@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+from okrsync.domain.records import iso
+
 from .compute import COMPUTE_THREADS, Computation, KRResult
-from .records import iso
 from .store import Store, item_set_digest
 
 

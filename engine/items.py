@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
+from okrsync.domain.records import Deployment, Incident, Issue, Record, iso
 from okrsync.mappings.selectors import ITEM_COLUMNS as COLUMNS
-
-from .records import Deployment, Incident, Issue, Record, iso
 
 CHUNK = 500  # ids per IN (...): under SQLite's bound-parameter limit
 

@@ -111,10 +111,10 @@ class RunSummary:
         return 0 if not self.errors else 1
 
 
-def thresholds_for(lw: LoadedWorkspace, settings: Settings) -> Thresholds:
-    ws_t = lw.workspace.thresholds
+def thresholds_for(loaded: LoadedWorkspace, settings: Settings) -> Thresholds:
+    ws_t = loaded.workspace.thresholds
     # the workspace file wins when it sets them; else settings (env OKRSYNC_THRESHOLDS__ON_TRACK ...)
-    fields = lw.workspace.thresholds.model_fields_set
+    fields = loaded.workspace.thresholds.model_fields_set
     return Thresholds(
         on_track=ws_t.on_track if "on_track" in fields else settings.thresholds.on_track,
         at_risk=ws_t.at_risk if "at_risk" in fields else settings.thresholds.at_risk,
@@ -122,7 +122,7 @@ def thresholds_for(lw: LoadedWorkspace, settings: Settings) -> Thresholds:
 
 
 def run_sync(
-    lw: LoadedWorkspace,
+    loaded: LoadedWorkspace,
     settings: Settings,
     store: Store,
     *,
@@ -144,8 +144,8 @@ def run_sync(
     file cannot be written, Interrupted when stopped while waiting for the lock; never leaves a run running."""
     stop = stop if stop is not None else threading.Event()
     if not dry_run:
-        check_outputs(lw, html=render_html is not None)
-    lock = store_lock(store, [f"source:{n}" for n in sources or lw.workspace.sources])
+        check_outputs(loaded, html=render_html is not None)
+    lock = store_lock(store, [f"source:{n}" for n in sources or loaded.workspace.sources])
     wait = settings.lock_wait if wait is None else wait
     lock.acquire(wait, sleep=stoppable_sleep(stop),
                  on_wait=lambda pid: log.warning("another sync is running (pid %s); waiting for it", pid))
@@ -157,7 +157,7 @@ def run_sync(
             summary = RunSummary(store.start_run("sync --full" if full else "sync", started), started)
             lock.hold(f"run:{summary.run_id}")
         try:
-            _run(lw, settings, store, summary, stop, sources=sources, full=full, dry_run=dry_run, reporter=reporter,
+            _run(loaded, settings, store, summary, stop, sources=sources, full=full, dry_run=dry_run, reporter=reporter,
                  now=now, connector_factory=connector_factory, writer_factory=writer_factory,
                  runner_hook=runner_hook, sleep=sleep, render_html=render_html, wait=wait)
         except BaseException as exc:
@@ -176,13 +176,13 @@ def run_sync(
         lock.release()
 
 
-def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event, *,
+def _run(loaded: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event, *,
          sources: list[str] | None, full: bool, dry_run: bool, reporter: Reporter | None,
          now: Callable[[], datetime], connector_factory: Callable[..., Connector] | None,
          writer_factory: Callable[..., Writer] | None, runner_hook: Callable[[SyncRunner], None] | None,
          sleep: Callable[[float], None] | None, render_html: Callable[[Computation, Store], str] | None,
          wait: float) -> None:
-    ws = lw.workspace
+    ws = loaded.workspace
     names = list(sources or ws.sources)
     runnable = []
     for name in names:
@@ -213,20 +213,20 @@ def _run(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSumm
         stage.acquire(wait, sleep=stoppable_sleep(stop),
                       on_wait=lambda pid: log.info("a recompute is running (pid %s); waiting for it", pid))
     try:
-        _publish(lw, settings, store, summary, stop, failed, dry_run=dry_run, now=now,
+        _publish(loaded, settings, store, summary, stop, failed, dry_run=dry_run, now=now,
                  writer_factory=writer_factory, sleep=sleep, render_html=render_html)
     finally:
         if stage is not None:
             stage.release()
 
 
-def _publish(lw: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event,
+def _publish(loaded: LoadedWorkspace, settings: Settings, store: Store, summary: RunSummary, stop: threading.Event,
              failed: set[str], *, dry_run: bool, now: Callable[[], datetime],
              writer_factory: Callable[..., Writer] | None, sleep: Callable[[float], None] | None,
              render_html: Callable[[Computation, Store], str] | None) -> None:
     """Recompute, record history, write back, write the output files (no source reads)."""
-    ws = lw.workspace
-    comp = compute(ws, store, settings.as_of() if settings.now else now(), thresholds_for(lw, settings))
+    ws = loaded.workspace
+    comp = compute(ws, store, settings.as_of() if settings.now else now(), thresholds_for(loaded, settings))
     summary.computation = comp
     if stop.is_set():
         summary.interrupted = True
@@ -245,10 +245,10 @@ def _publish(lw: LoadedWorkspace, settings: Settings, store: Store, summary: Run
         summary.interrupted = True
         return
     if not dry_run:
-        summary.outputs, summary.output_errors = write_outputs(lw, comp, store, render_html)
+        summary.outputs, summary.output_errors = write_outputs(loaded, comp, store, render_html)
 
 
-def run_recompute(lw: LoadedWorkspace, settings: Settings, store: Store, *, wait: float | None = None,
+def run_recompute(loaded: LoadedWorkspace, settings: Settings, store: Store, *, wait: float | None = None,
                   now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                   writer_factory: Callable[..., Writer] | None = None,
                   render_html: Callable[[Computation, Store], str] | None = None,
@@ -256,7 +256,7 @@ def run_recompute(lw: LoadedWorkspace, settings: Settings, store: Store, *, wait
     """`okrsync recompute`: recompute from the store, record history, write back; no source is read. Takes the
     recompute lock (SQLite: the one store lock) and records a run."""
     stop = stop if stop is not None else threading.Event()
-    check_outputs(lw, html=render_html is not None)
+    check_outputs(loaded, html=render_html is not None)
     lock = store_lock(store, ["recompute"])
     lock.acquire(settings.lock_wait if wait is None else wait, sleep=stoppable_sleep(stop),
                  on_wait=lambda pid: log.warning("a recompute is running (pid %s); waiting for it", pid))
@@ -266,7 +266,7 @@ def run_recompute(lw: LoadedWorkspace, settings: Settings, store: Store, *, wait
             summary = RunSummary(store.start_run("recompute", started), started)
             lock.hold(f"run:{summary.run_id}")
         try:
-            _publish(lw, settings, store, summary, stop, set(), dry_run=False, now=now,
+            _publish(loaded, settings, store, summary, stop, set(), dry_run=False, now=now,
                      writer_factory=writer_factory, sleep=None, render_html=render_html)
         except BaseException as exc:
             summary.interrupted = isinstance(exc, (KeyboardInterrupt, Interrupted))
@@ -347,10 +347,10 @@ def _one_line(text: str, settings: Settings) -> str:
     return " ".join(redact(text, settings.secret_values()).split())
 
 
-def output_paths(lw: LoadedWorkspace) -> list[tuple[str, Path]]:
+def output_paths(loaded: LoadedWorkspace) -> list[tuple[str, Path]]:
     """(setting, path) of the files sync writes; relative paths resolve against the workspace file's directory."""
-    rep = lw.workspace.report
-    base = lw.path.parent
+    rep = loaded.workspace.report
+    base = loaded.path.parent
     return [(f"report.{key}", base / value) for key, value in (("json", rep.json_path), ("csv", rep.csv_path),
                                                               ("path", rep.path)) if value]
 
@@ -378,19 +378,19 @@ def check_output(path: Path, setting: str = "") -> None:
         raise OutputError(f"{what}cannot write {path}: {exc.strerror or exc}{hint}") from None
 
 
-def check_outputs(lw: LoadedWorkspace, html: bool = True) -> None:
-    for setting, path in output_paths(lw):
+def check_outputs(loaded: LoadedWorkspace, html: bool = True) -> None:
+    for setting, path in output_paths(loaded):
         if setting != "report.path" or html:
             check_output(path, setting)
 
 
-def write_outputs(lw: LoadedWorkspace, comp: Computation, store: Store,
+def write_outputs(loaded: LoadedWorkspace, comp: Computation, store: Store,
                   render_html: Callable[[Computation, Store], str] | None = None) -> tuple[list[str], list[str]]:
     """Files named under report: in the workspace (status JSON, CSV, HTML report): (written, one-line errors).
 
     The HTML renderer lives in the application shell (okrsync.report) and is passed in."""
     written, errors = [], []
-    for setting, p in output_paths(lw):
+    for setting, p in output_paths(loaded):
         if setting == "report.path" and render_html is None:
             continue
         try:

@@ -15,11 +15,11 @@ from typing import Any, Callable, Iterator
 
 from sqlite_utils import Database
 
-from okrsync import __version__
+from okrsync.domain import VERSION as __version__
+from okrsync.domain.records import iso
 
 from .dialect import POSTGRESQL, SQLITE, PgDatabase, StoreURL, parse_store_url, pg_connect, pg_prepare, redact_url
 from .items import ItemWrites, PageCounts, _json, chunked, now_utc, record_row, upsert_sql
-from .records import iso
 from .schema import migrate
 
 __all__ = ["PageCounts", "Store", "StoreError", "StoreRemoved", "StoreUnreachable", "item_set_digest", "record_row"]

@@ -16,9 +16,9 @@ from okrsync.config.settings import Settings
 from okrsync.config.workspace import Workspace
 from okrsync.connectors.base import Connector, ConnectorOptions, Page, ReadContext, SourceError, Stream, redact
 from okrsync.connectors.registry import build_connector
+from okrsync.domain.records import iso, parse_iso
 from okrsync.mappings.selectors import jql_key
 
-from .records import iso, parse_iso
 from .store import Store, StoreRemoved
 
 log = logging.getLogger("okrsync.sync")

@@ -12,9 +12,10 @@ from okrsync.config.settings import Settings
 from okrsync.config.workspace import Workspace
 from okrsync.connectors.base import ConnectorOptions, SourceError, Writer, redact
 from okrsync.connectors.registry import build_writer
+from okrsync.domain.records import iso
+from okrsync.domain.status import KRStatus
 
 from .compute import Computation, KRResult, sources_of
-from .records import KRStatus, iso
 from .store import Store
 
 log = logging.getLogger("okrsync.writeback")

@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 from typing import Callable
 
 from okrsync.config.keyresults import Rework
-from okrsync.engine.records import iso, parse_iso
+from okrsync.domain.records import iso, parse_iso
 
 from .aggregates import aggregate, ratio
 from .plans import (

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Callable, Protocol
 
 from okrsync.config.keyresults import TRAITS, Rework
-from okrsync.engine.records import iso, parse_iso
+from okrsync.domain.records import iso, parse_iso
 
 from .aggregates import aggregate, ratio, union_seconds
 from .deploys import Attribution as Attribution  # engine.compute reads Attribution, MetricResult and Window here

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, TypeVar
 
-from okrsync.engine.records import iso
+from okrsync.domain.records import iso
 
 from .selectors import Selection
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from okrsync.config.keyresults import Selector, Team
-from okrsync.engine.records import iso
+from okrsync.domain.records import iso
 
 TABLES = {"issue": "issues", "pull_request": "issues", "deployment": "deployments", "incident": "incidents"}
 

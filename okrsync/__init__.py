@@ -1,3 +1,5 @@
 """okrsync: compute OKR key results from the systems where work happens."""
 
-__version__ = "0.1.0"
+from okrsync.domain import VERSION as __version__
+
+__all__ = ["__version__"]

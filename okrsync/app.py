@@ -14,11 +14,11 @@ from typing import Any, Callable
 
 import click
 
-from okrsync import __version__
 from okrsync.config.settings import Settings
 from okrsync.config.workspace import LoadedWorkspace, load_workspace
 from okrsync.config.yamlfile import ConfigError
 from okrsync.connectors.base import SourceError
+from okrsync.domain import VERSION as __version__
 from okrsync.engine.lock import LockBusy
 from okrsync.engine.pipeline import Interrupted, store_url_for
 from okrsync.engine.store import Store, StoreError, StoreRemoved, StoreUnreachable
@@ -159,10 +159,10 @@ class Env:
     def reload(self) -> LoadedWorkspace:
         """Re-read the workspace file (the scheduler does before each run, so edits apply without a restart)."""
         self._lw = None
-        return self.lw
+        return self.loaded
 
     @property
-    def lw(self) -> LoadedWorkspace:
+    def loaded(self) -> LoadedWorkspace:
         if self._lw is None:
             self._lw = load_workspace(self.workspace_path)
         return self._lw
@@ -175,7 +175,7 @@ class Env:
                               f"got {self.settings.now!r}") from None
 
     def store(self, *, create: bool = True) -> Store:
-        ws = self.lw.workspace if self.workspace_path.exists() else None
+        ws = self.loaded.workspace if self.workspace_path.exists() else None
         return Store(store_url_for(self.workspace_path, self.db_arg, self.settings, ws), create=create)
 
 

@@ -40,7 +40,7 @@ def sandbox(ctx: click.Context, workspace: str | None, db: str | None, port: int
     ports: dict[str, int] | int = port
     if path or Path("okrsync.yaml").is_file():
         env = Env(ctx, workspace, db)
-        sources = env.lw.workspace.sources
+        sources = env.loaded.workspace.sources
         local, notes = workspace_ports(sources)
         for note in notes:
             click.echo(f"note: {note}", err=True)

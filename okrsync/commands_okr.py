@@ -9,11 +9,11 @@ from datetime import timedelta
 import click
 from rich.console import Console
 
+from okrsync.domain.records import parse_iso
 from okrsync.engine.checkins import add_checkin, checkins, objective_history
 from okrsync.engine.compute import Computation, ObjectiveResult, compute
 from okrsync.engine.document import status_csv, status_document
 from okrsync.engine.pipeline import thresholds_for
-from okrsync.engine.records import parse_iso
 from okrsync.engine.store import Store
 
 from . import console as ui
@@ -24,9 +24,9 @@ TREND_DAYS = 7
 
 def find_kr(env: Env, kr_id: str) -> str:
     """The KR's id as the workspace spells it (ids match case-insensitively), or a usage error."""
-    found = env.lw.workspace.kr(kr_id)
+    found = env.loaded.workspace.kr(kr_id)
     if found is None:
-        known = ", ".join(kr.id for _, kr in env.lw.workspace.key_results())
+        known = ", ".join(kr.id for _, kr in env.loaded.workspace.key_results())
         raise UsageError(f"unknown key result {kr_id!r} in {env.workspace_path} (known: {known})")
     return found.id
 
@@ -69,12 +69,12 @@ def status(ctx: click.Context, workspace: str | None, db: str | None, as_json: b
     if as_json and fmt not in (None, "json"):
         refuse("--json", f"--format {fmt}", "--json is --format json")
     env = Env(ctx, workspace, db)
-    lw = env.lw
-    if team is not None and team not in lw.workspace.teams:
+    loaded = env.loaded
+    if team is not None and team not in loaded.workspace.teams:
         raise UsageError(f"--team {team}: not in {env.workspace_path} "
-                         f"(teams: {', '.join(lw.workspace.teams) or 'none defined'})")
+                         f"(teams: {', '.join(loaded.workspace.teams) or 'none defined'})")
     store = env.store()
-    comp = compute(lw.workspace, store, env.now(), thresholds_for(lw, env.settings))
+    comp = compute(loaded.workspace, store, env.now(), thresholds_for(loaded, env.settings))
     if team is not None:
         comp = only_team(comp, team)
     fmt = "json" if as_json else (fmt or "table")
@@ -99,7 +99,7 @@ def explain(ctx: click.Context, workspace: str | None, db: str | None, kr: str, 
     env = Env(ctx, workspace, db)
     kr_id = find_kr(env, kr)
     store = env.store()
-    comp = compute(env.lw.workspace, store, env.now(), thresholds_for(env.lw, env.settings))
+    comp = compute(env.loaded.workspace, store, env.now(), thresholds_for(env.loaded, env.settings))
     result = comp.kr(kr_id)
     assert result is not None
     ui.explain(result, comp, store, Console(), limit=limit)
@@ -114,7 +114,7 @@ def explain(ctx: click.Context, workspace: str | None, db: str | None, kr: str, 
 def history(ctx: click.Context, workspace: str | None, db: str | None, id_: str, as_json: bool) -> None:
     """A KR's value over time (one row per sync run) and its check-ins, or an objective's score."""
     env = Env(ctx, workspace, db)
-    ws = env.lw.workspace
+    ws = env.loaded.workspace
     store = env.store()
     objective = ws.objective(id_) if ws.kr(id_) is None else None
     if objective is not None:

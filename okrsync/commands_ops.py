@@ -56,9 +56,9 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
     def one_run() -> int:
         nonlocal stragglers
         try:
-            lw = env.lw if once else env.reload()
+            loaded = env.loaded if once else env.reload()
             store = env.store()
-            summary = run_sync(lw, env.settings, store, wait=wait, render_html=html_renderer(), stop=stopper.event)
+            summary = run_sync(loaded, env.settings, store, wait=wait, render_html=html_renderer(), stop=stopper.event)
         except (ConfigError, StoreError) as exc:
             click.echo(f"okrsync: {exc}", err=True)
             return 1 if isinstance(exc, StoreUnreachable) else 2
@@ -96,11 +96,11 @@ def run(ctx: click.Context, workspace: str | None, db: str | None, every: str | 
 def recompute(ctx: click.Context, workspace: str | None, db: str | None, wait: float | None) -> None:
     """Recompute every KR from the store, record history and write back, without reading the sources."""
     env = Env(ctx, workspace, db)
-    lw = env.lw
+    loaded = env.loaded
     store = env.store(create=False)
     with StopOnSignal() as stopper:
         try:
-            summary = run_recompute(lw, env.settings, store, wait=wait, render_html=html_renderer(),
+            summary = run_recompute(loaded, env.settings, store, wait=wait, render_html=html_renderer(),
                                     stop=stopper.event, now=env.now)
         except Interrupted:
             raise click.exceptions.Exit(stopper.exit_code) from None

@@ -41,13 +41,13 @@ def serve(ctx: click.Context, workspace: str | None, db: str | None, host: str, 
     if not is_loopback(host) and not token:
         raise UsageError(f"--host {host} is reachable from other machines: set OKRSYNC_SERVE_TOKEN (the bearer "
                          f"token the dashboard, API and metrics ask for), or listen on 127.0.0.1")
-    lw = env.lw
-    unsigned = [n for n in lw.workspace.sources if settings.credentials(n).webhook_secret is None]
+    loaded = env.loaded
+    unsigned = [n for n in loaded.workspace.sources if settings.credentials(n).webhook_secret is None]
     try:
         sock = bind(host, port)
     except BindError as exc:
         raise UsageError(str(exc)) from None
-    service = Service(lw, settings, env.store(), ServeOptions(every=interval, debounce=debounce, token=token),
+    service = Service(loaded, settings, env.store(), ServeOptions(every=interval, debounce=debounce, token=token),
                       render_html=html_renderer())
     proc = ServeProcess(service, sock)
     click.echo(f"okrsync serve listening on {proc.url} (polling every {every}; webhooks at "

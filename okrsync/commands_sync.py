@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from okrsync.domain.text import plural
 from okrsync.engine.compute import compute
 from okrsync.engine.pipeline import (
     Interrupted,
@@ -17,7 +18,6 @@ from okrsync.engine.pipeline import (
     run_sync,
     thresholds_for,
 )
-from okrsync.engine.records import plural
 
 from . import console as ui
 from .app import Env, StopOnSignal, UsageError, cli, exit_now, fail, guarded, html_renderer, workspace_options
@@ -105,25 +105,26 @@ def sync(ctx: click.Context, workspace: str | None, db: str | None, sources: tup
          dry_run: bool, wait: float | None) -> None:
     """Pull from the sources, recompute every KR, write the status back."""
     env = Env(ctx, workspace, db)
-    lw = env.lw
+    loaded = env.loaded
     for s in sources:
-        if s not in lw.workspace.sources:
-            raise UsageError(f"--source {s}: not in {env.workspace_path} (sources: {', '.join(lw.workspace.sources)})")
+        if s not in loaded.workspace.sources:
+            known = ", ".join(loaded.workspace.sources)
+            raise UsageError(f"--source {s}: not in {env.workspace_path} (sources: {known})")
     from .progress import make_reporter
 
     if not dry_run:
-        check_outputs(lw)  # before the store is opened and anything is read (run_sync checks again)
+        check_outputs(loaded)  # before the store is opened and anything is read (run_sync checks again)
     store = env.store()
     err = Console(stderr=True)
     with StopOnSignal() as stopper:
         try:
             with make_reporter(err) as reporter:
-                summary = run_sync(lw, env.settings, store, sources=list(sources) or None, full=full,
+                summary = run_sync(loaded, env.settings, store, sources=list(sources) or None, full=full,
                                    dry_run=dry_run, wait=wait, reporter=reporter, render_html=html_renderer(),
                                    stop=stopper.event)
         except Interrupted:
             fail("interrupted while waiting for another sync to finish; nothing was read", stopper.exit_code)
-    print_summary(summary, Console(), output_paths(lw) if dry_run else None)
+    print_summary(summary, Console(), output_paths(loaded) if dry_run else None)
     for e in summary.errors:
         click.echo(f"okrsync: {e}", err=True)
     exit_now(stopper.exit_code if summary.interrupted else summary.exit_code, summary.stragglers)
@@ -141,7 +142,7 @@ def report(ctx: click.Context, workspace: str | None, db: str | None, output: st
     check_output(Path(output), "report -o")  # before anything is read; okrsync creates no directories
     env = Env(ctx, workspace, db)
     store = env.store()
-    comp = compute(env.lw.workspace, store, env.now(), thresholds_for(env.lw, env.settings))
+    comp = compute(env.loaded.workspace, store, env.now(), thresholds_for(env.loaded, env.settings))
     try:
         Path(output).write_text(render_report(comp, store), encoding="utf-8")
     except OSError as exc:

@@ -11,8 +11,8 @@ import click
 from okrsync.config.settings import Settings
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError, redact
 from okrsync.connectors.registry import build_connector
+from okrsync.domain.text import plural
 from okrsync.engine.pipeline import OutputError, check_outputs, credential_problem
-from okrsync.engine.records import plural
 from okrsync.engine.selector_check import offline_warnings
 
 from .app import Env, cli, guarded, workspace_options
@@ -30,11 +30,11 @@ def validate(ctx: click.Context, workspace: str | None, db: str | None, online: 
     """Check the workspace file, each source's credentials and the report paths; exit 0, or 2 naming the line,
     the source (and the variable to set) or the path."""
     env = Env(ctx, workspace, db)
-    lw = env.lw
-    ws = lw.workspace
+    loaded = env.loaded
+    ws = loaded.workspace
     problems = [p for name, cfg in ws.sources.items() if (p := credential_problem(name, cfg, env.settings))]
     try:
-        check_outputs(lw)
+        check_outputs(loaded)
     except OutputError as exc:
         problems.append(str(exc))
     if problems:

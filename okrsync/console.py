@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from okrsync.domain.text import STATUS_LABELS, fmt_number, fmt_pct
 from okrsync.engine.compute import Computation, KRResult, display_unit  # noqa: F401 (display_unit: for commands)
-from okrsync.engine.records import STATUS_LABELS, fmt_number, fmt_pct
 from okrsync.engine.store import Store
 
 COLOURS = {

@@ -15,9 +15,9 @@ from rich.rule import Rule
 
 from okrsync.config.settings import Settings
 from okrsync.config.workspace import load_workspace
+from okrsync.domain.text import plural
 from okrsync.engine.compute import compute
 from okrsync.engine.pipeline import RunSummary, run_sync, thresholds_for
-from okrsync.engine.records import plural
 from okrsync.engine.store import Store
 
 from . import console as ui
@@ -58,11 +58,11 @@ def _summary_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
-def _sync(lw: Any, store: Store, out: Console, title: str) -> RunSummary:
+def _sync(loaded: Any, store: Store, out: Console, title: str) -> RunSummary:
     from okrsync.report import render_report
 
     started = time.perf_counter()
-    summary = run_sync(lw, Settings(), store, render_html=render_report)
+    summary = run_sync(loaded, Settings(), store, render_html=render_report)
     out.print(f"[bold]{title}[/bold] ({time.perf_counter() - started:.1f} s, exit {summary.exit_code})")
     for line in _summary_lines(summary):
         out.print(line)
@@ -116,15 +116,15 @@ def run_demo(workdir: Path, *, scale: int = 1000, seed: int = 42, out: Console |
         ws_path = workdir / "okrsync.yaml"
         ws_path.write_text(render_workspace(urls, current_quarter(now)), encoding="utf-8")
         out.print(f"Workspace: {ws_path} (the classic IT OKRs; see examples/demo/okrsync.yaml)\n")
-        lw = load_workspace(ws_path)
+        loaded = load_workspace(ws_path)
         store = Store(workdir / "okrsync.db")
         try:
-            _sync(lw, store, out, "1. First sync: full history of issues, previous + current quarter of the rest")
+            _sync(loaded, store, out, "1. First sync: full history of issues, previous + current quarter of the rest")
             changed = sb.advance()
             out.print(f"\n[bold]2. The world changes[/bold]: {_describe(changed)}")
-            summary = _sync(lw, store, out, "3. Incremental sync: only what changed since the first")
+            summary = _sync(loaded, store, out, "3. Incremental sync: only what changed since the first")
             out.print()
-            comp = compute(lw.workspace, store, datetime.now(timezone.utc), thresholds_for(lw, Settings()))
+            comp = compute(loaded.workspace, store, datetime.now(timezone.utc), thresholds_for(loaded, Settings()))
             ui.print_status(comp, out)
             out.print(Rule("okrsync explain KR1"))
             kr1 = comp.kr("KR1")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from okrsync.engine.records import plural
+from okrsync.domain.text import plural
 from okrsync.engine.sync import Reporter, SourceOutcome
 
 log = logging.getLogger("okrsync.progress")

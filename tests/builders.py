@@ -6,7 +6,7 @@ import itertools
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from okrsync.engine.records import Deployment, Incident, Issue, Record, Sprint
+from okrsync.domain.records import Deployment, Incident, Issue, Record, Sprint
 from okrsync.engine.store import Store
 
 _ids = itertools.count(1)

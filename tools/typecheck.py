@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPED = ("connectors", "engine", "mappings", "config")  # [tool.setuptools.package-dir] in pyproject.toml
+MAPPED = ("connectors", "engine", "mappings", "config", "domain")  # [tool.setuptools.package-dir] in pyproject.toml
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
 from okrsync.connectors.paging import Ranges, Request, halve, in_parallel
-from okrsync.engine.records import Deployment, RecordError, iso
+from okrsync.domain.records import Deployment, RecordError, iso
 
 from .client import PER_PAGE, ListPage, RepoError, RepoNotFound
 from .graphql import GraphQLUnavailable, deployment_nodes, rest_deployment, rest_statuses

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from okrsync.connectors.base import SourceError
 from okrsync.connectors.paging import CursorPaginator, Fetched, Request, paginate
-from okrsync.engine.records import parse_iso
+from okrsync.domain.records import parse_iso
 
 from .client import GitHubClient, RepoNotFound
 

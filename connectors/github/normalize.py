@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from okrsync.engine.records import Deployment, Issue, RecordError, parse_iso
+from okrsync.domain.records import Deployment, Issue, RecordError, parse_iso
 
 FINAL_STATES = ("success", "failure", "error")  # deployment status states that are a result
 RUN_FAILURE = ("failure", "timed_out", "startup_failure")

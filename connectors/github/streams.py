@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
 from okrsync.connectors.paging import Fetched, KeysetPaginator, Request, next_link, numbered
-from okrsync.engine.records import RecordError, iso, parse_iso
+from okrsync.domain.records import RecordError, iso, parse_iso
 
 from .client import PER_PAGE, RepoError, RepoNotFound, since_param
 from .normalize import is_pull_request, normalize_issue, normalize_pull, normalize_release, record_key

@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import ConnectorOptions, NotFoundError, SourceError, WriteResult
-from okrsync.engine.records import STATUS_LABELS, KRStatus, fmt_number, fmt_pct
+from okrsync.domain.status import KRStatus
+from okrsync.domain.text import STATUS_LABELS, fmt_number, fmt_pct
 
 from .client import GitHubClient
 from .connector import make_client

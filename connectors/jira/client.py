@@ -14,7 +14,7 @@ from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, 
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
 from okrsync.connectors.paging import Fetched, OffsetPaginator, Request, TokenPaginator, paginate
 from okrsync.connectors.rawjson import parse_page
-from okrsync.engine.records import RecordError, parse_time, utc
+from okrsync.domain.records import RecordError, parse_time, utc
 
 from .normalize import FieldMap
 

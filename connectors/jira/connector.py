@@ -17,7 +17,7 @@ from okrsync.connectors.base import (
     Skipped,
     SourceError,
 )
-from okrsync.engine.records import RecordError
+from okrsync.domain.records import RecordError
 
 from .bulk import read_issues
 from .client import EPOCH, JiraClient, JqlRejected, StaleDiscovery, epoch_ms, strip_order_by

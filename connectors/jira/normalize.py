@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from okrsync.engine.records import Issue, RecordError, Sprint, parse_time
+from okrsync.domain.records import Issue, RecordError, Sprint, parse_time
 
 # statusCategory.key -> our category; never derived from status names (they are localized and renamed).
 STATUS_CATEGORIES = {"new": "todo", "indeterminate": "in_progress", "done": "done"}

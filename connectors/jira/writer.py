@@ -11,7 +11,8 @@ from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError, WriteResult
 from okrsync.connectors.http import Forbidden, HTTPStatusError
 from okrsync.connectors.paging import Fetched, OffsetPaginator, Request, paginate
-from okrsync.engine.records import PERCENT_UNITS, KRStatus, fmt_number, fmt_pct
+from okrsync.domain.status import KRStatus
+from okrsync.domain.text import PERCENT_UNITS, fmt_number, fmt_pct
 
 from .client import JiraClient, jira_messages
 

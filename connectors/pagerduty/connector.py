@@ -21,7 +21,7 @@ from okrsync.connectors.base import (
 )
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
 from okrsync.connectors.paging import Fetched, OffsetPaginator, Ranges, Request, in_parallel, paginate
-from okrsync.engine.records import Incident, RecordError, iso, parse_iso
+from okrsync.domain.records import Incident, RecordError, iso, parse_iso
 
 from .normalize import first_acknowledgement, normalize_incident, windows, zulu
 

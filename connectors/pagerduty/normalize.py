@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from okrsync.connectors.paging import halve
-from okrsync.engine.records import Incident, RecordError, parse_time
+from okrsync.domain.records import Incident, RecordError, parse_time
 
 STATUSES = {"triggered": "open", "acknowledged": "acknowledged", "resolved": "resolved"}
 

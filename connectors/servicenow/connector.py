@@ -20,7 +20,7 @@ from okrsync.connectors.base import (
 )
 from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
 from okrsync.connectors.paging import Fetched, Paginator, Request, fetch, in_parallel, paginate
-from okrsync.engine.records import Record, RecordError, iso, parse_iso
+from okrsync.domain.records import Record, RecordError, iso, parse_iso
 
 from .normalize import format_time, normalize_incident, parse_time, value
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from okrsync.engine.records import Incident, RecordError
+from okrsync.domain.records import Incident, RecordError
 
 SN_TIME = "%Y-%m-%d %H:%M:%S"
 

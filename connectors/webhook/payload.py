@@ -9,7 +9,8 @@ import math
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from okrsync.engine.records import KRStatus, fmt_number, fmt_pct  # noqa: F401 (P.fmt_* used by the writer)
+from okrsync.domain.status import KRStatus
+from okrsync.domain.text import fmt_number, fmt_pct
 
 EVENT = "okrsync.kr_status"
 SCHEMA_VERSION = 1

@@ -48,11 +48,13 @@ import requests
 
 from okrsync.config.keyresults import WebhookTarget
 from okrsync.config.sources import check_url
-from okrsync.engine.records import KRStatus, iso
+from okrsync.domain.records import iso
+from okrsync.domain.status import KRStatus
+from okrsync.domain.text import fmt_number, fmt_pct
 
 from ..base import AuthError, ConnectorOptions, NotFoundError, SourceError, WriteResult, redact
 from ..http import HttpClient, HttpOptions
-from . import payload as P
+from . import payload
 
 
 def _url(target: WebhookTarget) -> str:
@@ -88,7 +90,7 @@ class WebhookWriter:
 
     def _where(self, target: WebhookTarget) -> tuple[str, list[str]]:
         url = _url(target)
-        where, hidden = P.display_url(url, target.format)
+        where, hidden = payload.display_url(url, target.format)
         try:
             check_url(url)
         except ValueError as exc:
@@ -117,9 +119,9 @@ class WebhookWriter:
 
     def _build(self, target: WebhookTarget, status: KRStatus, delivery: str) -> bytes:
         if target.format == "slack":
-            return P.encode(P.slack_body(status))
+            return payload.encode(payload.slack_body(status))
         sent_at = iso(datetime.fromtimestamp(self.clock(), timezone.utc))
-        return P.encode(P.event_body(status, delivery=delivery, sent_at=sent_at))
+        return payload.encode(payload.event_body(status, delivery=delivery, sent_at=sent_at))
 
     # -- the Writer protocol ------------------------------------------------------------------
     def plan(self, target: WebhookTarget, status: KRStatus) -> list[str]:
@@ -128,20 +130,20 @@ class WebhookWriter:
         target = self._resolve(target)
         where, _ = self._where(target)
         if target.url_env:
-            where, _ = P.display_url(_url(target), "slack")  # a URL from the environment is shown redacted
+            where, _ = payload.display_url(_url(target), "slack")  # a URL from the environment is shown redacted
         if target.secret_env:
             missing = ("" if self.environ.get(target.secret_env)
                        else f" — {target.secret_env} is NOT set, the write would fail")
             signing = f"signed (HMAC-SHA256 with ${target.secret_env}){missing}"
         else:
             signing = "unsigned"
-        kind = "Slack message" if target.format == "slack" else f"JSON event {P.EVENT}"
+        kind = "Slack message" if target.format == "slack" else f"JSON event {payload.EVENT}"
         flag = " (override)" if status.overridden else ""
         return [
             f"POST {where} ({target.format}: {kind}, {signing})",
-            f"status {status.label}{flag}: value {P.fmt_number(status.value, status.unit, status.target)} of target "
-            f"{P.fmt_number(status.target, status.unit)}, progress {P.fmt_pct(status.progress)} "
-            f"(expected {P.fmt_pct(status.expected)})",
+            f"status {status.label}{flag}: value {fmt_number(status.value, status.unit, status.target)} of target "
+            f"{fmt_number(status.target, status.unit)}, progress {fmt_pct(status.progress)} "
+            f"(expected {fmt_pct(status.expected)})",
         ]
 
     def write(self, target: WebhookTarget, status: KRStatus, remote_ref: str | None) -> WriteResult:
@@ -149,17 +151,17 @@ class WebhookWriter:
         target = self._resolve(target)
         where, hidden = self._where(target)
         if env_url:
-            where, more = P.display_url(_url(target), "slack")
+            where, more = payload.display_url(_url(target), "slack")
             hidden = [*hidden, *more, _url(target)]
         secret = self._secret(target, where)
         secrets = [s for s in [secret, *hidden, *self.options.secrets] if s]
         delivery = self.new_delivery()
         body = self._build(target, status, delivery)
-        headers = {P.EVENT_HEADER: P.EVENT, P.DELIVERY_HEADER: delivery}
+        headers = {payload.EVENT_HEADER: payload.EVENT, payload.DELIVERY_HEADER: delivery}
         if secret is not None:
             timestamp = str(int(self.clock()))
-            headers[P.TIMESTAMP_HEADER] = timestamp
-            headers[P.SIGNATURE_HEADER] = P.sign(secret, timestamp, body)
+            headers[payload.TIMESTAMP_HEADER] = timestamp
+            headers[payload.SIGNATURE_HEADER] = payload.sign(secret, timestamp, body)
         client = self._client(target, where, secrets)
         try:
             resp = client.request("POST", _url(target), data=body, headers=headers, allow_redirects=False)

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from okrsync.config.periods import expected_fraction
-from okrsync.engine.records import fmt_number, parse_iso
+from okrsync.domain.records import parse_iso
+from okrsync.domain.text import fmt_number
 
 # The chart's drawing box (viewBox units); the SVG scales to its container.
 WIDTH, HEIGHT = 560.0, 190.0

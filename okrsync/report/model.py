@@ -9,11 +9,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from okrsync import __version__
 from okrsync.config.periods import expected_fraction
 from okrsync.config.sources import SOURCES
+from okrsync.domain import VERSION as __version__
+from okrsync.domain.records import parse_iso
+from okrsync.domain.text import STATUS_LABELS, fmt_number, fmt_pct, plural
 from okrsync.engine.compute import Computation, KRResult, ObjectiveResult
-from okrsync.engine.records import STATUS_LABELS, fmt_number, fmt_pct, parse_iso, plural
 from okrsync.engine.store import Store
 
 from .chart import Bar, Chart, history_chart

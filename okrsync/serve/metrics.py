@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from okrsync.engine.records import STATUS_LABELS
+from okrsync.domain.text import STATUS_LABELS
 
 from .service import Service
 

@@ -14,11 +14,11 @@ from typing import Any, Callable
 from okrsync.config.settings import Settings
 from okrsync.config.workspace import LoadedWorkspace
 from okrsync.config.yamlfile import ConfigError
+from okrsync.domain.records import iso
 from okrsync.engine.compute import Computation
 from okrsync.engine.document import kr_document, status_document
 from okrsync.engine.lock import LockBusy
 from okrsync.engine.pipeline import Interrupted, RunSummary, run_sync
-from okrsync.engine.records import iso
 from okrsync.engine.store import Store, StoreError
 from okrsync.engine.sync import Reporter
 
@@ -126,13 +126,13 @@ class StreamFilter:
 
 
 class Service:
-    def __init__(self, lw: LoadedWorkspace, settings: Settings, store: Store, options: ServeOptions,
+    def __init__(self, loaded: LoadedWorkspace, settings: Settings, store: Store, options: ServeOptions,
                  render_html: Callable[[Computation, Store], str],
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
-        self.lw, self.settings, self.store, self.options = lw, settings, store, options
+        self.loaded, self.settings, self.store, self.options = loaded, settings, store, options
         self.render_html = render_html
         self.now = now
-        self.health = {n: SourceHealth(n, cfg.type) for n, cfg in lw.workspace.sources.items()}
+        self.health = {n: SourceHealth(n, cfg.type) for n, cfg in loaded.workspace.sources.items()}
         self.counters = Counters()
         self.history: list[SyncRecord] = []  # the last runs, newest last (bounded)
         self.deliveries = Deliveries()
@@ -146,7 +146,7 @@ class Service:
 
     # -- webhooks -----------------------------------------------------------------------------------
     def source_type(self, source: str) -> str | None:
-        cfg = self.lw.workspace.sources.get(source)
+        cfg = self.loaded.workspace.sources.get(source)
         return cfg.type if cfg is not None else None
 
     def secret(self, source: str) -> str | None:
@@ -176,7 +176,7 @@ class Service:
         kwargs: dict[str, Any] = {"connector_factory": factory} if factory is not None else {}
         log.info("%s sync of %s", job.trigger, ", ".join(job.sources) if job.sources else "every source")
         try:
-            summary = run_sync(self.lw, self.settings, self.store, sources=job.sources, reporter=waits,
+            summary = run_sync(self.loaded, self.settings, self.store, sources=job.sources, reporter=waits,
                                render_html=self.render_html, stop=self.worker.abort, **kwargs)
         except LockBusy as exc:
             log.warning("%s", exc)

@@ -8,8 +8,8 @@ import pytest
 
 from okrsync.config.workspace import load_workspace_text
 from okrsync.config.yamlfile import ConfigError
+from okrsync.domain.text import fmt_number
 from okrsync.engine.document import status_document
-from okrsync.engine.records import fmt_number
 from okrsync.engine.status import evaluate, infer_direction, projected_value
 from tests.builders import deployment, incident, issue, load
 from tests.unit.test_metrics import SOURCES, run

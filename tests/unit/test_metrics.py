@@ -279,7 +279,7 @@ def test_rolling_window(store):
 
 
 def test_sprint_window_and_expected(store):
-    from okrsync.engine.records import Sprint
+    from okrsync.domain.records import Sprint
 
     s1 = Sprint("1", "Sprint 1", "closed", t("2026-10-05"), t("2026-10-19"), t("2026-10-19"))
     s2 = Sprint("2", "Sprint 2", "active", t("2026-11-09"), t("2026-11-23"), None)

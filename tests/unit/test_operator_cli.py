@@ -76,10 +76,10 @@ def test_check_output_probes_without_leaving_files(tmp_path):
 
 
 def test_report_paths_resolve_against_the_workspace_files_directory(tmp_path):
-    lw = load_workspace_text(WS + "report: {path: out/r.html, json: /data/status.json}\n",
-                             str(tmp_path / "config" / "okrsync.yaml"))
-    assert output_paths(lw) == [("report.json", Path("/data/status.json")),
-                                ("report.path", tmp_path / "config" / "out" / "r.html")]
+    loaded = load_workspace_text(WS + "report: {path: out/r.html, json: /data/status.json}\n",
+                                 str(tmp_path / "config" / "okrsync.yaml"))
+    assert output_paths(loaded) == [("report.json", Path("/data/status.json")),
+                                    ("report.path", tmp_path / "config" / "out" / "r.html")]
 
 
 def test_validate_names_an_unwritable_report_path(ws, tmp_path):

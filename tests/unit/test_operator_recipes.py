@@ -29,9 +29,9 @@ def test_the_recipe_workspace_writes_every_report_to_a_writable_volume():
     assert m["/config"] is True and m["/data"] is False
     # the workspace is mounted at /config/okrsync.yaml (the image's ENTRYPOINT passes -w /config/okrsync.yaml)
     assert "-w\", \"/config/okrsync.yaml\"" in (ROOT / "Dockerfile").read_text()
-    lw = load_workspace(KUBE / "okrsync.yaml")
-    lw.path = Path("/config/okrsync.yaml")
-    paths = output_paths(lw)
+    loaded = load_workspace(KUBE / "okrsync.yaml")
+    loaded.path = Path("/config/okrsync.yaml")
+    paths = output_paths(loaded)
     assert {s for s, _ in paths} == {"report.path", "report.json"}
     for setting, path in paths:
         writable = [root for root, ro in m.items() if not ro and under(path, root)]
@@ -40,10 +40,10 @@ def test_the_recipe_workspace_writes_every_report_to_a_writable_volume():
 
 
 def test_a_relative_report_path_would_land_on_the_read_only_mount():
-    lw = load_workspace(KUBE / "okrsync.yaml")
-    lw.path = Path("/config/okrsync.yaml")
-    lw.workspace.report.path = "report.html"
-    assert dict(output_paths(lw))["report.path"] == Path("/config/report.html")
+    loaded = load_workspace(KUBE / "okrsync.yaml")
+    loaded.path = Path("/config/okrsync.yaml")
+    loaded.workspace.report.path = "report.html"
+    assert dict(output_paths(loaded))["report.path"] == Path("/config/report.html")
 
 
 def test_the_dockerfile_volume_holds_the_store_and_the_recipe_reports():

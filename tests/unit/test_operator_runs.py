@@ -72,19 +72,19 @@ def factory(jira_hook=None, pages=5):
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("OKRSYNC_SOURCES__JIRA__TOKEN", "tok-jira-123")
     monkeypatch.setenv("OKRSYNC_SOURCES__GITHUB__TOKEN", "tok-gh-456")
-    lw = load_workspace_text(WS, str(tmp_path / "okrsync.yaml"))
-    return lw, Settings(), Store(tmp_path / "okrsync.db")
+    loaded = load_workspace_text(WS, str(tmp_path / "okrsync.yaml"))
+    return loaded, Settings(), Store(tmp_path / "okrsync.db")
 
 
 def test_a_stop_ends_the_run_at_the_next_page_interrupted_and_the_next_run_resumes(env):
-    lw, settings, store = env
+    loaded, settings, store = env
     stop = threading.Event()
 
     def hook(i, _options):
         if i == 2:
             stop.set()  # as the signal handler does, while page 2 is being read
 
-    s = run_sync(lw, settings, store, connector_factory=factory(hook), now=lambda: NOW, stop=stop)
+    s = run_sync(loaded, settings, store, connector_factory=factory(hook), now=lambda: NOW, stop=stop)
     assert s.interrupted and s.status == "interrupted" and s.exit_code == 130
     assert s.interrupted_sources == ["jira"] and s.errors == []
     assert s.computation is None and s.writeback.written == 0
@@ -95,14 +95,14 @@ def test_a_stop_ends_the_run_at_the_next_page_interrupted_and_the_next_run_resum
     assert 1 <= saved <= 3
     assert store.get_state("jira", "issues")["pending"]["checkpoint"] == {"page": saved}
     assert store.db.execute("SELECT count(*) FROM kr_values").fetchone()[0] == 0
-    s2 = run_sync(lw, settings, store, connector_factory=factory(), now=lambda: NOW)
+    s2 = run_sync(loaded, settings, store, connector_factory=factory(), now=lambda: NOW)
     assert s2.status == "ok"
     assert store.db.execute("SELECT count(*) FROM issues").fetchone()[0] == 5
     assert [r["status"] for r in store.runs()] == ["ok", "interrupted"]
 
 
 def test_a_stop_interrupts_a_long_wait_at_once(env):
-    lw, settings, store = env
+    loaded, settings, store = env
     stop = threading.Event()
 
     def hook(i, options):
@@ -111,7 +111,7 @@ def test_a_stop_interrupts_a_long_wait_at_once(env):
 
     threading.Timer(0.2, stop.set).start()
     started = time.monotonic()
-    s = run_sync(lw, settings, store, connector_factory=factory(hook), now=lambda: NOW, stop=stop)
+    s = run_sync(loaded, settings, store, connector_factory=factory(hook), now=lambda: NOW, stop=stop)
     assert time.monotonic() - started < 30  # not an hour
     assert s.status == "interrupted" and s.interrupted_sources == ["jira"]
     assert store.runs()[0]["status"] == "interrupted"
@@ -131,50 +131,50 @@ def test_stoppable_sleep_uses_the_injected_sleep_and_raises_once_stopped():
 
 
 def test_runs_left_running_by_a_dead_process_are_marked_abandoned(env):
-    lw, settings, store = env
+    loaded, settings, store = env
     dead = store.start_run("sync", NOW)
-    s = run_sync(lw, settings, store, connector_factory=factory(), now=lambda: NOW)
+    s = run_sync(loaded, settings, store, connector_factory=factory(), now=lambda: NOW)
     rows = {r["id"]: r for r in store.runs()}
     assert rows[dead]["status"] == "abandoned" and rows[s.run_id]["status"] == "ok"
     assert f"pid {os.getpid()}" in json.loads(rows[dead]["errors"])[0]
 
 
 def test_an_unexpected_failure_after_the_reads_still_ends_the_run(env, tmp_path):
-    lw, settings, store = env
-    lw = load_workspace_text(WS + "report: {path: report.html}\n", str(tmp_path / "okrsync.yaml"))
+    loaded, settings, store = env
+    loaded = load_workspace_text(WS + "report: {path: report.html}\n", str(tmp_path / "okrsync.yaml"))
 
     def render(comp, store):
         raise RuntimeError("renderer bug")
 
     with pytest.raises(RuntimeError):
-        run_sync(lw, settings, store, connector_factory=factory(), now=lambda: NOW, render_html=render)
+        run_sync(loaded, settings, store, connector_factory=factory(), now=lambda: NOW, render_html=render)
     run = store.runs()[0]
     assert run["status"] == "failed" and run["finished"]
     assert json.loads(run["errors"]) == ["RuntimeError: renderer bug"]
 
 
 def test_an_output_that_fails_at_write_time_is_one_error_of_a_partial_run(env, tmp_path):
-    lw, settings, store = env
-    lw = load_workspace_text(WS + "report: {path: report.html, json: status.json}\n", str(tmp_path / "okrsync.yaml"))
+    loaded, settings, store = env
+    loaded = load_workspace_text(WS + "report: {path: report.html, json: status.json}\n", str(tmp_path / "okrsync.yaml"))
 
     def render(comp, store):
         raise OSError(28, "No space left on device")
 
-    s = run_sync(lw, settings, store, connector_factory=factory(), now=lambda: NOW, render_html=render)
+    s = run_sync(loaded, settings, store, connector_factory=factory(), now=lambda: NOW, render_html=render)
     assert s.outputs == [str(tmp_path / "status.json")]
     assert s.errors == [f"report.path: cannot write {tmp_path / 'report.html'}: No space left on device"]
     assert s.exit_code == 1 and store.runs()[0]["status"] == "partial"
 
 
 def test_a_stop_while_waiting_for_the_lock_raises_interrupted_and_records_nothing(env):
-    lw, settings, store = env
+    loaded, settings, store = env
     holder = StoreLock(store.path)
     holder.acquire(0)
     stop = threading.Event()
     threading.Timer(0.3, stop.set).start()
     try:
         with pytest.raises(Interrupted):
-            run_sync(lw, settings, store, connector_factory=factory(), wait=60, stop=stop)
+            run_sync(loaded, settings, store, connector_factory=factory(), wait=60, stop=stop)
     finally:
         holder.release()
     assert store.runs() == []

@@ -14,8 +14,8 @@ from okrsync.cli import cli
 from okrsync.commands_sync import dry_run_lines
 from okrsync.connectors.github.normalize import normalize_pull, stable_pull
 from okrsync.connectors.neterrors import speaks_no_tls, unresolvable_host
+from okrsync.domain.text import plural
 from okrsync.engine.pipeline import RunSummary
-from okrsync.engine.records import plural
 from okrsync.engine.store import Store, StoreRemoved
 from okrsync.engine.writeback import WritebackSummary
 from okrsync.sandbox_exports import exports, sandbox_tokens, workspace_ports

@@ -5,7 +5,7 @@ import sqlite3
 
 import pytest
 
-from okrsync.engine.records import Sprint
+from okrsync.domain.records import Sprint
 from okrsync.engine.store import Store, StoreError
 from tests.builders import deployment, incident, issue, t
 

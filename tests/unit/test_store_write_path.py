@@ -9,7 +9,7 @@ import pytest
 
 from okrsync.connectors.base import Page
 from okrsync.connectors.rawjson import parse_page
-from okrsync.engine.records import Sprint
+from okrsync.domain.records import Sprint
 from okrsync.engine.store import record_row
 from okrsync.engine.sync import prefetched
 from tests.builders import deployment, issue, t

@@ -64,8 +64,8 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("OKRSYNC_SOURCES__GITHUB__TOKEN", "tok-gh-456")
     from okrsync.engine.store import Store
 
-    lw = load_workspace_text(WS, str(tmp_path / "okrsync.yaml"))
-    return lw, Settings(), Store(tmp_path / "okrsync.db")
+    loaded = load_workspace_text(WS, str(tmp_path / "okrsync.yaml"))
+    return loaded, Settings(), Store(tmp_path / "okrsync.db")
 
 
 def factory(streams_by_source):
@@ -80,13 +80,13 @@ def jira_pages():
 
 
 def test_first_run_then_incremental(env):
-    lw, settings, store = env
+    loaded, settings, store = env
     calls = []
     now = datetime(2026, 11, 15, tzinfo=timezone.utc)
     streams = {"jira": lambda: [FakeStream("issues", jira_pages(), calls=calls)],
                "github": lambda: [FakeStream("deployments", [Page(records=[deployment(id="d1", created="2026-11-01")])],
                                              default_from="previous_period", calls=calls)]}
-    s1 = run_sync(lw, settings, store, connector_factory=factory(streams), now=lambda: now)
+    s1 = run_sync(loaded, settings, store, connector_factory=factory(streams), now=lambda: now)
     assert s1.exit_code == 0, s1.errors
     assert s1.sources["jira"].summary()["fetched"] == 3
     assert s1.skipped == [{"source": "jira", "stream": "issues", "key": "APP-9", "reason": "bad date 'x'"}]
@@ -100,7 +100,7 @@ def test_first_run_then_incremental(env):
     assert comp.kr("KR2").items == 1
     calls.clear()
     later = now + timedelta(hours=1)
-    run_sync(lw, settings, store, connector_factory=factory(streams), now=lambda: later)
+    run_sync(loaded, settings, store, connector_factory=factory(streams), now=lambda: later)
     jira_call = [c for c in calls if c.since != datetime(2026, 7, 1, tzinfo=timezone.utc)][0]
     assert jira_call.since == now - timedelta(minutes=10)  # cursor - lookback
     assert not jira_call.first_run
@@ -108,11 +108,11 @@ def test_first_run_then_incremental(env):
 
 
 def test_failing_source_keeps_cursor_and_others_complete(env):
-    lw, settings, store = env
+    loaded, settings, store = env
     now = datetime(2026, 11, 15, tzinfo=timezone.utc)
     streams = {"jira": lambda: [FakeStream("issues", jira_pages(), fail_after=1)],
                "github": lambda: [FakeStream("deployments", [Page(records=[deployment(id="d1", created="2026-11-01")])])]}
-    s = run_sync(lw, settings, store, connector_factory=factory(streams), now=lambda: now)
+    s = run_sync(loaded, settings, store, connector_factory=factory(streams), now=lambda: now)
     assert s.exit_code == 1
     assert s.status == "partial"
     assert s.errors == ["jira: HTTP 503 from https://acme.atlassian.net/rest/api/3/search/jql, gave up after 6 attempts"]
@@ -125,7 +125,7 @@ def test_failing_source_keeps_cursor_and_others_complete(env):
     # resume: the next run continues after the saved page, and the cursor is the first run's start
     calls = []
     streams["jira"] = lambda: [FakeStream("issues", jira_pages(), calls=calls)]
-    s2 = run_sync(lw, settings, store, connector_factory=factory(streams), now=lambda: now + timedelta(hours=1))
+    s2 = run_sync(loaded, settings, store, connector_factory=factory(streams), now=lambda: now + timedelta(hours=1))
     assert s2.exit_code == 0
     assert calls[0].checkpoint == {"page": 1}
     assert store.get_state("jira", "issues")["cursor"] == "2026-11-15T00:00:00.000Z"
@@ -133,30 +133,30 @@ def test_failing_source_keeps_cursor_and_others_complete(env):
 
 
 def test_full_sync_marks_vanished_records_deleted(env):
-    lw, settings, store = env
+    loaded, settings, store = env
     now = datetime(2026, 11, 15, tzinfo=timezone.utc)
     streams = {"jira": lambda: [FakeStream("issues", jira_pages())], "github": lambda: []}
-    run_sync(lw, settings, store, connector_factory=factory(streams), now=lambda: now)
+    run_sync(loaded, settings, store, connector_factory=factory(streams), now=lambda: now)
     streams["jira"] = lambda: [FakeStream("issues", jira_pages()[:2])]
-    s = run_sync(lw, settings, store, full=True, connector_factory=factory(streams), now=lambda: now)
+    s = run_sync(loaded, settings, store, full=True, connector_factory=factory(streams), now=lambda: now)
     assert s.sources["jira"].deleted == 1
     assert s.computation.kr("KR1").items == 2
 
 
 def test_missing_token_is_configuration_but_others_sync(env, monkeypatch):
-    lw, settings, store = env
+    loaded, settings, store = env
     monkeypatch.delenv("OKRSYNC_SOURCES__JIRA__TOKEN")
     from okrsync.config.settings import Settings as S
 
     streams = {"jira": lambda: [], "github": lambda: [FakeStream("deployments", [Page(records=[deployment(id="d1")])])]}
-    s = run_sync(lw, S(), store, connector_factory=factory(streams))
+    s = run_sync(loaded, S(), store, connector_factory=factory(streams))
     assert s.exit_code == 2
     assert s.errors == ["jira: no token: set OKRSYNC_SOURCES__JIRA__TOKEN"]
     assert store.get_state("github", "deployments")["cursor"] is not None
 
 
 def test_unexpected_exception_in_a_connector_is_one_line(env):
-    lw, settings, store = env
+    loaded, settings, store = env
 
     class Boom:
         name, default_from = "issues", "all"
@@ -166,13 +166,13 @@ def test_unexpected_exception_in_a_connector_is_one_line(env):
             yield  # pragma: no cover
 
     streams = {"jira": lambda: [Boom()], "github": lambda: []}
-    s = run_sync(lw, settings, store, connector_factory=factory(streams))
+    s = run_sync(loaded, settings, store, connector_factory=factory(streams))
     assert s.errors == ["jira: unexpected error: KeyError: 'fields'"]
     assert s.exit_code == 1
 
 
 def test_tokens_never_reach_the_store_or_summary(env):
-    lw, settings, store = env
+    loaded, settings, store = env
 
     class Leaky:
         name, default_from = "issues", "all"
@@ -182,7 +182,7 @@ def test_tokens_never_reach_the_store_or_summary(env):
             yield  # pragma: no cover
 
     streams = {"jira": lambda: [Leaky()], "github": lambda: []}
-    s = run_sync(lw, settings, store, connector_factory=factory(streams))
+    s = run_sync(loaded, settings, store, connector_factory=factory(streams))
     assert "tok-jira-123" not in " ".join(s.errors)
     dump = "\n".join(store.db.conn.iterdump())
     assert "tok-jira-123" not in dump and "tok-gh-456" not in dump

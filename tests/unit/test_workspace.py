@@ -175,8 +175,8 @@ def test_thresholds_come_from_the_file_then_the_environment(monkeypatch, in_file
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    lw = load_workspace_text(in_file + BASE)
-    t = thresholds_for(lw, Settings())
+    loaded = load_workspace_text(in_file + BASE)
+    t = thresholds_for(loaded, Settings())
     assert (t.on_track, t.at_risk) == expected
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from okrsync.connectors.rawjson import RawItem, parse_page
-from okrsync.engine import records
-from okrsync.engine.records import RecordError
+from okrsync.domain import records
+from okrsync.domain.records import RecordError
 
 
 @pytest.mark.parametrize("text, key", [

@@ -13,7 +13,7 @@ from okrsync.config.keyresults import WebhookTarget
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, SourceError
 from okrsync.connectors.webhook import payload as P
 from okrsync.connectors.webhook.writer import WebhookWriter, build_writer
-from okrsync.engine.records import KRStatus
+from okrsync.domain.status import KRStatus
 
 NOW = 1_763_200_000.0  # 2025-11-15T09:46:40Z
 SECRET = "whsec-Zk1c9q-very-secret"

@@ -7,9 +7,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from okrsync.config.workspace import load_workspace_text
+from okrsync.domain.records import Sprint
 from okrsync.engine.compute import Computation, compute
 from okrsync.engine.history import history_rows
-from okrsync.engine.records import Sprint
 from okrsync.engine.store import Store
 from tests.builders import deployment, incident, issue, load, t
 

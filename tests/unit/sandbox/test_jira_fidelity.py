@@ -13,7 +13,7 @@ from okrsync.connectors.base import ConnectorOptions, ReadContext, SourceError
 from okrsync.connectors.jira.client import JiraClient
 from okrsync.connectors.jira.connector import build
 from okrsync.connectors.jira.writer import build_writer
-from okrsync.engine.records import KRStatus
+from okrsync.domain.status import KRStatus
 from okrsync.sandbox import Sandbox
 
 from ..connectors.jira.helpers import config, creds, options

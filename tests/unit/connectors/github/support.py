@@ -19,7 +19,7 @@ from okrsync.config.settings import SourceCredentials
 from okrsync.config.sources import GitHubSource
 from okrsync.connectors.base import ConnectorOptions, ReadContext, SourceError
 from okrsync.connectors.github.connector import build
-from okrsync.engine.records import iso, parse_iso
+from okrsync.domain.records import iso, parse_iso
 
 API = "https://api.github.com"
 TOKEN = "ghp_secret_token_123"

@@ -236,16 +236,16 @@ def test_real_engine_stores_records_commits_and_lead_time(gh, tmp_path, monkeypa
                      2: [status(21, "success", base + D + timedelta(hours=10))]}
     from okrsync.connectors.github.connector import build
 
-    lw = load_workspace_text(WS, str(tmp_path / "okrsync.yaml"))
+    loaded = load_workspace_text(WS, str(tmp_path / "okrsync.yaml"))
     store = Store(tmp_path / "okrsync.db")
     factory = lambda name, cfg, creds, opts: build(name, cfg, creds, opts)  # noqa: E731
-    s = run_sync(lw, Settings(), store, connector_factory=factory, now=lambda: NOW)
+    s = run_sync(loaded, Settings(), store, connector_factory=factory, now=lambda: NOW)
     assert s.exit_code == 0, s.errors
     rows = store.db.execute("SELECT deployment_id, sha FROM deployment_commits ORDER BY sha").fetchall()
     assert rows == [("d1", sha(2)), ("d2", sha(3)), ("d2", sha(4)), ("d2", sha(5))]
     assert s.computation.kr("KR1").value == pytest.approx(6.0)  # median of 2 h and 10 h
     assert s.computation.kr("KR1").items == 2
     gh.reset()
-    s2 = run_sync(lw, Settings(), store, connector_factory=factory, now=lambda: NOW + timedelta(hours=1))
+    s2 = run_sync(loaded, Settings(), store, connector_factory=factory, now=lambda: NOW + timedelta(hours=1))
     assert s2.exit_code == 0 and s2.sources["gh"].requests == 3  # issues, pulls, deployments
     assert TOKEN not in "\n".join(store.db.conn.iterdump())

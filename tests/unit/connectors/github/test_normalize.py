@@ -13,7 +13,7 @@ from okrsync.connectors.github.normalize import (
     normalize_release,
     normalize_run,
 )
-from okrsync.engine.records import RecordError
+from okrsync.domain.records import RecordError
 
 from .support import devlake_pulls, replay
 

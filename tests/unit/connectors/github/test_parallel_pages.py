@@ -9,7 +9,7 @@ import responses
 
 from okrsync.connectors.base import ReadContext
 from okrsync.connectors.github.streams import IssuesStream, PullsStream
-from okrsync.engine.records import iso
+from okrsync.domain.records import iso
 
 from .support import T0, FakeGitHub, MiniEngine, config, connector, issue, pull, z
 

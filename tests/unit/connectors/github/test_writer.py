@@ -10,7 +10,7 @@ from okrsync.config.keyresults import GitHubTarget
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import ConnectorOptions, SourceError
 from okrsync.connectors.github.writer import apply_section, build_writer, label_changes, render_section
-from okrsync.engine.records import KRStatus
+from okrsync.domain.status import KRStatus
 
 from .support import API, TOKEN, FakeClock, config
 

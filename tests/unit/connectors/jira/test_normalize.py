@@ -17,7 +17,7 @@ from okrsync.connectors.jira.normalize import (
     status_category,
     story_points,
 )
-from okrsync.engine.records import Issue, RecordError, Sprint
+from okrsync.domain.records import Issue, RecordError, Sprint
 
 from .helpers import devlake_issues, har_body, issue
 

@@ -11,7 +11,7 @@ import responses
 from okrsync.config.keyresults import JiraTarget
 from okrsync.connectors.base import SourceError, WriteResult
 from okrsync.connectors.jira.writer import build_writer, has_marker, render_comment
-from okrsync.engine.records import KRStatus
+from okrsync.domain.status import KRStatus
 
 from .helpers import CLOUD, DC, TOKEN, cloud_config, creds, dc_config, options, path, query, stub_cloud
 

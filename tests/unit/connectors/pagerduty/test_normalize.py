@@ -14,7 +14,7 @@ from okrsync.connectors.pagerduty.normalize import (
     windows,
     zulu,
 )
-from okrsync.engine.records import RecordError
+from okrsync.domain.records import RecordError
 
 FIXTURES = Path(__file__).parents[3] / "fixtures" / "pagerduty"
 UTC = timezone.utc

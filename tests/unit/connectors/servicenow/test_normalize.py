@@ -17,7 +17,7 @@ from okrsync.connectors.servicenow.normalize import (
     state_status,
     value,
 )
-from okrsync.engine.records import RecordError
+from okrsync.domain.records import RecordError
 
 FIXTURES = Path(__file__).parents[3] / "fixtures" / "servicenow"
 BASE = "https://dev197215.service-now.com"
