@@ -19,7 +19,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from okrsync.domain import VERSION as __version__
 
-from .base import AuthError, NotFoundError, SourceError, redact
+from .base import AuthError, ConnectorOptions, NotFoundError, SourceError, redact
 from .errortext import body_of, error_text
 from .neterrors import not_sent, short_reason, speaks_no_tls, unresolvable_host
 
@@ -221,6 +221,16 @@ class HttpClient:
         self._secondary_hits = 0  # consecutive secondary rate limits (the wait doubles each time)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    @classmethod
+    def for_source(cls, source: str, base_url: str, config: Any, options: ConnectorOptions, *,
+                   headers: Mapping[str, str], auth_hint: str, secrets: list[str] | tuple[str, ...] = (),
+                   auth: Any = None, clock: Callable[[], float] | None = None) -> HttpClient:
+        """The client of one source: its settings' timeouts, attempts, concurrency and CA bundle, the engine's
+        sleep, clock and wait reporting, and its credentials among the values redacted from every message."""
+        return cls(source, base_url, options=http_options(config, options), headers=headers, auth=auth,
+                   auth_hint=auth_hint, secrets=[*options.secrets, *secrets], sleep=options.sleep,
+                   clock=clock or options.clock, on_wait=options.on_wait)
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
             return path

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.connectors.auth import credentials_problem
 from okrsync.connectors.base import AuthError, ConnectorOptions, NotFoundError, QueryError, SourceError
-from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+from okrsync.connectors.http import HttpClient, HTTPStatusError
 from okrsync.connectors.paging import Fetched, OffsetPaginator, Request, TokenPaginator, paginate
 from okrsync.connectors.rawjson import parse_page
 from okrsync.domain.records import RecordError, parse_time, utc
@@ -91,12 +91,8 @@ class JiraClient:
         problem = credentials_problem(name, config, credentials)
         if problem:
             raise AuthError(problem)
-        http = http_options(config, options)
-        self.http = HttpClient(
-            name, self.api, options=http, headers={"Accept": "application/json"},
-            auth_hint=env_name(name, "token"), secrets=[*options.secrets, self.token],
-            sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
-        )
+        self.http = HttpClient.for_source(name, self.api, config, options, headers={"Accept": "application/json"},
+                                          auth_hint=env_name(name, "token"), secrets=[self.token])
         self.http.final = _window_exceeded
         self.dc_window = DC_WINDOW
         self._cloud: bool | None = {"cloud": True, "server": False}.get(config.deployment)

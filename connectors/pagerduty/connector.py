@@ -19,7 +19,7 @@ from okrsync.connectors.base import (
     Skipped,
     SourceError,
 )
-from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+from okrsync.connectors.http import HttpClient, HTTPStatusError
 from okrsync.connectors.paging import Fetched, OffsetPaginator, Ranges, Request, in_parallel, paginate
 from okrsync.domain.records import Incident, RecordError, iso, parse_iso
 
@@ -258,14 +258,12 @@ def build(name: str, config: Any, credentials: SourceCredentials, options: Conne
     if problem:
         raise AuthError(problem)
     token = credentials.token.get_secret_value() if credentials.token else ""
-    http = http_options(config, options)
-    client = HttpClient(
-        name, config.api_url(), options=http,
+    client = HttpClient.for_source(
+        name, config.api_url(), config, options,
         # an API key is `Token token=<key>`; an OAuth access token is `Bearer <token>` (PagerDuty developer docs:
         # "Authentication" and "OAuth Functionality"); the other scheme is refused with a 401
         headers={"Authorization": f"Bearer {token}" if getattr(config, "auth", "api_key") == "oauth"
                  else f"Token token={token}", "Accept": ACCEPT},
-        auth_hint=env_name(name, "token"), secrets=[*options.secrets, token],
-        sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
+        auth_hint=env_name(name, "token"), secrets=[token],
     )
     return PagerDutyConnector(name, config, client)

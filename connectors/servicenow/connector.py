@@ -18,7 +18,7 @@ from okrsync.connectors.base import (
     Skipped,
     SourceError,
 )
-from okrsync.connectors.http import HttpClient, HTTPStatusError, http_options
+from okrsync.connectors.http import HttpClient, HTTPStatusError
 from okrsync.connectors.paging import Fetched, Paginator, Request, fetch, in_parallel, paginate
 from okrsync.domain.records import Record, RecordError, iso, parse_iso
 
@@ -314,12 +314,8 @@ def build(name: str, config: Any, credentials: SourceCredentials, options: Conne
         hint = f"{env_name(name, 'user')} and {env_name(name, 'password')}"
     if not config.url:
         raise SourceError(f"{name}: a servicenow source needs url: https://<instance>.service-now.com")
-    http = http_options(config, options)
-    client = HttpClient(
-        name, config.url, options=http, headers=headers, auth=auth, auth_hint=hint,
-        secrets=[*options.secrets, token, password, form.get("client_secret", "")],
-        sleep=options.sleep, clock=options.clock, on_wait=options.on_wait,
-    )
+    client = HttpClient.for_source(name, config.url, config, options, headers=headers, auth=auth, auth_hint=hint,
+                                   secrets=[token, password, form.get("client_secret", "")])
     if mode == "oauth":
         attach(client, servicenow_mint(client, form, hint))
     try:
