@@ -93,6 +93,11 @@ class Connector(Protocol):
     @property
     def requests_made(self) -> int: ...
 
+    def finish(self) -> None:
+        """Called by the engine once every stream has been read whole (not after a failed or stopped read), for
+        what spans the streams, e.g. failing the source over a repository none of them could read (SourceError)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -111,6 +116,9 @@ class ClientConnector:
     @property
     def requests_made(self) -> int:
         return self.client.requests_made
+
+    def finish(self) -> None:
+        """Nothing spans the streams by default."""
 
     def close(self) -> None:
         self.client.close()

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, TypedDict
 
+# Streams no longer read whose rows older stores still hold (their cursors no longer move): GitHub's per-repository
+# check, now Connector.finish().
+RETIRED_STREAMS = ("repo_check",)
+
 
 class ReadChain(TypedDict):
     """Which read a page belongs to: the run that started it (its start becomes the cursor) and its `since`."""

@@ -20,7 +20,7 @@ from okrsync.domain.records import iso
 
 from .dialect import POSTGRESQL, SQLITE, PgDatabase, StoreURL, parse_store_url, pg_connect, pg_prepare, redact_url
 from .items import ItemWrites, PageCounts, _json, chunked, now_utc, record_row, upsert_sql
-from .readstate import StreamState
+from .readstate import RETIRED_STREAMS, StreamState
 from .schema import migrate
 
 __all__ = ["PageCounts", "Store", "StoreError", "StoreRemoved", "StoreUnreachable", "item_set_digest", "record_row"]
@@ -251,7 +251,8 @@ class Store(ItemWrites):
         """Per source: the oldest complete cursor of its streams (when it was last fully synced)."""
         out: dict[str, str] = {}
         for source, cursor in self.db.execute(
-            "SELECT source, min(cursor) FROM sync_state WHERE cursor IS NOT NULL GROUP BY source"
+            "SELECT source, min(cursor) FROM sync_state WHERE cursor IS NOT NULL AND stream NOT IN "
+            f"({', '.join('?' for _ in RETIRED_STREAMS)}) GROUP BY source", list(RETIRED_STREAMS)
         ):
             out[source] = cursor
         return out

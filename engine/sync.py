@@ -142,6 +142,8 @@ class SyncRunner:
                 if self.stop_requested.is_set():
                     break
                 self._sync_stream(name, stream, connector, out)
+            if not self.stop_requested.is_set():
+                connector.finish()  # every stream read: the checks that span them
         except SourceError as exc:
             out.error = _one_line(str(exc), self.settings.secret_values())
             log.info("%s", out.error)  # the run summary prints it once; the log repeats it only with -v

@@ -56,3 +56,37 @@ def test_the_pending_read_keeps_its_json_shape(env):  # noqa: F811
     s2 = run_sync(loaded, settings, store, connector_factory=factory(streams), now=lambda: now + timedelta(hours=1))
     assert s2.exit_code == 0
     assert store.get_state("jira", "issues")["cursor"] == "2026-11-15T00:00:00.000Z"
+
+
+def test_a_retired_repo_check_row_does_not_hold_back_synced_at(env):  # noqa: F811
+    _, _, store = env
+    # GitHub's repo_check pseudo-stream (now GitHubConnector.finish()) left a row in stores written before
+    store.save_state("github", "repo_check", {"cursor": "2026-10-01T00:00:00.000Z", "pending": None, "state": {}})
+    store.save_state("github", "issues", {"cursor": "2026-11-15T00:00:00.000Z", "pending": None, "state": {}})
+    assert store.source_synced_at() == {"github": "2026-11-15T00:00:00.000Z"}
+
+
+def test_finish_runs_after_every_stream_and_can_fail_the_source(env):  # noqa: F811
+    from okrsync.connectors.base import SourceError
+    from tests.unit.test_sync_engine import FakeConnector
+
+    loaded, settings, store = env
+    order: list[str] = []
+
+    class Finishing(FakeConnector):
+        def finish(self):
+            order.append("finish")
+            if self.name == "github":
+                raise SourceError("github: repository acme/nope not found (or the token cannot see it)")
+
+    calls: list = []
+
+    def make(name, cfg, creds, opts):
+        return Finishing(name, [FakeStream("issues" if name == "jira" else "deployments", [], calls=calls)])
+
+    s = run_sync(loaded, settings, store, connector_factory=make,
+                 now=lambda: datetime(2026, 11, 15, tzinfo=timezone.utc))
+    assert s.errors == ["github: repository acme/nope not found (or the token cannot see it)"]
+    assert len(calls) == 2 and order == ["finish", "finish"]
+    # the streams kept their cursors: the failure is the source's, after they were all read
+    assert store.get_state("github", "deployments")["cursor"] == "2026-11-15T00:00:00.000Z"
