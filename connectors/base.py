@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from okrsync.config.settings import minted_secrets
 from okrsync.domain.records import Record
@@ -57,8 +57,9 @@ class Membership:
 class Page:
     records: Sequence[Record] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
-    # Resume point after this page for an interrupted read (None: nothing to record).
-    checkpoint: dict[str, Any] | None = None
+    # Resume point after this page for an interrupted read (None: nothing to record); each stream types its own
+    # (a TypedDict of JSON values), the engine stores it as it is.
+    checkpoint: Mapping[str, Any] | None = None
     # Connector-private state to keep for the next run (None: keep the previous one).
     state: dict[str, Any] | None = None
     memberships: list[Membership] = field(default_factory=list)
@@ -92,6 +93,11 @@ class Connector(Protocol):
     @property
     def requests_made(self) -> int: ...
 
+    def finish(self) -> None:
+        """Called by the engine once every stream has been read whole (not after a failed or stopped read), for
+        what spans the streams, e.g. failing the source over a repository none of them could read (SourceError)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -110,6 +116,9 @@ class ClientConnector:
     @property
     def requests_made(self) -> int:
         return self.client.requests_made
+
+    def finish(self) -> None:
+        """Nothing spans the streams by default."""
 
     def close(self) -> None:
         self.client.close()

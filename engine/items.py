@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from okrsync.domain.records import Deployment, Incident, Issue, Record, iso
 from okrsync.mappings.selectors import ITEM_COLUMNS as COLUMNS
@@ -132,7 +132,7 @@ class ItemWrites:
     def write(self) -> Any:  # Store.write
         raise NotImplementedError
 
-    def _save_state(self, source: str, stream: str, state: dict[str, Any]) -> None:  # Store._save_state
+    def _save_state(self, source: str, stream: str, state: Mapping[str, Any]) -> None:  # Store._save_state
         raise NotImplementedError
 
     def write_page(
@@ -142,7 +142,7 @@ class ItemWrites:
         records: Iterable[Record],
         *,
         run_id: int,
-        state: dict[str, Any] | None = None,
+        state: Mapping[str, Any] | None = None,
         memberships: Iterable[tuple[str, set[str] | None, set[str], str | None]] = (),
     ) -> PageCounts:
         """Upsert one page of records and save the stream's state, in one transaction.

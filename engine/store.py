@@ -11,7 +11,7 @@ import threading
 import zlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from sqlite_utils import Database
 
@@ -20,6 +20,7 @@ from okrsync.domain.records import iso
 
 from .dialect import POSTGRESQL, SQLITE, PgDatabase, StoreURL, parse_store_url, pg_connect, pg_prepare, redact_url
 from .items import ItemWrites, PageCounts, _json, chunked, now_utc, record_row, upsert_sql
+from .readstate import RETIRED_STREAMS, StreamState
 from .schema import migrate
 
 __all__ = ["PageCounts", "Store", "StoreError", "StoreRemoved", "StoreUnreachable", "item_set_digest", "record_row"]
@@ -220,7 +221,7 @@ class Store(ItemWrites):
         return stale
 
     # -- sync state ----------------------------------------------------------------------------
-    def get_state(self, source: str, stream: str) -> dict[str, Any]:
+    def get_state(self, source: str, stream: str) -> StreamState:
         row = self.db.execute(
             "SELECT cursor, pending, state FROM sync_state WHERE source = ? AND stream = ?", [source, stream]
         ).fetchone()
@@ -229,7 +230,7 @@ class Store(ItemWrites):
         return {"cursor": row[0], "pending": json.loads(row[1]) if row[1] else None,
                 "state": json.loads(row[2]) if row[2] else {}}
 
-    def _save_state(self, source: str, stream: str, state: dict[str, Any]) -> None:
+    def _save_state(self, source: str, stream: str, state: Mapping[str, Any]) -> None:
         """Set the given keys (cursor, pending, state) of a stream's row; the others keep their values."""
         cols: dict[str, Any] = {}
         if "cursor" in state:
@@ -242,7 +243,7 @@ class Store(ItemWrites):
         self.db.conn.execute(upsert_sql("sync_state", ("source", "stream", *cols), ("source", "stream")),
                              [source, stream, *cols.values()])
 
-    def save_state(self, source: str, stream: str, state: dict[str, Any]) -> None:
+    def save_state(self, source: str, stream: str, state: Mapping[str, Any]) -> None:
         with self.write():
             self._save_state(source, stream, state)
 
@@ -250,7 +251,8 @@ class Store(ItemWrites):
         """Per source: the oldest complete cursor of its streams (when it was last fully synced)."""
         out: dict[str, str] = {}
         for source, cursor in self.db.execute(
-            "SELECT source, min(cursor) FROM sync_state WHERE cursor IS NOT NULL GROUP BY source"
+            "SELECT source, min(cursor) FROM sync_state WHERE cursor IS NOT NULL AND stream NOT IN "
+            f"({', '.join('?' for _ in RETIRED_STREAMS)}) GROUP BY source", list(RETIRED_STREAMS)
         ):
             out[source] = cursor
         return out

@@ -19,6 +19,7 @@ from okrsync.connectors.registry import build_connector
 from okrsync.domain.records import iso, parse_iso
 from okrsync.mappings.selectors import jql_key
 
+from .readstate import PageState, ReadChain, StreamState, pending_read
 from .store import Store, StoreRemoved
 
 log = logging.getLogger("okrsync.sync")
@@ -100,25 +101,27 @@ class SyncRunner:
             return self.ws.period.previous_bounds(self.ws.timezone)[0]
         return None
 
-    def context(self, name: str, stream: Stream) -> tuple[ReadContext, dict]:
-        st = self.store.get_state(name, stream.name)
-        pending = st["pending"]
+    def context(self, name: str, stream: Stream) -> tuple[ReadContext, ReadChain]:
+        saved = self.store.get_state(name, stream.name)
+        pending = saved["pending"]
         cfg = self.ws.sources[name]
-        chain = {"run_started": iso(self.started), "run_id": self.run_id, "full": self.full}
+        run_started, run_id = iso(self.started), self.run_id
         if pending and bool(pending.get("full")) == self.full:
             # an interrupted read: resume it; the cursor becomes the interrupted run's start
             since = parse_iso(pending["since"]) if pending.get("since") else None
-            chain = {"run_started": pending["run_started"], "run_id": pending["run_id"], "full": self.full}
+            run_started, run_id = pending["run_started"], pending["run_id"]
+            checkpoint = pending.get("checkpoint")
             ctx = ReadContext(since=since, run_started=self.started, full=self.full,
-                              first_run=st["cursor"] is None, checkpoint=pending.get("checkpoint"),
-                              state=st["state"])
-        elif self.full or st["cursor"] is None:
+                              first_run=saved["cursor"] is None,
+                              checkpoint=dict(checkpoint) if checkpoint is not None else None,
+                              state=saved["state"])
+        elif self.full or saved["cursor"] is None:
             ctx = ReadContext(since=self.first_since(name, stream), run_started=self.started, full=self.full,
-                              first_run=st["cursor"] is None, state=st["state"])
+                              first_run=saved["cursor"] is None, state=saved["state"])
         else:
-            since = parse_iso(st["cursor"]) - cfg.lookback_delta
-            ctx = ReadContext(since=since, run_started=self.started, state=st["state"])
-        chain["since"] = iso(ctx.since)
+            since = parse_iso(saved["cursor"]) - cfg.lookback_delta
+            ctx = ReadContext(since=since, run_started=self.started, state=saved["state"])
+        chain: ReadChain = {"run_started": run_started, "run_id": run_id, "full": self.full, "since": iso(ctx.since)}
         return ctx, chain
 
     def sync_source(self, name: str) -> SourceOutcome:
@@ -139,6 +142,8 @@ class SyncRunner:
                 if self.stop_requested.is_set():
                     break
                 self._sync_stream(name, stream, connector, out)
+            if not self.stop_requested.is_set():
+                connector.finish()  # every stream read: the checks that span them
         except SourceError as exc:
             out.error = _one_line(str(exc), self.settings.secret_values())
             log.info("%s", out.error)  # the run summary prints it once; the log repeats it only with -v
@@ -164,10 +169,9 @@ class SyncRunner:
         for page in prefetched(stream.read(ctx), f"okrsync-{name}-{stream.name}"):
             if page.state is not None:
                 state = page.state
-            pending = {**chain, "checkpoint": page.checkpoint}
+            page_state: PageState = {"pending": pending_read(chain, page.checkpoint), "state": state}
             counts = self.store.write_page(
-                name, stream.name, page.records, run_id=self.run_id,
-                state={"pending": pending, "state": state},
+                name, stream.name, page.records, run_id=self.run_id, state=page_state,
                 memberships=[(m.jql_key, m.checked, m.members, m.jql) for m in page.memberships],
             )
             fetched += len(page.records)
@@ -181,9 +185,10 @@ class SyncRunner:
             if self.stop_requested.is_set():
                 # graceful stop: this page is saved; the pending checkpoint resumes the rest next run
                 raise SourceError(f"{name}: stopped before {stream.name} finished (resumes next run)")
-        if chain.get("full") or self.full:
+        if chain["full"] or self.full:
             out.deleted += self.store.mark_deleted(name, stream.name, int(chain["run_id"]), since=ctx.since)
-        self.store.save_state(name, stream.name, {"cursor": chain["run_started"], "pending": None, "state": state})
+        done: StreamState = {"cursor": chain["run_started"], "pending": None, "state": state}
+        self.store.save_state(name, stream.name, done)
         out.fetched += fetched
         out.streams[stream.name] = fetched
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.config.sources import is_loopback
 from okrsync.connectors.auth import attach, credentials_problem, github_app, github_app_mint
-from okrsync.connectors.base import AuthError, ConnectorOptions, Page, ReadContext, SourceError
+from okrsync.connectors.base import AuthError, ConnectorOptions, SourceError
 from okrsync.connectors.http import HttpOptions, HTTPStatusError, http_options
 
 from .client import GitHubClient, RepoNotFound
@@ -45,24 +45,6 @@ def _app_client(name: str, config: Any, credentials: SourceCredentials, options:
     return client
 
 
-class RepoCheck:
-    """The last stream: fails the source, in one line, when a repository could not be read.
-
-    It runs after the real streams so they all sync the other repositories and keep their cursors.
-    """
-
-    name = "repo_check"
-    default_from = "all"
-
-    def __init__(self, conn: "GitHubConnector"):
-        self.conn = conn
-
-    def read(self, ctx: ReadContext) -> Iterator[Page]:
-        if self.conn.failures:
-            raise SourceError("; ".join(dict.fromkeys(self.conn.failures.values())))
-        return iter(())
-
-
 class GitHubConnector:
     def __init__(self, name: str, config: Any, client: GitHubClient):
         self.name = name
@@ -83,12 +65,17 @@ class GitHubConnector:
             out.append(ReleasesStream(self))
         if self.config.deploy_workflows:
             out.append(WorkflowRunsStream(self))
-        out.append(RepoCheck(self))
         return out
 
     @property
     def requests_made(self) -> int:
         return self.client.requests_made
+
+    def finish(self) -> None:
+        """Fails the source, in one line, when a repository could not be read. It runs after the streams, so
+        they all sync the other repositories and keep their cursors."""
+        if self.failures:
+            raise SourceError("; ".join(dict.fromkeys(self.failures.values())))
 
     def close(self) -> None:
         self.client.close()

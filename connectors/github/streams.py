@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator, Required, TypedDict
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
 from okrsync.connectors.paging import Fetched, KeysetPaginator, Request, next_link, numbered
@@ -40,6 +40,21 @@ def convert(items: list[dict], fn: Callable[[dict], Any], repo: str, kind: str) 
             records.append(rec)
     return records, skipped
 
+
+class RepoCheckpoint(TypedDict, total=False):
+    """A per-repository stream's resume point: the unit (repository) read, and where in it.
+
+    done: the unit was read whole (resume at the next); page + started: a numbered read in parallel, then a
+    catch-up from `started`; next (+ catchup): the next page's URL of a newest-first read (down to `catchup`);
+    since: the issues stream's updated_at reached (resume the unit from there)."""
+
+    repo: Required[str]
+    done: bool
+    page: int
+    started: str
+    next: str
+    catchup: str
+    since: str
 
 class RepoStream:
     """One stream read repo by repo (a 'unit' is a repo, or repo:workflow for workflow runs).
@@ -83,7 +98,7 @@ class RepoStream:
             except RepoError as exc:
                 if not self.tolerate(unit, exc):
                     self.conn.fail(self.repo_of(unit), str(exc), repo_wide=self.repo_wide(exc))
-                yield Page(checkpoint={"repo": unit, "done": True})
+                yield Page(checkpoint=RepoCheckpoint(repo=unit, done=True))
 
     def tolerate(self, unit: str, exc: RepoError) -> bool:
         """A failure that is normal for this unit (logged, not failing the source)."""
@@ -110,7 +125,7 @@ class RepoStream:
 
     def done(self, unit: str, st: dict, unit_state: dict) -> Page:
         st["repos"][unit] = unit_state
-        return Page(checkpoint={"repo": unit, "done": True}, state=copy.deepcopy(st))
+        return Page(checkpoint=RepoCheckpoint(repo=unit, done=True), state=copy.deepcopy(st))
 
     def parallel(self, since: datetime | None, resume: dict | None) -> bool:
         """Read everything by numbered pages in parallel: a read of the whole list (a first or full run) with more
@@ -135,7 +150,7 @@ class RepoStream:
         for n, page in numbered(fetch_page, first, self.client.http.options.concurrency):
             records, skipped = convert(page.items, fn, repo, kind)
             read += 1
-            yield Page(records, skipped, checkpoint={"repo": unit, "page": n, "started": started})
+            yield Page(records, skipped, checkpoint=RepoCheckpoint(repo=unit, page=n, started=started))
         return read if first == 1 else 2
 
     def catch_up_since(self, resume: dict | None, ctx: ReadContext) -> datetime:
@@ -155,7 +170,7 @@ class RepoStream:
         catchup = since or parse_or_none((resume or {}).get("catchup"))  # after a parallel read: down to there
         since = catchup or self.since_for(ctx, st, unit)
         etag = (st["repos"][unit].get("etag") if self.known(ctx, st, unit) and catchup is None else None)
-        mark = {"catchup": iso(catchup)} if catchup is not None else {}
+        mark = iso(catchup) if catchup is not None else None
         url: str = path
         query: dict | None = params
         if resume and resume.get("next"):
@@ -172,8 +187,8 @@ class RepoStream:
                 (t := parse_or_none(item.get(time_key))) is not None and t < since for item in page.items
             )
             nxt = None if crossed else page.next_url
-            yield Page(records, skipped, checkpoint={"repo": unit, "next": nxt, **mark} if nxt else
-                       {"repo": unit, "done": True})
+            yield Page(records, skipped, checkpoint=_next_checkpoint(unit, nxt, mark) if nxt else
+                       RepoCheckpoint(repo=unit, done=True))
             if not nxt:
                 break
         keep = first_etag if (etag_any_page or pages == 1) and not resume and catchup is None else None
@@ -235,7 +250,8 @@ class IssuesStream(RepoStream):
             if page.items:
                 last_seen = page.items[-1].get("updated_at") or last_seen
             # resume point: the unit again from the last updated_at seen
-            yield Page(records, skipped, checkpoint={"repo": unit, "since": last_seen} if last_seen else {"repo": unit})
+            checkpoint: RepoCheckpoint = {"repo": unit, "since": last_seen} if last_seen else {"repo": unit}
+            yield Page(records, skipped, checkpoint=checkpoint)
         yield self.done(unit, st, {"etag": first_etag if pages == 1 and not resume and not parallel else None})
 
 
@@ -288,3 +304,10 @@ class ReleasesStream(RepoStream):
         yield from self.read_newest_first(
             unit, ctx, st, resume, path=f"repos/{unit}/releases", params={"per_page": PER_PAGE},
             time_key=None, fn=published_since, kind="release", etag_any_page=False)
+
+
+def _next_checkpoint(unit: str, nxt: str, catchup: str | None) -> RepoCheckpoint:
+    checkpoint: RepoCheckpoint = {"repo": unit, "next": nxt}
+    if catchup is not None:
+        checkpoint["catchup"] = catchup
+    return checkpoint

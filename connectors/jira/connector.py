@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from typing import Any, Iterator, TypedDict
 
 from okrsync.config.settings import SourceCredentials
 from okrsync.connectors.base import (
@@ -63,6 +63,12 @@ def volatile(jql: str) -> bool:
     return any(m.group(1).lower() not in _NOT_FUNCTIONS for m in _CALL.finditer(bare))
 
 
+class IssuesCheckpoint(TypedDict):
+    """The issues stream's resume point: the creation time (epoch ms) of the last issue written."""
+
+    created_ms: int
+
+
 def _checkpoint_ms(checkpoint: dict[str, Any] | None) -> int | None:
     value = (checkpoint or {}).get("created_ms")
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
@@ -100,7 +106,7 @@ class IssueStream:
         state = None if cached and discovery == saved else {"discovery": discovery}
         # A first, full or resumed read may have changed what selectors match without us seeing it here.
         changed = ctx.since is None or ctx.full or resume is not None
-        checkpoint = {"created_ms": resume} if resume is not None else None
+        checkpoint: IssuesCheckpoint | None = {"created_ms": resume} if resume is not None else None
         try:
             for issues in read_issues(client, jql, fields, page_size=conn.config.page_size):
                 if not issues:

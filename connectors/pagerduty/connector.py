@@ -4,7 +4,7 @@ first acknowledgements from the account-wide log entries."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypedDict
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.connectors.auth import credentials_problem
@@ -36,6 +36,10 @@ LOG_WINDOW_DAYS = 180  # account-wide log entries: ranges of at most ~6 months, 
 BOUNDARY_OVERLAP = timedelta(seconds=1)
 ACCEPT = "application/vnd.pagerduty+json;version=2"
 
+
+# The incidents stream's resume point: the start (ISO) of the first creation window not yet written whole, or
+# the read's start once the windows are done and the open incidents are re-read ("from" is a keyword).
+IncidentsCheckpoint = TypedDict("IncidentsCheckpoint", {"from": str})
 
 class IncidentStream:
     name = "incidents"
@@ -179,7 +183,7 @@ class _Run:
         cutoff = min(ctx.since or ctx.run_started, ctx.run_started - ACK_MEMORY)
         self.cutoff = iso(cutoff)
 
-    def page(self, incidents: list[Any], checkpoint: dict[str, Any]) -> Page:
+    def page(self, incidents: list[Any], checkpoint: IncidentsCheckpoint) -> Page:
         records: list[Incident] = []
         skipped: list[Skipped] = []
         for p in incidents:
@@ -214,7 +218,7 @@ class _Run:
             self.acks[rec.id] = [iso(rec.opened), iso(ack) if ack else None]
         return ack
 
-    def refresh(self, checkpoint: dict[str, Any]) -> Iterator[Page]:
+    def refresh(self, checkpoint: IncidentsCheckpoint) -> Iterator[Page]:
         """Re-read the incidents left open by the previous run that this run has not seen yet."""
         pending = [i for i in self.prev_open if i not in self.seen]
         if not pending:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import chain
-from typing import Any, Generator, Iterator
+from typing import Any, Generator, Iterator, NotRequired, TypedDict
 
 from okrsync.config.settings import SourceCredentials, env_name
 from okrsync.connectors.auth import attach, credentials_problem, servicenow_mint, servicenow_oauth
@@ -77,6 +77,29 @@ def page_query(mode: str, lower: str | None, pos: tuple[str, str] | None, user_q
     return "^".join([*cond, *extra, ORDER])
 
 
+class ParallelMark(TypedDict):
+    """Marks the checkpoints of a read in parallel ranges: resumed as one, caught up from `started` after."""
+
+    parallel: bool
+    started: str  # ISO time the ranged read began
+
+
+class RowsCheckpoint(TypedDict):
+    """The incidents stream's resume point: the (sys_updated_on, sys_id) keyset position read up to."""
+
+    updated: str
+    sys_id: str
+    parallel: NotRequired[bool]
+    started: NotRequired[str]
+
+
+def _checkpoint(pos: tuple[str, str], mark: ParallelMark | None) -> RowsCheckpoint:
+    checkpoint: RowsCheckpoint = {"updated": pos[0], "sys_id": pos[1]}
+    if mark:
+        checkpoint["parallel"] = mark["parallel"]
+        checkpoint["started"] = mark["started"]
+    return checkpoint
+
 class IncidentStream:
     """Keyset paging by (sys_updated_on, sys_id) without ^NQ.
 
@@ -143,7 +166,7 @@ class IncidentStream:
         as usual: a read that fits in it stays one request."""
         assert ctx.since is not None
         started = parse_iso(str((ctx.checkpoint or {}).get("started") or iso(ctx.run_started)))
-        mark = {"parallel": True, "started": iso(started)}
+        mark: ParallelMark = {"parallel": True, "started": iso(started)}
         head = KeysetPages(self, format_time(ctx.since), pos)
         pages = self.pages_of(head, mark)
         first = next(pages, None)
@@ -170,7 +193,7 @@ class IncidentStream:
             page.checkpoint = last = page.checkpoint or last
             yield page
 
-    def pages_of(self, pager: "KeysetPages", mark: dict[str, Any] | None = None) -> Generator[Page, None, None]:
+    def pages_of(self, pager: "KeysetPages", mark: ParallelMark | None = None) -> Generator[Page, None, None]:
         """The pages of one keyset read, normalized; checkpoint: the position read up to (plus `mark`)."""
         for page in paginate(self.client, pager, fetcher=self.fetch):
             fresh = pager.take(page)
@@ -185,8 +208,7 @@ class IncidentStream:
                 except RecordError as exc:
                     skipped.append(Skipped(value(row.get("number")) or value(row.get("sys_id")) or "?", str(exc)))
             pos = pager.pos
-            yield Page(records=records, skipped=skipped,
-                       checkpoint={"updated": pos[0], "sys_id": pos[1], **(mark or {})} if pos else None)
+            yield Page(records=records, skipped=skipped, checkpoint=_checkpoint(pos, mark) if pos else None)
 
     def _key(self, row: Any) -> tuple[str, str]:
         if not isinstance(row, dict):

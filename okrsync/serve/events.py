@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 JIRA_EVENTS = ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted")
-# GitHub event -> the connector stream that reads it (repo_check runs with every stream set)
+# GitHub event -> the connector stream that reads it ("repo_check", once a stream, names the per-repository check
+# that GitHubConnector.finish() now runs after any stream set; kept in the set for the stores and tests naming it)
 GITHUB_STREAMS = {"issues": "issues", "pull_request": "pull_requests", "deployment": "deployments",
                   "deployment_status": "deployments", "release": "releases", "workflow_run": "workflow_runs"}
 SERVICENOW_OPERATIONS = ("insert", "update", "delete")

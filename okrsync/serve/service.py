@@ -121,6 +121,9 @@ class StreamFilter:
     def requests_made(self) -> int:
         return self.inner.requests_made
 
+    def finish(self) -> None:
+        self.inner.finish()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -56,6 +56,9 @@ class Connector:
     def streams(self):
         return self._streams
 
+    def finish(self):
+        pass
+
     def close(self):
         pass
 

@@ -54,6 +54,9 @@ class FakeConnector:
         self.requests_made += len(self._streams)
         return self._streams
 
+    def finish(self):
+        pass
+
     def close(self):
         pass
 

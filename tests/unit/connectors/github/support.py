@@ -283,6 +283,11 @@ class MiniEngine:
                 errors.append(str(exc))
                 break
             st.update(cursor=chain["run_started"], pending=None)
+        else:
+            try:
+                conn.finish()  # every stream read: the checks that span them, as SyncRunner does
+            except SourceError as exc:
+                errors.append(str(exc))
         return errors
 
     def of(self, kind: str) -> dict[str, Any]:
