@@ -74,25 +74,25 @@ class DeploymentsStream(RepoStream):
     name = "deployments"
     default_from = "previous_period"
 
-    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
         repo = unit
-        known = self.known(ctx, st, unit)
-        rs = copy.deepcopy(st["repos"][unit]) if known else {}
-        since = self.since_for(ctx, st, unit)
+        known = self.known(ctx, stream_state, unit)
+        repo_state = copy.deepcopy(stream_state["repos"][unit]) if known else {}
+        since = self.since_for(ctx, stream_state, unit)
         cutoff = ctx.run_started - PENDING_MAX_AGE
         pending: dict[str, dict] = {
-            k: v for k, v in (rs.get("pending") or {}).items()
+            k: v for k, v in (repo_state.get("pending") or {}).items()
             if (t := parse_or_none((v.get("deployment") or {}).get("created_at"))) is None or t >= cutoff
         }
-        final = {k: v for k, v in (rs.get("final") or {}).items()
+        final = {k: v for k, v in (repo_state.get("final") or {}).items()
                  if since is None or (t := parse_or_none(v)) is None or t >= since}
-        last: dict[str, dict] = rs.get("last") or {}
+        last: dict[str, dict] = repo_state.get("last") or {}
         # a server without GraphQL is remembered (tried again on a full sync): the no-change sync stays one request
-        rest = self.conn.graphql is False or (bool(rs.get("rest")) and not ctx.full)
+        rest = self.conn.graphql is False or (bool(repo_state.get("rest")) and not ctx.full)
         work = None if rest else self._graphql_work(repo, since, pending, final)
         first_etag = None
         if work is None:  # REST: the list (conditional), then one statuses call per deployment
-            first_etag, work = self._rest_work(repo, since, pending, final, rs.get("etag") if known else None)
+            first_etag, work = self._rest_work(repo, since, pending, final, repo_state.get("etag") if known else None)
         records: list[Deployment] = []
         skipped: list[Skipped] = []
         successes: list[Deployment] = []
@@ -126,7 +126,7 @@ class DeploymentsStream(RepoStream):
             else:
                 pending[dep_id] = {"deployment": payload, "etag": got.etag}
         assign_commits(self.conn, repo, successes, last, key=lambda r: r.environment)
-        out = self.done(unit, st, {"etag": first_etag, "pending": pending, "final": final, "last": last,
+        out = self.done(unit, stream_state, {"etag": first_etag, "pending": pending, "final": final, "last": last,
                                    **({"rest": True} if self.conn.graphql is False or rest else {})})
         out.records, out.skipped = records, skipped
         yield out
@@ -226,14 +226,14 @@ class WorkflowRunsStream(RepoStream):
         log.info("%s: %s has no workflow %s", self.source, repo, workflow)
         return True
 
-    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
         repo, workflow = unit.split(":", 1)
         env = self.conn.config.deploy_environment
-        known = self.known(ctx, st, unit)
-        rs = copy.deepcopy(st["repos"][unit]) if known else {}
-        since = self.since_for(ctx, st, unit)
+        known = self.known(ctx, stream_state, unit)
+        repo_state = copy.deepcopy(stream_state["repos"][unit]) if known else {}
+        since = self.since_for(ctx, stream_state, unit)
         cutoff = ctx.run_started - PENDING_MAX_AGE
-        pending = {k: v for k, v in (rs.get("pending") or {}).items()
+        pending = {k: v for k, v in (repo_state.get("pending") or {}).items()
                    if (t := parse_or_none(v)) is None or t >= cutoff}
         start = since.astimezone(timezone.utc).date() if since is not None else None
         for created in pending.values():
@@ -241,11 +241,11 @@ class WorkflowRunsStream(RepoStream):
             if start is not None and t is not None:
                 start = min(start, t.date())
         end = ctx.run_started.astimezone(timezone.utc).date()
-        runs, etag = self._list_runs(repo, workflow, start, end, rs.get("etag") if known else None)
+        runs, etag = self._list_runs(repo, workflow, start, end, repo_state.get("etag") if known else None)
         if runs is None:  # 304: nothing changed
-            yield self.done(unit, st, {**rs, "pending": pending})
+            yield self.done(unit, stream_state, {**repo_state, "pending": pending})
             return
-        shipped = {k: v for k, v in (rs.get("shipped") or {}).items()
+        shipped = {k: v for k, v in (repo_state.get("shipped") or {}).items()
                    if start is None or (t := parse_or_none(v)) is None or t.date() >= start}
         records: list[Deployment] = []
         skipped: list[Skipped] = []
@@ -272,9 +272,10 @@ class WorkflowRunsStream(RepoStream):
                 if rec.status == "success" and run_id not in shipped:
                     shipped[run_id] = item.get("created_at")
                     successes.append(rec)
-        last = {"_": rs["last"]} if rs.get("last") else {}
+        last = {"_": repo_state["last"]} if repo_state.get("last") else {}
         assign_commits(self.conn, repo, successes, last, key=lambda r: "_")
-        out = self.done(unit, st, {"etag": etag, "pending": pending, "shipped": shipped, "last": last.get("_")})
+        out = self.done(unit, stream_state,
+                        {"etag": etag, "pending": pending, "shipped": shipped, "last": last.get("_")})
         out.records, out.skipped = records, skipped
         yield out
 

@@ -79,22 +79,22 @@ class RepoStream:
         return unit
 
     def read(self, ctx: ReadContext) -> Iterator[Page]:
-        st = copy.deepcopy(ctx.state) if ctx.state else {}
-        st.setdefault("repos", {})
+        stream_state = copy.deepcopy(ctx.state) if ctx.state else {}
+        stream_state.setdefault("repos", {})
         if ctx.first_run or ctx.full:
-            st["first_since"] = iso(ctx.since)
+            stream_state["first_since"] = iso(ctx.since)
         units = self.units()
         start, resume = 0, None
-        cp = ctx.checkpoint or {}
-        if cp.get("repo") in units:
-            i = units.index(cp["repo"])
-            start, resume = (i + 1, None) if cp.get("done") else (i, cp)
+        resume_from = ctx.checkpoint or {}
+        if resume_from.get("repo") in units:
+            i = units.index(resume_from["repo"])
+            start, resume = (i + 1, None) if resume_from.get("done") else (i, resume_from)
         for i in range(start, len(units)):
             unit = units[i]
             if self.conn.skipped(self.repo_of(unit)):
                 continue
             try:
-                yield from self.read_unit(unit, ctx, st, resume if i == start else None)
+                yield from self.read_unit(unit, ctx, stream_state, resume if i == start else None)
             except RepoError as exc:
                 if not self.tolerate(unit, exc):
                     self.conn.fail(self.repo_of(unit), str(exc), repo_wide=self.repo_wide(exc))
@@ -108,24 +108,24 @@ class RepoStream:
         """A 404 on a repository list means the repository is missing: later streams skip it."""
         return isinstance(exc, RepoNotFound)
 
-    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
         raise NotImplementedError
 
     # -- helpers ------------------------------------------------------------------------------
-    def known(self, ctx: ReadContext, st: dict, unit: str) -> bool:
+    def known(self, ctx: ReadContext, stream_state: dict, unit: str) -> bool:
         """The unit was read completely before (so its ETag and cached state may be used)."""
-        return not ctx.full and unit in st["repos"]
+        return not ctx.full and unit in stream_state["repos"]
 
-    def since_for(self, ctx: ReadContext, st: dict, unit: str) -> datetime | None:
-        if ctx.full or ctx.first_run or unit in st["repos"]:
+    def since_for(self, ctx: ReadContext, stream_state: dict, unit: str) -> datetime | None:
+        if ctx.full or ctx.first_run or unit in stream_state["repos"]:
             return ctx.since
-        if "first_since" in st:
-            return parse_or_none(st["first_since"])
+        if "first_since" in stream_state:
+            return parse_or_none(stream_state["first_since"])
         return None if self.default_from == "all" else ctx.since
 
-    def done(self, unit: str, st: dict, unit_state: dict) -> Page:
-        st["repos"][unit] = unit_state
-        return Page(checkpoint=RepoCheckpoint(repo=unit, done=True), state=copy.deepcopy(st))
+    def done(self, unit: str, stream_state: dict, unit_state: dict) -> Page:
+        stream_state["repos"][unit] = unit_state
+        return Page(checkpoint=RepoCheckpoint(repo=unit, done=True), state=copy.deepcopy(stream_state))
 
     def parallel(self, since: datetime | None, resume: dict | None) -> bool:
         """Read everything by numbered pages in parallel: a read of the whole list (a first or full run) with more
@@ -157,7 +157,7 @@ class RepoStream:
         started = parse_or_none((resume or {}).get("started")) or ctx.run_started
         return started - self.conn.config.lookback_delta
 
-    def read_newest_first(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None, *, path: str,
+    def read_newest_first(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None, *, path: str,
                           params: dict, time_key: str | None, fn: Callable[[dict], Any], kind: str,
                           etag_any_page: bool, since: datetime | None = None) -> Iterator[Page]:
         """Newest-first paging that stops after the page crossing `since` (by time_key), never at a stored record;
@@ -168,8 +168,9 @@ class RepoStream:
         """
         repo = self.repo_of(unit)
         catchup = since or parse_or_none((resume or {}).get("catchup"))  # after a parallel read: down to there
-        since = catchup or self.since_for(ctx, st, unit)
-        etag = (st["repos"][unit].get("etag") if self.known(ctx, st, unit) and catchup is None else None)
+        since = catchup or self.since_for(ctx, stream_state, unit)
+        known = self.known(ctx, stream_state, unit) and catchup is None
+        etag = stream_state["repos"][unit].get("etag") if known else None
         mark = iso(catchup) if catchup is not None else None
         url: str = path
         query: dict | None = params
@@ -192,7 +193,7 @@ class RepoStream:
             if not nxt:
                 break
         keep = first_etag if (etag_any_page or pages == 1) and not resume and catchup is None else None
-        yield self.done(unit, st, {"etag": keep})
+        yield self.done(unit, stream_state, {"etag": keep})
 
 
 class IssuesStream(RepoStream):
@@ -206,10 +207,10 @@ class IssuesStream(RepoStream):
     name = "issues"
     default_from = "all"
 
-    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
         repo = unit
-        since = self.since_for(ctx, st, unit)
-        etag = st["repos"][unit].get("etag") if self.known(ctx, st, unit) else None
+        since = self.since_for(ctx, stream_state, unit)
+        etag = stream_state["repos"][unit].get("etag") if self.known(ctx, stream_state, unit) else None
         path = f"repos/{repo}/issues"
         first_etag, pages, last_seen = None, 0, None
         parallel = self.parallel(since, resume)
@@ -219,7 +220,7 @@ class IssuesStream(RepoStream):
                                                       "per_page": PER_PAGE},
                 fn=lambda p: None if is_pull_request(p) else normalize_issue(p, self.source, repo), kind="issue")
             if read == 1:
-                yield self.done(unit, st, {"etag": None})
+                yield self.done(unit, stream_state, {"etag": None})
                 return
             since, etag, resume = self.catch_up_since(resume, ctx), None, None
             last_seen = iso(since + OVERLAP)  # a resume point from the start of the catch-up
@@ -252,7 +253,8 @@ class IssuesStream(RepoStream):
             # resume point: the unit again from the last updated_at seen
             checkpoint: RepoCheckpoint = {"repo": unit, "since": last_seen} if last_seen else {"repo": unit}
             yield Page(records, skipped, checkpoint=checkpoint)
-        yield self.done(unit, st, {"etag": first_etag if pages == 1 and not resume and not parallel else None})
+        one_page = pages == 1 and not resume and not parallel
+        yield self.done(unit, stream_state, {"etag": first_etag if one_page else None})
 
 
 class PullsStream(RepoStream):
@@ -261,19 +263,21 @@ class PullsStream(RepoStream):
     name = "pull_requests"
     default_from = "all"
 
-    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
         path, since = f"repos/{unit}/pulls", None
         fn = lambda p: normalize_pull(p, self.source, unit)  # noqa: E731
-        if self.parallel(self.since_for(ctx, st, unit), resume):  # every page in parallel, then what moved since
+        # every page in parallel, then what moved since
+        if self.parallel(self.since_for(ctx, stream_state, unit), resume):
             read = yield from self.read_numbered(unit, ctx, resume, path=path, fn=fn, kind="pull request", params={
                 "state": "all", "sort": "created", "direction": "asc", "per_page": PER_PAGE})
             if read == 1:
-                yield self.done(unit, st, {"etag": None})
+                yield self.done(unit, stream_state, {"etag": None})
                 return
             since, resume = self.catch_up_since(resume, ctx), None
         params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PER_PAGE}
         yield from self.read_newest_first(
-            unit, ctx, st, resume, path=path, params=params, time_key="updated_at", fn=fn, kind="pull request",
+            unit, ctx, stream_state, resume, path=path, params=params, time_key="updated_at", fn=fn,
+            kind="pull request",
             etag_any_page=True, since=since)
 
 
@@ -291,9 +295,9 @@ class ReleasesStream(RepoStream):
     name = "releases"
     default_from = "previous_period"
 
-    def read_unit(self, unit: str, ctx: ReadContext, st: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
         env = self.conn.config.release_environment
-        since = self.since_for(ctx, st, unit)
+        since = self.since_for(ctx, stream_state, unit)
 
         def published_since(p: dict) -> Any:
             published = parse_or_none(p.get("published_at"))
@@ -302,7 +306,7 @@ class ReleasesStream(RepoStream):
             return normalize_release(p, self.source, unit, env)
 
         yield from self.read_newest_first(
-            unit, ctx, st, resume, path=f"repos/{unit}/releases", params={"per_page": PER_PAGE},
+            unit, ctx, stream_state, resume, path=f"repos/{unit}/releases", params={"per_page": PER_PAGE},
             time_key=None, fn=published_since, kind="release", etag_any_page=False)
 
 

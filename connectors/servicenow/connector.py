@@ -150,11 +150,11 @@ class IncidentStream:
     def read(self, ctx: ReadContext) -> Iterator[Page]:
         lower = format_time(ctx.since) if ctx.since is not None else None
         pos: tuple[str, str] | None = None
-        cp = ctx.checkpoint or {}
-        if cp.get("updated") and cp.get("sys_id"):
-            pos = (str(cp["updated"]), str(cp["sys_id"]))
+        resume_from = ctx.checkpoint or {}
+        if resume_from.get("updated") and resume_from.get("sys_id"):
+            pos = (str(resume_from["updated"]), str(resume_from["sys_id"]))
         workers = self.client.options.concurrency
-        if workers > 1 and (ctx.first_run or ctx.full or cp.get("parallel")) and ctx.since is not None:
+        if workers > 1 and (ctx.first_run or ctx.full or resume_from.get("parallel")) and ctx.since is not None:
             yield from self.read_ranges(ctx, pos, workers)
             return
         yield from self.pages_of(KeysetPages(self, lower, pos))
