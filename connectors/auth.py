@@ -85,7 +85,7 @@ class RenewingBearer(AuthBase):
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers["Authorization"] = f"Bearer {self.token()}"
-        r.register_hook("response", self._on_response)
+        r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call]  # unannotated in types-requests
         return r
 
     def _on_response(self, resp: requests.Response, **kwargs: Any) -> requests.Response:

@@ -115,7 +115,8 @@ class ClientConnector:
 
     @property
     def requests_made(self) -> int:
-        return self.client.requests_made
+        made: int = self.client.requests_made
+        return made
 
     def finish(self) -> None:
         """Nothing spans the streams by default."""

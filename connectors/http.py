@@ -147,8 +147,8 @@ def rate_limit_decision(resp: requests.Response, now: float, secondary_hits: int
 
 def backoff(attempt: int, base: float = 1.0, cap: float = MAX_BACKOFF, rng: random.Random | None = None) -> float:
     """Exponential backoff with jitter: uniform in [d/2, d], d = min(cap, base * 2^(attempt-1))."""
-    d = min(cap, base * (2 ** max(0, attempt - 1)))
-    r = (rng or random).random()
+    d: float = min(cap, base * (2 ** max(0, attempt - 1)))
+    r: float = (rng or random).random()
     return d * (0.5 + 0.5 * r)
 
 
@@ -356,7 +356,7 @@ class HttpClient:
                 if asked > self.options.max_wait:
                     raise SourceError(f"{self.source}: rate limited; the server asks for {asked:.0f} s, "
                                       f"more than the {self.options.max_wait:.0f} s allowed")
-                seconds = asked + random.uniform(0, 0.25)
+                seconds: float = asked + random.uniform(0, 0.25)
                 self._note_wait(f"{getattr(exc, 'reason', exc)}", seconds)
             else:
                 seconds = backoff(state.attempt_number, self.options.backoff_base)

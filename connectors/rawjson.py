@@ -14,7 +14,7 @@ from typing import Any
 _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
 
 
-class RawItem(dict):
+class RawItem(dict[str, Any]):
     """A payload parsed from a page; json_text is its JSON as the API sent it. Treat it as read-only."""
 
     __slots__ = ("json_text",)
@@ -22,7 +22,8 @@ class RawItem(dict):
 
 
 def _ws(text: str, i: int) -> int:
-    return WHITESPACE.match(text, i).end()
+    end: int = WHITESPACE.match(text, i).end()  # json.decoder.WHITESPACE is untyped
+    return end
 
 
 def _fail(text: str, i: int, what: str) -> ValueError:

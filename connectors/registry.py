@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import Any
 
 from okrsync.config.settings import SourceCredentials
@@ -13,17 +14,19 @@ from .base import Connector, ConnectorOptions, SourceError, Writer
 def build_connector(name: str, config: Any, credentials: SourceCredentials, options: ConnectorOptions) -> Connector:
     """connectors/<type>/connector.py: build(name, config, credentials, options) -> Connector."""
     module = _load(config.type, "connector", name)
-    return module.build(name, config, credentials, options)
+    connector: Connector = module.build(name, config, credentials, options)
+    return connector
 
 
 def build_writer(kind: str, name: str | None, config: Any, credentials: SourceCredentials | None,
                  options: ConnectorOptions) -> Writer:
     """connectors/<kind>/writer.py: build_writer(name, config, credentials, options) -> Writer."""
     module = _load(kind, "writer", name or kind)
-    return module.build_writer(name, config, credentials, options)
+    writer: Writer = module.build_writer(name, config, credentials, options)
+    return writer
 
 
-def _load(kind: str, part: str, name: str):
+def _load(kind: str, part: str, name: str) -> ModuleType:
     try:
         return importlib.import_module(f"okrsync.connectors.{kind}.{part}")
     except ModuleNotFoundError as exc:

@@ -134,7 +134,7 @@ def render(sql: str) -> str:
     sql = sql.replace(" CROSS JOIN ", " JOIN ")
     sql = _IS.sub(lambda m: "IS DISTINCT FROM " if m.group(1) else "IS NOT DISTINCT FROM ", sql)
 
-    def mark(m: re.Match) -> str:
+    def mark(m: re.Match[str]) -> str:
         text = m.group(0)
         return "%s" if text == "?" else text.replace("%", "%%")
 
@@ -169,7 +169,7 @@ class PgDatabase:
         cur.executemany(render(sql), list(rows))
         return cur
 
-    def query(self, sql: str, params: Any = None) -> Iterator[dict]:
+    def query(self, sql: str, params: Any = None) -> Iterator[dict[str, Any]]:
         from psycopg.rows import dict_row
 
         with self.pg.cursor(row_factory=dict_row) as cur:
@@ -179,7 +179,8 @@ class PgDatabase:
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
-        return self.pg.info.transaction_status != TransactionStatus.IDLE
+        status: TransactionStatus = self.pg.info.transaction_status
+        return status != TransactionStatus.IDLE
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator["PgDatabase"]:

@@ -6,15 +6,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, TypeVar
 
-from okrsync.domain.records import Deployment, Incident, Issue, Record, iso
+from okrsync.domain.records import Deployment, Incident, Issue, Record, Sprint, iso
 from okrsync.mappings.selectors import ITEM_COLUMNS as COLUMNS
 
 CHUNK = 500  # ids per IN (...): under SQLite's bound-parameter limit
 
+T = TypeVar("T")
 
-def chunked(ids: list, size: int = CHUNK) -> Iterator[tuple[list, str]]:
+
+def chunked(ids: list[T], size: int = CHUNK) -> Iterator[tuple[list[T], str]]:
     """(chunk, "?,?,...") over ids: the one way to write `x IN (...)` over a long list."""
     for i in range(0, len(ids), size):
         chunk = ids[i:i + size]
@@ -47,12 +49,12 @@ def upsert_sql(table: str, cols: Iterable[str], keys: tuple[str, ...], keep: tup
 _UPSERT = {table: upsert_sql(table, _BOOK + cols, ("source", "id"), ("first_run",)) for table, cols in COLUMNS.items()}
 
 
-def _sprint_dict(s) -> dict:
+def _sprint_dict(s: Sprint) -> dict[str, Any]:
     return {"id": s.id, "name": s.name, "state": s.state, "start": iso(s.start), "end": iso(s.end),
             "completed": iso(s.completed)}
 
 
-def _values(rec: Record, sprint_cache: dict | None = None) -> tuple[str, tuple]:
+def _values(rec: Record, sprint_cache: dict[Sprint, str] | None = None) -> tuple[str, tuple[Any, ...]]:
     """(table, the item columns of COLUMNS[table] in order)."""
     if isinstance(rec, Issue):
         if rec.sprints:
@@ -93,7 +95,7 @@ def _raw_text(raw: Any) -> str:
     return text if type(text) is str else _encode(raw)
 
 
-def _row_hash(values: tuple, raw: str, extra: tuple = ()) -> str:
+def _row_hash(values: tuple[Any, ...], raw: str, extra: tuple[Any, ...] = ()) -> str:
     """"<fingerprint>:<raw digest>". The fingerprint, of the normalized record (the item columns and a
     deployment's commits), decides new/changed/unchanged: a payload whose volatile nested fields moved (a PR's
     repository stars, pushed_at) is unchanged. The raw digest only says the stored payload needs refreshing."""
@@ -150,8 +152,8 @@ class ItemWrites:
         Rows are upserted by (source, id). An item whose row hash is unchanged only gets its run bookkeeping
         touched (no index or side-table rewrite); new and changed items are written whole."""
         # (table, source) -> id -> (record, values, raw, hash); the last copy of an id in a page wins
-        prepared: dict[tuple[str, str], dict[str, tuple]] = {}
-        sprint_cache: dict = {}
+        prepared: dict[tuple[str, str], dict[str, tuple[Record, tuple[Any, ...], str, str]]] = {}
+        sprint_cache: dict[Sprint, str] = {}
         for rec in records:
             table, values = _values(rec, sprint_cache)
             raw = _raw_text(rec.raw)
@@ -163,8 +165,8 @@ class ItemWrites:
         with self.write():
             for (table, src), items in prepared.items():
                 known = self._existing(table, src, list(items))
-                full: list[tuple] = []
-                touch: list[tuple] = []
+                full: list[tuple[Any, ...]] = []
+                touch: list[tuple[str, int, str, str]] = []
                 written: list[Record] = []
                 replaced: list[str] = []
                 raws: dict[str, str] = {}

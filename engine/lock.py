@@ -62,7 +62,7 @@ class StoreLock:
     def hold(self, name: str) -> None:
         """(PostgreSQL's per-run lock: under SQLite's one lock no other run can be alive.)"""
 
-    def serial(self) -> contextlib.nullcontext:
+    def serial(self) -> contextlib.nullcontext[None]:
         """(PostgreSQL: one process at a time abandons dead runs and starts its own; SQLite's lock is one.)"""
         return contextlib.nullcontext()
 
@@ -82,7 +82,7 @@ class StoreLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 
@@ -174,7 +174,7 @@ class AdvisoryLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.release()
 
 

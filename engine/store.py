@@ -178,9 +178,9 @@ class Store(ItemWrites):
                                    list(row.values())).fetchone()[0])
 
     # -- reads for the report and the console ------------------------------------------------
-    def items(self, table: str, source: str, ids: list[str]) -> list[dict]:
+    def items(self, table: str, source: str, ids: list[str]) -> list[dict[str, Any]]:
         """Rows of an item table by (source, id), each with `_t` (the table)."""
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         for chunk, marks in chunked(ids):
             out += self.db.query(f"SELECT *, '{table}' AS _t FROM {table} WHERE source = ? AND id IN ({marks})",
                                  [source, *chunk])
@@ -264,8 +264,8 @@ class Store(ItemWrites):
                                          "pid": os.getpid(), "requests": 0, "sources": "{}", "errors": "[]",
                                          "skipped": "[]"})
 
-    def finish_run(self, run_id: int, *, status: str, sources: dict, errors: list[str], skipped: list[dict],
-                   requests: int) -> None:
+    def finish_run(self, run_id: int, *, status: str, sources: dict[str, Any], errors: list[str],
+                   skipped: list[dict[str, Any]], requests: int) -> None:
         with self.write():
             self.db.execute("UPDATE runs SET finished = ?, status = ?, sources = ?, errors = ?, skipped = ?, "
                             "requests = ? WHERE id = ?", [iso(now_utc()), status, _json(sources), _json(errors),
@@ -282,15 +282,15 @@ class Store(ItemWrites):
                 self.db.execute("UPDATE runs SET status = 'abandoned', errors = ? WHERE id = ?", [_json([why]), run_id])
         return [r[0] for r in rows]
 
-    def runs(self, limit: int = 20) -> list[dict]:
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit]))
 
     # -- KR history ----------------------------------------------------------------------------
-    def last_value(self, kr_id: str) -> dict | None:
+    def last_value(self, kr_id: str) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM kr_values WHERE kr_id = ? ORDER BY id DESC LIMIT 1", [kr_id]))
         return rows[0] if rows else None
 
-    def history(self, kr_id: str, limit: int | None = None) -> list[dict]:
+    def history(self, kr_id: str, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM kr_values WHERE kr_id = ? ORDER BY id"
         rows = list(self.db.query(sql, [kr_id]))
         return rows[-limit:] if limit else rows
@@ -301,7 +301,7 @@ class Store(ItemWrites):
         row = self.db.execute("SELECT ids FROM kr_item_sets WHERE hash = ?", [digest]).fetchone()
         return json.loads(zlib.decompress(row[0])) if row else []
 
-    def record_values(self, rows: list[dict], item_sets: dict[str, list[str]]) -> None:
+    def record_values(self, rows: list[dict[str, Any]], item_sets: dict[str, list[str]]) -> None:
         """Append computed KR values (one transaction for the whole recompute)."""
         with self.write():
             for kr_row in rows:
@@ -314,7 +314,7 @@ class Store(ItemWrites):
                 self._insert("kr_values", kr_row)
 
     # -- write-back ----------------------------------------------------------------------------
-    def writeback_state(self, kr_id: str, target: str) -> dict | None:
+    def writeback_state(self, kr_id: str, target: str) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM writeback_state WHERE kr_id = ? AND target = ?", [kr_id, target]))
         return rows[0] if rows else None
 
@@ -329,7 +329,7 @@ class Store(ItemWrites):
                 self._insert("writeback_log", {"run_id": run_id, "kr_id": kr_id, "target": target, "action": action,
                                                "status": status, "detail": detail, "at": iso(now_utc())})
 
-    def writeback_log(self, kr_id: str | None = None) -> list[dict]:
+    def writeback_log(self, kr_id: str | None = None) -> list[dict[str, Any]]:
         if kr_id:
             return list(self.db.query("SELECT * FROM writeback_log WHERE kr_id = ? ORDER BY id", [kr_id]))
         return list(self.db.query("SELECT * FROM writeback_log ORDER BY id"))

@@ -43,7 +43,7 @@ class SourceOutcome:
     changed: int = 0
     unchanged: int = 0
     deleted: int = 0
-    skipped: list[dict] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
     streams: dict[str, int] = field(default_factory=dict)
     error: str | None = None
@@ -217,7 +217,7 @@ def prefetched(pages: Iterator[Page], thread_name: str, depth: int = PREFETCH) -
     Each page is still written (records + checkpoint + state) in its own transaction by the caller, in
     order; a page read ahead but not written is simply read again on resume. The stream's errors are
     raised here, in the caller's thread. When the caller stops early the reader stops after its page."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 

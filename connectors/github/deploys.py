@@ -27,10 +27,11 @@ log = logging.getLogger("okrsync.github")
 PENDING_MAX_AGE = timedelta(days=7)
 RUNS_CAP = 1000  # the API returns at most this many runs for a filtered query
 DAY = timedelta(days=1)
-Work = tuple[dict, "list[dict] | None", "str | None"]  # (deployment payload, its statuses or None: read them, ETag)
+# (deployment payload, its statuses or None: read them, ETag)
+Work = tuple[dict[str, Any], "list[dict[str, Any]] | None", "str | None"]
 
 
-def assign_commits(conn: "GitHubConnector", repo: str, successes: list[Deployment], last: dict[str, dict],
+def assign_commits(conn: "GitHubConnector", repo: str, successes: list[Deployment], last: dict[str, dict[str, Any]],
                    key: Callable[[Deployment], str]) -> None:
     """Deployment.commits = SHAs shipped that the previous successful deployment (same key) did not.
 
@@ -74,19 +75,20 @@ class DeploymentsStream(RepoStream):
     name = "deployments"
     default_from = "previous_period"
 
-    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict[str, Any],
+                  resume: dict[str, Any] | None) -> Iterator[Page]:
         repo = unit
         known = self.known(ctx, stream_state, unit)
         repo_state = copy.deepcopy(stream_state["repos"][unit]) if known else {}
         since = self.since_for(ctx, stream_state, unit)
         cutoff = ctx.run_started - PENDING_MAX_AGE
-        pending: dict[str, dict] = {
+        pending: dict[str, dict[str, Any]] = {
             k: v for k, v in (repo_state.get("pending") or {}).items()
             if (t := parse_or_none((v.get("deployment") or {}).get("created_at"))) is None or t >= cutoff
         }
         final = {k: v for k, v in (repo_state.get("final") or {}).items()
                  if since is None or (t := parse_or_none(v)) is None or t >= since}
-        last: dict[str, dict] = repo_state.get("last") or {}
+        last: dict[str, dict[str, Any]] = repo_state.get("last") or {}
         # a server without GraphQL is remembered (tried again on a full sync): the no-change sync stays one request
         rest = self.conn.graphql is False or (bool(repo_state.get("rest")) and not ctx.full)
         work = None if rest else self._graphql_work(repo, since, pending, final)
@@ -131,7 +133,7 @@ class DeploymentsStream(RepoStream):
         out.records, out.skipped = records, skipped
         yield out
 
-    def _graphql_work(self, repo: str, since: datetime | None, pending: dict[str, dict],
+    def _graphql_work(self, repo: str, since: datetime | None, pending: dict[str, dict[str, Any]],
                       final: dict[str, Any]) -> list[Work] | None:
         """The deployments to (re)normalize, with their statuses, from GraphQL: the new ones down to `since` and the
         pending ones (read back to the oldest; one not seen there was deleted). None: no GraphQL here, use REST."""
@@ -161,11 +163,11 @@ class DeploymentsStream(RepoStream):
             pending.pop(dep_id)  # deleted since we saw it
         return work
 
-    def _rest_work(self, repo: str, since: datetime | None, pending: dict[str, dict], final: dict[str, Any],
+    def _rest_work(self, repo: str, since: datetime | None, pending: dict[str, dict[str, Any]], final: dict[str, Any],
                    list_etag: str | None) -> tuple[str | None, list[Work]]:
         """(the list's ETag, the deployments to read statuses for): new ones newest first down to `since`,
         then the pending ones."""
-        fresh: list[dict] = []
+        fresh: list[dict[str, Any]] = []
         first_etag, pages = None, 0
         for page in self.client.pages(f"repos/{repo}/deployments", what=f"repository {repo}",
                                       params={"per_page": PER_PAGE}, etag=list_etag):
@@ -226,7 +228,8 @@ class WorkflowRunsStream(RepoStream):
         log.info("%s: %s has no workflow %s", self.source, repo, workflow)
         return True
 
-    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict[str, Any],
+                  resume: dict[str, Any] | None) -> Iterator[Page]:
         repo, workflow = unit.split(":", 1)
         env = self.conn.config.deploy_environment
         known = self.known(ctx, stream_state, unit)
@@ -280,7 +283,7 @@ class WorkflowRunsStream(RepoStream):
         yield out
 
     def _list_runs(self, repo: str, workflow: str, start: date | None, end: date,
-                   etag: str | None) -> tuple[list[dict] | None, str | None]:
+                   etag: str | None) -> tuple[list[dict[str, Any]] | None, str | None]:
         """All runs created on/after `start` (sliced by dates past the 1,000-run cap); None on 304."""
         path = f"repos/{repo}/actions/workflows/{quote(workflow, safe='')}/runs"
         what = f"workflow {workflow} in {repo}"
@@ -298,9 +301,9 @@ class WorkflowRunsStream(RepoStream):
         # a 304 on the first page proves nothing about later pages: keep the ETag of one-page answers only
         return runs, first.etag if not first.next_url else None
 
-    def _sliced(self, path: str, what: str, ranges: Ranges) -> list[dict]:
+    def _sliced(self, path: str, what: str, ranges: Ranges) -> list[dict[str, Any]]:
         """The runs of each range of days (`created=START..END`), a range over the cap read as its halves."""
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         for start, end in ranges:
             params = {"per_page": PER_PAGE, "created": f"{start.isoformat()}..{end.isoformat()}"}
             pages = self.client.pages(path, what=what, params=params, key="workflow_runs")

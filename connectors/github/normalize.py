@@ -58,10 +58,12 @@ def _labels(payload: dict[str, Any]) -> tuple[str, ...]:
 def _assignee(payload: dict[str, Any]) -> str | None:
     one = payload.get("assignee")
     if isinstance(one, dict) and one.get("login"):
-        return one["login"]
+        login: str = one["login"]
+        return login
     for user in payload.get("assignees") or []:
         if isinstance(user, dict) and user.get("login"):
-            return user["login"]
+            login = user["login"]
+            return login
     return None
 
 

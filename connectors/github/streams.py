@@ -27,7 +27,8 @@ def parse_or_none(text: Any) -> datetime | None:
         return None
 
 
-def convert(items: list[dict], fn: Callable[[dict], Any], repo: str, kind: str) -> tuple[list, list[Skipped]]:
+def convert(items: list[dict[str, Any]], fn: Callable[[dict[str, Any]], Any], repo: str,
+            kind: str) -> tuple[list[Any], list[Skipped]]:
     """Normalize a page; an unparseable item becomes a Skipped and the page goes on."""
     records, skipped = [], []
     for item in items:
@@ -108,33 +109,35 @@ class RepoStream:
         """A 404 on a repository list means the repository is missing: later streams skip it."""
         return isinstance(exc, RepoNotFound)
 
-    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict[str, Any],
+                  resume: dict[str, Any] | None) -> Iterator[Page]:
         raise NotImplementedError
 
     # -- helpers ------------------------------------------------------------------------------
-    def known(self, ctx: ReadContext, stream_state: dict, unit: str) -> bool:
+    def known(self, ctx: ReadContext, stream_state: dict[str, Any], unit: str) -> bool:
         """The unit was read completely before (so its ETag and cached state may be used)."""
         return not ctx.full and unit in stream_state["repos"]
 
-    def since_for(self, ctx: ReadContext, stream_state: dict, unit: str) -> datetime | None:
+    def since_for(self, ctx: ReadContext, stream_state: dict[str, Any], unit: str) -> datetime | None:
         if ctx.full or ctx.first_run or unit in stream_state["repos"]:
             return ctx.since
         if "first_since" in stream_state:
             return parse_or_none(stream_state["first_since"])
         return None if self.default_from == "all" else ctx.since
 
-    def done(self, unit: str, stream_state: dict, unit_state: dict) -> Page:
+    def done(self, unit: str, stream_state: dict[str, Any], unit_state: dict[str, Any]) -> Page:
         stream_state["repos"][unit] = unit_state
         return Page(checkpoint=RepoCheckpoint(repo=unit, done=True), state=copy.deepcopy(stream_state))
 
-    def parallel(self, since: datetime | None, resume: dict | None) -> bool:
+    def parallel(self, since: datetime | None, resume: dict[str, Any] | None) -> bool:
         """Read everything by numbered pages in parallel: a read of the whole list (a first or full run) with more
         than one request allowed in flight, not resuming another kind of read."""
         return (since is None and self.client.http.options.concurrency > 1
                 and (not resume or "page" in resume))
 
-    def read_numbered(self, unit: str, ctx: ReadContext, resume: dict | None, *, path: str, params: dict,
-                      fn: Callable[[dict], Any], kind: str) -> Generator[Page, None, int]:
+    def read_numbered(self, unit: str, ctx: ReadContext, resume: dict[str, Any] | None, *, path: str,
+                      params: dict[str, Any], fn: Callable[[dict[str, Any]], Any],
+                      kind: str) -> Generator[Page, None, int]:
         """Every page by number, sorted by creation (ascending: an update moves nothing), `concurrency` pages in
         flight, yielded in order; checkpoint {"repo", "page", "started"}. The caller then reads what changed since
         `started` (less the look-back): items updated or created during this read. Returns the pages read (one,
@@ -153,12 +156,14 @@ class RepoStream:
             yield Page(records, skipped, checkpoint=RepoCheckpoint(repo=unit, page=n, started=started))
         return read if first == 1 else 2
 
-    def catch_up_since(self, resume: dict | None, ctx: ReadContext) -> datetime:
+    def catch_up_since(self, resume: dict[str, Any] | None, ctx: ReadContext) -> datetime:
         started = parse_or_none((resume or {}).get("started")) or ctx.run_started
-        return started - self.conn.config.lookback_delta
+        lookback: timedelta = self.conn.config.lookback_delta
+        return started - lookback
 
-    def read_newest_first(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None, *, path: str,
-                          params: dict, time_key: str | None, fn: Callable[[dict], Any], kind: str,
+    def read_newest_first(self, unit: str, ctx: ReadContext, stream_state: dict[str, Any],
+                          resume: dict[str, Any] | None, *, path: str, params: dict[str, Any],
+                          time_key: str | None, fn: Callable[[dict[str, Any]], Any], kind: str,
                           etag_any_page: bool, since: datetime | None = None) -> Iterator[Page]:
         """Newest-first paging that stops after the page crossing `since` (by time_key), never at a stored record;
         time_key None reads every page.
@@ -173,7 +178,7 @@ class RepoStream:
         etag = stream_state["repos"][unit].get("etag") if known else None
         mark = iso(catchup) if catchup is not None else None
         url: str = path
-        query: dict | None = params
+        query: dict[str, Any] | None = params
         if resume and resume.get("next"):
             url, query, etag = resume["next"], None, None
         first_etag, pages = None, 0
@@ -207,7 +212,8 @@ class IssuesStream(RepoStream):
     name = "issues"
     default_from = "all"
 
-    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict[str, Any],
+                  resume: dict[str, Any] | None) -> Iterator[Page]:
         repo = unit
         since = self.since_for(ctx, stream_state, unit)
         etag = stream_state["repos"][unit].get("etag") if self.known(ctx, stream_state, unit) else None
@@ -263,7 +269,8 @@ class PullsStream(RepoStream):
     name = "pull_requests"
     default_from = "all"
 
-    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict[str, Any],
+                  resume: dict[str, Any] | None) -> Iterator[Page]:
         path, since = f"repos/{unit}/pulls", None
         fn = lambda p: normalize_pull(p, self.source, unit)  # noqa: E731
         # every page in parallel, then what moved since
@@ -295,11 +302,12 @@ class ReleasesStream(RepoStream):
     name = "releases"
     default_from = "previous_period"
 
-    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict, resume: dict | None) -> Iterator[Page]:
+    def read_unit(self, unit: str, ctx: ReadContext, stream_state: dict[str, Any],
+                  resume: dict[str, Any] | None) -> Iterator[Page]:
         env = self.conn.config.release_environment
         since = self.since_for(ctx, stream_state, unit)
 
-        def published_since(p: dict) -> Any:
+        def published_since(p: dict[str, Any]) -> Any:
             published = parse_or_none(p.get("published_at"))
             if since is not None and published is not None and published < since:
                 return None  # published before the window: read by an earlier run

@@ -15,7 +15,8 @@ BULK = 100  # POST /rest/api/3/issue/bulkfetch takes at most 100 ids or keys
 BULKFETCH = "rest/api/3/issue/bulkfetch"
 
 
-def read_issues(client: Any, jql: str, fields: list[str], *, page_size: int | None = None) -> Iterator[list[dict]]:
+def read_issues(client: Any, jql: str, fields: list[str], *,
+                page_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Pages of issues in the search's order (created ASC). Data Center (or concurrency 1): the search as it is.
     Cloud: the first page as usual (a small read stays one request); when there is more, the ids of the rest from
     the id-only search, then their issues by bulkfetch, `concurrency` batches at a time, yielded in order
@@ -39,7 +40,7 @@ def read_issues(client: Any, jql: str, fields: list[str], *, page_size: int | No
                            name=f"okrsync-{client.name}-bulkfetch")
 
 
-def read_dc(client: Any, jql: str, fields: list[str], size: int, workers: int) -> Iterator[list[dict]]:
+def read_dc(client: Any, jql: str, fields: list[str], size: int, workers: int) -> Iterator[list[dict[str, Any]]]:
     """Data Center: the first startAt page tells the total and the page size the server allows; when all of it lies
     within the search window (10,000 by default), the other pages are read `concurrency` at a time, in order (the
     order is created ASC: an update moves nothing). Past the window, or when the server's window proves smaller,
@@ -82,11 +83,11 @@ def _smaller_window(client: Any, exc: HTTPStatusError) -> bool:
     return True
 
 
-def bulkfetch(client: Any, ids: list[str], fields: list[str]) -> list[dict]:
+def bulkfetch(client: Any, ids: list[str], fields: list[str]) -> list[dict[str, Any]]:
     """The issues of up to 100 ids, in the ids' order (the answer's order is not documented). Issues deleted or
     hidden since they were listed are left out by Jira; issueErrors (retriable, the docs say) are asked once more."""
     order = {iid: n for n, iid in enumerate(ids)}
-    found: dict[str, dict] = {}
+    found: dict[str, dict[str, Any]] = {}
     todo = ids
     for attempt in (1, 2):
         body = client.json("POST", BULKFETCH, json={"issueIdsOrKeys": todo, "fields": list(fields)},

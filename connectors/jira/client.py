@@ -237,7 +237,7 @@ class JiraClient:
     # Searches are POSTs with a JSON body (Cloud POST /rest/api/3/search/jql, Data Center POST /rest/api/2/search,
     # the body shapes of Atlassian's REST references): a long JQL never meets a URL length limit. They are reads,
     # so they are retried like GETs.
-    def search(self, jql: str, fields: list[str], *, page_size: int | None = None) -> Iterator[list[dict]]:
+    def search(self, jql: str, fields: list[str], *, page_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
         """Pages of issues for a JQL, in the server's order (ours: ORDER BY created ASC)."""
         id_only = list(fields) == ["id"]
         if self.is_cloud:
@@ -246,7 +246,7 @@ class JiraClient:
         else:
             yield from self._search_dc(jql, fields, min(page_size or DC_PAGE, DC_PAGE))
 
-    def search_first(self, jql: str, fields: list[str], size: int) -> tuple[list[dict], bool]:
+    def search_first(self, jql: str, fields: list[str], size: int) -> tuple[list[dict[str, Any]], bool]:
         """Cloud: the first page of a search and whether there are more (the token is not kept: it expires)."""
         body = {"jql": jql, "maxResults": size, "fields": list(fields)}
         page = self._search_page(Request("rest/api/3/search/jql", json=body, method="POST"), jql)
@@ -266,14 +266,14 @@ class JiraClient:
             out.update(str(i["id"]) for i in issues if isinstance(i, dict) and i.get("id"))
         return out
 
-    def _search_cloud(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict]]:
+    def _search_cloud(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict[str, Any]]]:
         """/rest/api/3/search/jql: follow nextPageToken until it is absent (never persisted: it expires)."""
         body: dict[str, Any] = {"jql": jql, "maxResults": size, "fields": list(fields)}
         pager = TokenPaginator(Request("rest/api/3/search/jql", json=body, method="POST"))
         for page in paginate(self.http, pager, fetcher=lambda req: self._search_page(req, jql)):
             yield page.items
 
-    def _search_dc(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict]]:
+    def _search_dc(self, jql: str, fields: list[str], size: int) -> Iterator[list[dict[str, Any]]]:
         """/rest/api/2/search by startAt (advancing by the issues actually returned: servers cap maxResults).
 
         The search is ordered by created ASC (whatever the JQL's ORDER BY). Before startAt + maxResults would
@@ -399,7 +399,7 @@ def _issues_page(text: str) -> Any:
     return parse_page(text, "issues")
 
 
-def _issues(body: dict[str, Any], name: str) -> list[dict]:
+def _issues(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
     issues = body.get("issues")
     if issues is None:
         return []

@@ -88,7 +88,7 @@ def _sprint(values: dict[str, Any]) -> Sprint:
 
 
 _SPRINT_FIELDS = ("id", "name", "state", "startDate", "endDate", "completeDate")
-_SPRINTS: dict[tuple, Sprint] = {}  # the same sprint objects come with every issue of the sprint
+_SPRINTS: dict[tuple[Any, ...], Sprint] = {}  # the same sprint objects come with every issue of the sprint
 
 
 def _sprint_object(value: dict[str, Any]) -> Sprint:

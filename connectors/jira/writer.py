@@ -219,7 +219,8 @@ class JiraWriter:
         me = self.client.myself()
         mine = {str(me[k]) for k in ("accountId", "key", "name") if me.get(k)}
         for c in marked:
-            author: dict = c.get("author") if isinstance(c.get("author"), dict) else {}  # type: ignore[assignment]
+            author: dict[str, Any] = (c.get("author")  # type: ignore[assignment]  # isinstance checked another get()
+                                      if isinstance(c.get("author"), dict) else {})
             theirs = {str(author[k]) for k in ("accountId", "key", "name") if author.get(k)}
             if not theirs or not mine or theirs & mine:
                 return str(c["id"])

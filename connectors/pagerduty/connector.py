@@ -177,7 +177,7 @@ class _Run:
         self.stream_started = ctx.run_started
         state = ctx.state or {}
         self.prev_open: list[str] = [str(i) for i in state.get("open") or []]
-        self.acks: dict[str, list] = dict(state.get("acks") or {})
+        self.acks: dict[str, list[str | None]] = dict(state.get("acks") or {})  # id: [opened, first ack] (ISO)
         self.seen: dict[str, str] = {}  # id -> status seen in this run
         self.gone: set[str] = set()
         cutoff = min(ctx.since or ctx.run_started, ctx.run_started - ACK_MEMORY)

@@ -37,7 +37,7 @@ def normalize_incident(p: dict[str, Any], *, source: str, acknowledged: datetime
     changed = _time(p, "last_status_change_at")
     # 2022-era payloads have no resolved_at: the resolving status change is the resolution time
     resolved = (_time(p, "resolved_at") or changed) if status == "resolved" else None
-    teams: list = p["teams"] if isinstance(p.get("teams"), list) else []
+    teams: list[Any] = p["teams"] if isinstance(p.get("teams"), list) else []
     number = p.get("incident_number")
     return Incident(
         source=source,
