@@ -1,8 +1,10 @@
-"""Parse a page of JSON keeping each listed item's own text, so the store keeps the payload without re-encoding it.
+"""Parse a page of JSON keeping each listed item's JSON text, so the store keeps the payload without json.dumps.
 
 `parse_page(text, key)` is json.loads(text), except that the items of the list at top-level `key` (or of the
-top-level list when key is None) come back as RawItem: a dict that also carries `json_text`, its exact JSON.
-The same C scanner json.loads uses does the work; only the top level is walked here.
+top-level list when key is None) come back as RawItem: a dict that also carries `json_text`, its JSON.
+orjson parses the page and writes each item back compactly (together ~2x faster than json.loads alone: parsing
+is most of a large sync's CPU). What orjson refuses or would change but json.loads reads (NaN, integers beyond
+64 bits) goes through the json module's own C scanner, which keeps each item's exact text.
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ import json
 from json.decoder import WHITESPACE, scanstring  # type: ignore[attr-defined]
 from typing import Any
 
+import orjson
+
+# a run of 19 digits or more: maybe an integer beyond 64 bits, which orjson would read as a float (losing digits);
+# found by mapping every byte to digit or not and searching for the run (a regex here costs more than the parse)
+_DIGIT_OR_NOT = bytes(0x30 if 0x30 <= c <= 0x39 else 0x2E for c in range(256))
+_LONG_RUN = b"0" * 19
 _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
 
 
@@ -57,6 +65,23 @@ def _items(text: str, i: int) -> tuple[list[Any], int]:
 
 def parse_page(text: str, key: str | None = None) -> Any:
     """json.loads(text) with the items of the list at `key` (None: the top-level list) as RawItem."""
+    if _LONG_RUN in text.encode().translate(_DIGIT_OR_NOT):
+        return parse_exact(text, key)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return parse_exact(text, key)  # NaN and Infinity are read there; invalid JSON raises as json.loads does
+    items = value if key is None else value.get(key) if type(value) is dict else None
+    if type(items) is list:
+        for n, item in enumerate(items):
+            if type(item) is dict:
+                raw = items[n] = RawItem(item)
+                raw.json_text = orjson.dumps(item).decode()
+    return value
+
+
+def parse_exact(text: str, key: str | None = None) -> Any:
+    """parse_page with the json module's scanner: each item's json_text is its exact text in the page."""
     i = _ws(text, 0)
     value: Any
     if key is None:

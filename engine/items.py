@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, TypeVar
 
+import orjson
+
 from okrsync.domain.records import Deployment, Incident, Issue, Record, Sprint, iso
 from okrsync.mappings.selectors import ITEM_COLUMNS as COLUMNS
 
@@ -92,7 +94,12 @@ def _values(rec: Record, sprint_cache: dict[Sprint, str] | None = None) -> tuple
 def _raw_text(raw: Any) -> str:
     """The raw payload as stored: the API's own JSON text when the connector kept it, else encoded."""
     text = getattr(raw, "json_text", None)
-    return text if type(text) is str else _encode(raw)
+    if type(text) is str:
+        return text
+    try:
+        return orjson.dumps(raw).decode()  # a payload a connector rebuilt (e.g. a pull request's stable fields)
+    except TypeError:  # not JSON-native (a test's datetime, an int beyond 64 bits): the json module's way
+        return _encode(raw)
 
 
 def _row_hash(values: tuple[Any, ...], raw: str, extra: tuple[Any, ...] = ()) -> str:

@@ -51,6 +51,10 @@ class Store(ItemWrites):
         self._local = threading.local()
         self._all: list[Any] = []
         self._guard = threading.Lock()
+        # SQLite: this process's writers take turns here. Waiting on SQLite's own lock instead means its busy
+        # handler, which sleeps in steps of up to 100 ms and is not woken when the lock frees (sources syncing
+        # side by side lost seconds to it); other processes still queue on the busy timeout.
+        self._writer = threading.Lock()
         if not create and not self._exists():
             raise StoreError(f"{self.url}: no store yet (run 'okrsync sync' first)")
         self._open_and_migrate()
@@ -128,14 +132,15 @@ class Store(ItemWrites):
             with db.atomic():
                 yield db
             return
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.rollback()
-            raise
-        else:
-            db.conn.execute("COMMIT")
+        with self._writer:
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.rollback()
+                raise
+            else:
+                db.conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._guard:

@@ -166,24 +166,31 @@ class SyncRunner:
         ctx, chain = self.context(name, stream)
         fetched = 0
         state = ctx.state
-        for page in prefetched(stream.read(ctx), f"okrsync-{name}-{stream.name}"):
-            if page.state is not None:
-                state = page.state
-            page_state: PageState = {"pending": pending_read(chain, page.checkpoint), "state": state}
-            counts = self.store.write_page(
-                name, stream.name, page.records, run_id=self.run_id, state=page_state,
-                memberships=[(m.jql_key, m.checked, m.members, m.jql) for m in page.memberships],
-            )
-            fetched += len(page.records)
-            out.new += counts.new
-            out.changed += counts.changed
-            out.unchanged += counts.unchanged
-            for s in page.skipped:
-                out.skipped.append({"source": name, "stream": stream.name, "key": s.key, "reason": s.reason})
-                log.warning("%s: skipped %s: %s", name, s.key, s.reason)
+        for batch in prefetched(stream.read(ctx), f"okrsync-{name}-{stream.name}"):
+            # the pages already read are written in one transaction (group commit): a writer that falls behind
+            # the parallel reads pays one commit per batch, not per page; each batch still ends with its state
+            with self.store.write():
+                for page in batch:
+                    if page.state is not None:
+                        state = page.state
+                    page_state: PageState = {"pending": pending_read(chain, page.checkpoint), "state": state}
+                    counts = self.store.write_page(
+                        name, stream.name, page.records, run_id=self.run_id, state=page_state,
+                        memberships=[(m.jql_key, m.checked, m.members, m.jql) for m in page.memberships],
+                    )
+                    fetched += len(page.records)
+                    out.new += counts.new
+                    out.changed += counts.changed
+                    out.unchanged += counts.unchanged
+                    for s in page.skipped:
+                        out.skipped.append({"source": name, "stream": stream.name, "key": s.key,
+                                            "reason": s.reason})
+                        log.warning("%s: skipped %s: %s", name, s.key, s.reason)
+                    if self.stop_requested.is_set():
+                        break  # a stop ends the batch at this page; the pages after it are read again next run
             self.reporter.page(name, stream.name, fetched, connector.requests_made)
             if self.stop_requested.is_set():
-                # graceful stop: this page is saved; the pending checkpoint resumes the rest next run
+                # graceful stop: the pages written are saved; the pending checkpoint resumes the rest next run
                 raise SourceError(f"{name}: stopped before {stream.name} finished (resumes next run)")
         if chain["full"] or self.full:
             out.deleted += self.store.mark_deleted(name, stream.name, int(chain["run_id"]), since=ctx.since)
@@ -209,14 +216,17 @@ class SyncRunner:
 
 
 PREFETCH = 8  # pages a stream may read ahead of the page being written
+BATCH_RECORDS = 2000  # at most this many records in one group-commit batch (a batch always takes its first page)
 
 
-def prefetched(pages: Iterator[Page], thread_name: str, depth: int = PREFETCH) -> Iterator[Page]:
-    """The pages of a stream, read ahead in a background thread so fetching overlaps writing.
+def prefetched(pages: Iterator[Page], thread_name: str, depth: int = PREFETCH,
+               batch_records: int = BATCH_RECORDS) -> Iterator[list[Page]]:
+    """The pages of a stream in batches, read ahead in a background thread so fetching overlaps writing.
 
-    Each page is still written (records + checkpoint + state) in its own transaction by the caller, in
-    order; a page read ahead but not written is simply read again on resume. The stream's errors are
-    raised here, in the caller's thread. When the caller stops early the reader stops after its page."""
+    A batch is the next page plus those already read behind it (up to `batch_records` records): the caller
+    writes a batch (records + checkpoint + state) in one transaction, in order; a page read ahead but not
+    written is simply read again on resume. The stream's errors are raised here, in the caller's thread, after
+    the pages read before them. When the caller stops early the reader stops after its page."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
@@ -249,11 +259,23 @@ def prefetched(pages: Iterator[Page], thread_name: str, depth: int = PREFETCH) -
     try:
         while True:
             item = slots.get()
+            batch: list[Page] = []
+            size = 0
+            while item is not done and not isinstance(item, _Failure):
+                batch.append(item)
+                size += len(item.records)
+                try:
+                    item = slots.get_nowait() if size < batch_records else None
+                except queue.Empty:
+                    item = None
+                if item is None:
+                    break
+            if batch:
+                yield batch
             if item is done:
                 return
             if isinstance(item, _Failure):
                 raise item.exc
-            yield item
     finally:
         stop.set()
         # unblock the reader; a request it is still waiting on is not waited for long (it is a daemon)

@@ -299,10 +299,13 @@ class SystemServer:
 
     def _serve(self, h: BaseHTTPRequestHandler, req: Request, started: float, leave: Callable[[], None]) -> None:
         decision = self.faults.decide(self.app.system, req.method, req.path)
-        wait = self.latency.seconds() + decision.delay
-        if wait:
-            time.sleep(wait)
+        # the latency is the time a request costs in all (a real API's 150-600 ms include its own work): the
+        # sandbox's time to build the answer is part of it, not added to it; a fault's delay comes on top
+        answer_by = started + decision.delay + self.latency.seconds()
+        if decision.delay:
+            time.sleep(decision.delay)
         if decision.kind == "drop":
+            _sleep_until(answer_by)
             self._log(req, 0, started, decision)
             leave()
             h.close_connection = True
@@ -312,6 +315,7 @@ class SystemServer:
                 pass
             return
         resp = self._answer(req, decision)
+        _sleep_until(answer_by)
         if decision.malformed and resp.status == 200 and resp.body:
             resp.body = resp.body[: max(1, len(resp.body) // 2)]  # a truncated page: not valid JSON
         self._log(req, resp.status, started, decision)
@@ -336,6 +340,12 @@ class SystemServer:
             "args": args, "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "fault": decision.label, "time": time.time(),
         })
+
+
+def _sleep_until(deadline: float) -> None:
+    left = deadline - time.perf_counter()
+    if left > 0:
+        time.sleep(left)
 
 
 class _Server(ThreadingHTTPServer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
@@ -71,6 +72,22 @@ def test_sandbox_answers_after_the_latency_and_it_can_be_changed():
         assert client.get(f"{sb.urls['github']}/_sandbox/latency") == {"ms": 40, "jitter_ms": 0}
         client.json("POST", f"{sb.urls['github']}/_sandbox/latency", json={"ms": 0})
         assert sb.latency.as_dict() == {"ms": 0, "jitter_ms": 0}
+
+
+def test_the_latency_is_what_a_request_costs_in_all(monkeypatch):
+    """The sandbox's own time to build an answer is part of the latency (as a real API's is), not added to it."""
+    with Sandbox(seed=1, scale=20, now=NOW, latency_ms=120) as sb:
+        app = sb.apps["github"]
+        slow = app.handle
+
+        def handle(req):
+            time.sleep(0.08)  # an answer that takes 80 ms to build
+            return slow(req)
+
+        monkeypatch.setattr(app, "handle", handle)
+        client = HttpClient("github", sb.urls["github"])
+        client.get("repos/acme/web/issues")
+        assert 120 <= sb.requests("github")[-1]["duration_ms"] < 190  # not 120 + 80
 
 
 @pytest.mark.parametrize("concurrency", [1, 2, 3])

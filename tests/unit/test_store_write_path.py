@@ -63,11 +63,11 @@ def test_deployment_commits_follow_the_hash(store):
 
 
 @pytest.mark.sqlite_only  # SQLite's raw text, sqlite_stat1, EXPLAIN QUERY PLAN
-def test_raw_text_from_the_api_is_stored_as_sent(store):
+def test_raw_text_from_the_page_is_stored_compact(store):
     page = parse_page('{"issues": [ {"id": "1", "fields": {"x": "\\u00e9"} } ]}', "issues")
     raw = page["issues"][0]
     store.write_page("jira", "issues", [issue("APP-1", id="1", raw=raw)], run_id=1)
-    assert store.db.execute("SELECT raw FROM issues_raw").fetchone() == ('{"id": "1", "fields": {"x": "\\u00e9"} }',)
+    assert store.db.execute("SELECT raw FROM issues_raw").fetchone() == ('{"id":"1","fields":{"x":"é"}}',)
     assert store.db.execute("SELECT json_extract(raw, '$.fields.x') FROM issues_raw").fetchone() == ("é",)
     assert record_row(issue("APP-1", id="1", raw=raw))["raw"] == raw.json_text
     plain = record_row(issue("APP-2", id="2", raw={"a": [1, "é"]}))
@@ -91,8 +91,8 @@ def test_prefetched_keeps_order_and_raises_in_the_caller():
 
     seen = []
     with pytest.raises(ValueError, match="boom"):
-        for p in prefetched(pages(), "test"):
-            seen.append(p.checkpoint["n"])
+        for batch in prefetched(pages(), "test"):
+            seen += [p.checkpoint["n"] for p in batch]
     assert seen == [1, 2]
 
 
@@ -108,11 +108,31 @@ def test_prefetched_stops_the_reader_when_the_caller_stops():
         finally:
             closed.set()
 
-    for p in prefetched(pages(), "test", depth=2):
-        if p.checkpoint["n"] == 3:
+    for batch in prefetched(pages(), "test", depth=2):
+        if any(p.checkpoint["n"] >= 3 for p in batch):
             break
     assert closed.wait(5)
     assert len(produced) < 10  # it read at most a few pages ahead
+
+
+def test_prefetched_batches_the_pages_already_read_and_fails_after_them():
+    gate = threading.Event()
+
+    def pages():
+        for n in range(5):
+            yield Page(checkpoint={"n": n}, records=[object()] * 3)
+        gate.set()
+        raise ValueError("boom")
+
+    batches = []
+    with pytest.raises(ValueError, match="boom"):
+        for batch in prefetched(pages(), "test", depth=10, batch_records=7):
+            assert gate.wait(5)  # from the second batch on, every page is already read when a batch is taken
+            batches.append([p.checkpoint["n"] for p in batch])
+    assert [n for b in batches for n in b] == [0, 1, 2, 3, 4]  # in order, all of them before the failure
+    # a batch takes the pages read ahead until it holds batch_records (7) records: three pages of 3 at most
+    assert all(1 <= len(b) <= 3 for b in batches)
+    assert len(batches[1]) >= 2
 
 
 # -- planner statistics and query shapes -------------------------------------------------------------

@@ -29,6 +29,24 @@ def test_parse_page_equals_json_loads_and_keeps_item_text(text, key):
             assert isinstance(item, RawItem) and json.loads(item.json_text) == item
 
 
+@pytest.mark.parametrize("text, key", [
+    ('{"issues": [{"id": 1, "v": NaN, "big": 123456789012345678901234567890}], "x": Infinity}', "issues"),
+    ('[{"id": 18446744073709551616}]', None),
+    ('[{"id": -9223372036854775809}]', None),
+])
+def test_what_only_the_json_module_accepts_is_parsed_with_each_items_exact_text(text, key):
+    value = parse_page(text, key)
+    items = value if key is None else value[key]
+    assert repr(value) == repr(json.loads(text))  # exact integers, NaN as json.loads reads them
+    assert isinstance(items[0], RawItem) and items[0].json_text == text[text.index("[") + 1:text.index("]")]
+
+
+def test_item_text_is_compact_json_of_the_item():
+    value = parse_page('{"issues": [ {"id": "1", "f": {"x": "\u00e9", "n": [1, 2.5]}} ], "isLast": true}', "issues")
+    assert value["issues"][0].json_text == '{"id":"1","f":{"x":"\u00e9","n":[1,2.5]}}'.replace("\\u00e9", "\u00e9")
+    assert value["isLast"] is True
+
+
 @pytest.mark.parametrize("text", ['{"issues": [1,', '[1 2]', '{"a": 1} x', '', '{"issues": [{"a": }]}', '[{"a":1},]'])
 def test_parse_page_rejects_what_json_rejects(text):
     with pytest.raises(ValueError):
