@@ -150,9 +150,12 @@ def _latency_rows(table: Table, out: dict[str, Any], args: argparse.Namespace) -
             tempfile.TemporaryDirectory(prefix="okrsync-bench-") as tmp:
         sbs = {"jira": jira_sb, "github": github_sb}
         fast = latency_mod.run(sbs, Path(tmp) / "parallel", ["acme/web"], args.latency_ms)
+        # each source alone: its parallel reads against its own limit, without the other's CPU in the process
+        alone = {s: latency_mod.run(sbs, Path(tmp) / f"alone-{s}", ["acme/web"], args.latency_ms, systems=(s,))
+                 for s in latency_mod.SYSTEMS}
         serial = None if args.no_serial else latency_mod.run(sbs, Path(tmp) / "serial", ["acme/web"],
                                                              args.latency_ms, {"jira": 1, "github": 1})
-    out["latency"] = latency_mod.rows(table, fast, serial)
+    out["latency"] = latency_mod.rows(table, fast, serial, alone)
 
 
 def _freshness_rows(table: Table, out: dict[str, Any], quick: bool) -> None:

@@ -20,14 +20,19 @@ CONCURRENCY = {"jira": 8, "github": 3}  # the defaults (DESIGN §2)
 PAGE = 100
 
 
-def workspace(sbs: dict[str, SandboxProcess], repos: list[str], concurrency: dict[str, int]) -> str:
-    jira = (f"jira: {{type: jira, url: '{sbs['jira'].urls['jira']}', email: bench@acme.example, "
-            f"projects: [APP, OPS], concurrency: {concurrency['jira']}}}")
-    github = (f"github: {{type: github, url: '{sbs['github'].urls['github']}', repos: [{', '.join(repos)}], "
-              f"releases: false, concurrency: {concurrency['github']}}}")
-    return (f"period: {period_of(sbs['jira'].info['now'])}\nsources:\n  {jira}\n  {github}\nobjectives:\n  - id: O1\n"
+SYSTEMS = ("jira", "github")
+
+
+def workspace(sbs: dict[str, SandboxProcess], repos: list[str], concurrency: dict[str, int],
+              systems: tuple[str, ...] = SYSTEMS) -> str:
+    lines = {"jira": (f"jira: {{type: jira, url: '{sbs['jira'].urls['jira']}', email: bench@acme.example, "
+                      f"projects: [APP, OPS], concurrency: {concurrency['jira']}}}"),
+             "github": (f"github: {{type: github, url: '{sbs['github'].urls['github']}', "
+                        f"repos: [{', '.join(repos)}], releases: false, concurrency: {concurrency['github']}}}")}
+    sources = "".join(f"  {lines[s]}\n" for s in systems)
+    return (f"period: {period_of(sbs['jira'].info['now'])}\nsources:\n{sources}objectives:\n  - id: O1\n"
             f"    title: bench\n    key_results:\n      - {{id: KR1, title: items, metric: count, "
-            f"select: {{source: jira}}, target: 5}}\n")
+            f"select: {{source: {systems[0]}}}, target: 5}}\n")
 
 
 @dataclass
@@ -71,13 +76,13 @@ def minimum(sbs: dict[str, SandboxProcess], repos: list[str]) -> dict[str, int]:
 
 
 def run(sbs: dict[str, SandboxProcess], work: Path, repos: list[str], latency_ms: float,
-        concurrency: dict[str, int] | None = None) -> LatencyRun:
-    """One initial sync of both sources (each served by its own sandbox process, sized for it) into a fresh store,
-    at `latency_ms` per request."""
+        concurrency: dict[str, int] | None = None, systems: tuple[str, ...] = SYSTEMS) -> LatencyRun:
+    """One initial sync of the sources (both by default; each served by its own sandbox process, sized for it)
+    into a fresh store, at `latency_ms` per request."""
     conc = concurrency or CONCURRENCY
     work.mkdir(parents=True, exist_ok=True)
     ws = work / "latency.yaml"
-    ws.write_text(workspace(sbs, repos, conc), encoding="utf-8")
+    ws.write_text(workspace(sbs, repos, conc, systems), encoding="utf-8")
     for sb in sbs.values():
         sb.set_latency(latency_ms)
         sb.reset_log()
@@ -88,24 +93,26 @@ def run(sbs: dict[str, SandboxProcess], work: Path, repos: list[str], latency_ms
             sb.set_latency(0)
     if measured.result.get("errors"):
         raise RuntimeError(f"latency sync failed: {measured.result['errors']}")
-    logs = {s: sbs[s].requests(s) for s in ("jira", "github")}
+    logs = {s: sbs[s].requests(s) for s in systems}
     requests = {s: len(log) for s, log in logs.items()}
     # lead time: one comparison per pair of successive successful deployments (REST has no bulk form), each
     # needed once: counted in the minimum as made
-    compares = sum(1 for e in logs["github"] if "/compare/" in e["path"])
-    peaks = {s: sbs[s].peak_in_flight().get(s, 0) for s in ("jira", "github")}
+    compares = sum(1 for e in logs.get("github", []) if "/compare/" in e["path"])
+    peaks = {s: sbs[s].peak_in_flight().get(s, 0) for s in systems}
     gh = sbs["github"].info
     items = {"jira": sbs["jira"].info["jira_issues"]["APP"] + sbs["jira"].info["jira_issues"]["OPS"],
              "github": sum(gh["github_repos"][r] for r in repos),
              "github_deploys": sum(gh["github_deploys"][r] for r in repos)}
-    least = minimum(sbs, repos)
-    least["github"] += compares
+    least = {s: n for s, n in minimum(sbs, repos).items() if s in systems}
+    if "github" in least:
+        least["github"] += compares
     items["github_compares"] = compares
     return LatencyRun(latency_ms, conc, measured, requests, least, peaks, items)
 
 
-def rows(table: Any, fast: LatencyRun, serial: LatencyRun | None) -> dict[str, Any]:
-    """Table rows and the JSON figures of a latency run (and of the one-at-a-time run, when measured)."""
+def rows(table: Any, fast: LatencyRun, serial: LatencyRun | None, alone: dict[str, LatencyRun]) -> dict[str, Any]:
+    """Table rows and the JSON figures of a latency run (and of each source alone and the one-at-a-time run,
+    when measured)."""
     lat = f"{fast.latency_ms:g} ms/request"
     table.add(f"latency {lat}: initial sync, Jira {fast.items['jira']:,} + GitHub {fast.items['github']:,} items "
               f"({fast.items['github_deploys']:,} deployments, {fast.items['github_compares']:,} comparisons)",
@@ -122,6 +129,12 @@ def rows(table: Any, fast: LatencyRun, serial: LatencyRun | None) -> dict[str, A
                            "limits": {s: fast.limit(s) for s in fast.requests}, "requests": fast.requests,
                            "minimum": fast.minimum, "peaks": fast.peaks, "items": fast.items,
                            "peak_rss_mb": fast.measured.peak_rss_mb}
+    for s, one in alone.items():
+        table.add(f"  {s} alone (the other source not syncing)",
+                  f"{one.wall:.1f} s vs its limit {one.limit(s):.1f} s = {one.vs_limit:.2f}x", "<= 1.5x",
+                  one.vs_limit <= 1.5)
+        out.setdefault("alone", {})[s] = {"wall": one.wall, "limit": one.limit(s), "requests": one.requests[s],
+                                          "peak": one.peaks.get(s, 0), "peak_rss_mb": one.measured.peak_rss_mb}
     if serial is not None:
         table.add(f"latency {lat}: one request at a time (concurrency 1)",
                   f"{serial.wall:.1f} s = {serial.wall / fast.wall:.1f}x the parallel sync")

@@ -381,9 +381,12 @@ class HttpClient:
             ) from None
 
     def json(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), retry_unsafe: bool = False,
-             parse: Callable[[str], Any] | None = None, **kwargs: Any) -> Any:
+             parse: Callable[[str], Any] | None = None,
+             check_body: Callable[[Any, requests.Response], None] | None = None, **kwargs: Any) -> Any:
         """request() + status check + JSON parsing; a page that is not JSON is retried like a 5xx. parse: turns the
-        body text into the value instead of json.loads (raising ValueError when it is not JSON)."""
+        body text into the value instead of json.loads (raising ValueError when it is not JSON). check_body: looks
+        at the parsed value within the attempt and may raise RetryableHTTP (an API that says "rate limited" in a
+        200's body, as GitHub's GraphQL does): it is then retried like a 429."""
         method, url = method.upper(), self.url(path)
 
         def then(resp: requests.Response) -> Any:
@@ -393,13 +396,14 @@ class HttpClient:
             if resp.status_code == 204 or not resp.content:
                 return None
             try:
-                if parse is not None:
-                    return parse(resp.content.decode(resp.encoding or "utf-8"))
-                return resp.json()
+                value = parse(resp.content.decode(resp.encoding or "utf-8")) if parse is not None else resp.json()
             except (ValueError, json.JSONDecodeError):
                 if method not in IDEMPOTENT and not retry_unsafe:
                     raise SourceError(f"{self.source}: {self._where(url)} returned a page that is not valid JSON")
                 raise RetryableHTTP("a page that is not valid JSON") from None
+            if check_body is not None:
+                check_body(value, resp)
+            return value
 
         return self.request(method, url, retry_unsafe=retry_unsafe, then=then, **kwargs)
 

@@ -85,7 +85,8 @@ class GitHubClient:
     # -- one call -----------------------------------------------------------------------------
     def call(self, method: str, path: str, *, what: str, params: dict[str, Any] | None = None,
              etag: str | None = None, json: Any = None, expect: tuple[int, ...] = (200,),
-             retry_unsafe: bool = False, parse: Callable[[str], Any] | None = None
+             retry_unsafe: bool = False, parse: Callable[[str], Any] | None = None,
+             check_body: Callable[[Any, requests.Response], None] | None = None
              ) -> tuple[Any, requests.Response | None]:
         """One request through HttpClient; returns (JSON body or None, the final response).
 
@@ -94,6 +95,8 @@ class GitHubClient:
         kwargs: dict[str, Any] = {}
         if parse is not None:
             kwargs["parse"] = parse
+        if check_body is not None:
+            kwargs["check_body"] = check_body
         if etag:
             kwargs["headers"] = {"If-None-Match": etag}
             expect = tuple(expect) + (304,)

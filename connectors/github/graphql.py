@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+import requests
 
 from okrsync.connectors.base import SourceError
+from okrsync.connectors.http import SECONDARY_WAIT, HttpClient, RetryableHTTP, rate_limit_decision
 from okrsync.connectors.paging import CursorPaginator, Fetched, Request, paginate
 from okrsync.domain.records import parse_iso
 
@@ -52,6 +55,26 @@ def _dig(body: Any, *path: str) -> Any:
     return body
 
 
+def _rate_limited(http: HttpClient) -> Callable[[Any, requests.Response], None]:
+    """A query refused for a rate limit answers 200 with an error (GitHub docs, "Rate limits and query limits for
+    the GraphQL API", Exceeding the rate limit: primary, RATE_LIMITED with x-ratelimit-remaining 0, wait until
+    x-ratelimit-reset; secondary, 200 or 403 with a message saying so, retry-after or at least a minute). Raised
+    inside the attempt, so the one retry layer waits as for a 403/429 and asks again."""
+
+    def check(body: Any, resp: requests.Response) -> None:
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not errors or not isinstance(errors, list):
+            return
+        limited = any(isinstance(e, dict) and (e.get("type") == "RATE_LIMITED"
+                                               or "rate limit" in str(e.get("message") or "").lower())
+                      for e in errors)
+        if limited:
+            wait = rate_limit_decision(resp, http.clock())
+            raise RetryableHTTP("rate limited (GraphQL)", wait.seconds if wait else SECONDARY_WAIT, resp)
+
+    return check
+
+
 def _check(body: Any, repo: str) -> None:
     """GraphQL answers errors with HTTP 200: a missing repository is NOT_FOUND, anything else fails the repo."""
     errors = body.get("errors") if isinstance(body, dict) else None
@@ -73,7 +96,8 @@ def deployment_nodes(client: GitHubClient, repo: str, stop_before: datetime | No
     def fetcher(request: Request) -> Fetched:
         try:
             body, resp = client.call("POST", request.path, what=f"deployments of {repo}", json=request.json,
-                                     retry_unsafe=True)  # a query changes nothing: safe to send again
+                                     retry_unsafe=True,  # a query changes nothing: safe to send again
+                                     check_body=_rate_limited(client.http))
         except RepoNotFound:  # the endpoint itself is missing (a repository that is not found answers 200)
             raise GraphQLUnavailable(f"{client.source}: no GraphQL endpoint at {url}") from None
         body = body if isinstance(body, dict) else {}

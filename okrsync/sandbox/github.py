@@ -23,6 +23,7 @@ from .server import App, BadRequest, Request, Response, dumps, json_response
 from .world import Repo
 
 JSON = "application/json; charset=utf-8"
+GRAPHQL_PATHS = ("/graphql", "/api/graphql")  # github.com; GitHub Enterprise Server
 _GQL_REPO = re.compile(r'(\w+)\s*:\s*repository\(\s*name:\s*"([^"]+)"\s*,\s*owner:\s*"([^"]+)"\s*\)')
 
 
@@ -44,8 +45,7 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
         rp = "/repos/{owner}/{repo}"
         for method, path, handler in (
             ("GET", "/rate_limit", self.rate_limit),
-            ("POST", "/graphql", self.graphql),
-            ("POST", "/api/graphql", self.graphql),  # GitHub Enterprise Server's GraphQL endpoint
+            *(("POST", path, self.graphql) for path in GRAPHQL_PATHS),
             ("GET", rp, self.get_repo),
             ("GET", f"{rp}/issues", self.list_issues),
             ("GET", f"{rp}/issues/{{number}}", self.get_issue),
@@ -118,7 +118,14 @@ class GitHubApp(GitHubWrites, GitHubDelivery, App):
         with self._budget:
             self._roll()
             exhausted = counted and self.used >= self.limit
-        if exhausted:
+        if exhausted and req.path in GRAPHQL_PATHS:
+            # GraphQL's primary limit is not an HTTP error: "the response status will still be 200, but you will
+            # receive an error message, and the value of the x-ratelimit-remaining header will be 0" (GitHub docs,
+            # "Rate limits and query limits for the GraphQL API", Exceeding the rate limit)
+            resp = self.ok({"errors": [{"type": "RATE_LIMITED", "code": "graphql_rate_limit",
+                                        "message": "API rate limit already exceeded for user ID 1000009."}]})
+            counted = False
+        elif exhausted:
             resp = self.error(403, "API rate limit exceeded for user ID 1000009. If you reach out to GitHub Support "
                               "for help, please include the request ID.",
                               docs="https://docs.github.com/rest/overview/rate-limits-for-the-rest-api")

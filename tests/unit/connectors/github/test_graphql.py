@@ -9,9 +9,10 @@ import pytest
 import requests
 
 from okrsync.config.settings import SourceCredentials
-from okrsync.connectors.base import ConnectorOptions
+from okrsync.connectors.base import ConnectorOptions, SourceError
+from okrsync.connectors.github.client import GitHubClient
 from okrsync.connectors.github.connector import build
-from okrsync.connectors.github.graphql import DEPLOYMENTS, graphql_url
+from okrsync.connectors.github.graphql import DEPLOYMENTS, deployment_nodes, graphql_url
 from okrsync.sandbox import Sandbox
 
 from .support import MiniEngine, config
@@ -86,3 +87,27 @@ def test_sandbox_graphql_follows_the_documented_rules(sandbox):
     assert missing["data"] == {"repository": None} and missing["errors"][0]["type"] == "NOT_FOUND"
     assert "payload" not in str(requests.post(url, json={"query": DEPLOYMENTS.replace(" payload", ""),
                                                          "variables": variables}, timeout=10).json())
+
+
+def test_the_graphql_primary_limit_answers_200_and_the_query_waits_for_the_reset():
+    """GitHub: past the primary limit a GraphQL query answers 200 with a RATE_LIMITED error and
+    x-ratelimit-remaining 0; the client waits until x-ratelimit-reset and asks again (not a failed repository)."""
+    with Sandbox(seed=7, scale=200, now=NOW) as sb:
+        client = GitHubClient("github", sb.urls["github"], "sandbox-token")
+        expected = [n["databaseId"] for n in deployment_nodes(client, "acme/web", None)]
+        app = sb.apps["github"]
+        app.set_budget(limit=5, window=1.0, used=5)  # exhausted; the window resets within a second
+        sb.reset_log()
+        assert [n["databaseId"] for n in deployment_nodes(client, "acme/web", None)] == expected
+        answers = [e["status"] for e in sb.requests("github") if e["path"] == "/graphql"]
+        assert len(answers) >= 2 and set(answers) == {200}  # the refused query (200 + errors), then the answers
+        assert client.http.retries >= 1
+
+
+def test_a_graphql_error_that_is_not_a_rate_limit_still_fails_the_repository(monkeypatch):
+    with Sandbox(seed=7, scale=200, now=NOW) as sb:
+        client = GitHubClient("github", sb.urls["github"], "sandbox-token")
+        monkeypatch.setattr("okrsync.sandbox.github.gql_deployments",
+                            lambda app, query, variables: {"errors": [{"type": "INTERNAL", "message": "boom"}]})
+        with pytest.raises(SourceError, match="GraphQL error reading the deployments of acme/web: boom"):
+            list(deployment_nodes(client, "acme/web", None))
