@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import quote
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
-from okrsync.connectors.paging import Ranges, Request, halve, in_parallel
+from okrsync.connectors.paging import Ranges, Request, halve, in_parallel, last_page
 from okrsync.domain.records import Deployment, RecordError, iso
 
 from .client import PER_PAGE, ListPage, RepoError, RepoNotFound
@@ -297,9 +297,24 @@ class WorkflowRunsStream(RepoStream):
         total = int((first.body or {}).get("total_count") or 0)
         if start is not None and total > RUNS_CAP and start < end:
             return self._sliced(path, what, Ranges(halve(start, end, DAY) or (), step=DAY)), None
-        runs = [run for page in chain([first], pages) for run in page.items]
+        runs = [run for page in chain([first], self._rest_of(path, what, params, first, pages)) for run in page.items]
         # a 304 on the first page proves nothing about later pages: keep the ETag of one-page answers only
         return runs, first.etag if not first.next_url else None
+
+    def _rest_of(self, path: str, what: str, params: dict[str, Any], first: ListPage,
+                 following: Iterator[ListPage]) -> Iterator[ListPage]:
+        """The pages after `first`: by number, `concurrency` at a time, when it names the last page (Link
+        rel="last"); else one at a time by rel="next". Runs are listed newest first, so a run created meanwhile
+        shifts the rest by one: a run may be read twice (kept once, by id), none is skipped; the new run itself
+        is the next sync's (its `created` day is re-read)."""
+        end = last_page(first)
+        workers = self.client.http.options.concurrency
+        if end is None or workers <= 1:
+            yield from following
+            return
+        yield from in_parallel(lambda n: self.client.list_page(path, what=what, params={**params, "page": n},
+                                                               key="workflow_runs"),
+                               range(2, end + 1), workers, name=f"okrsync-{self.source}-runs")
 
     def _sliced(self, path: str, what: str, ranges: Ranges) -> list[dict[str, Any]]:
         """The runs of each range of days (`created=START..END`), a range over the cap read as its halves."""
@@ -314,5 +329,6 @@ class WorkflowRunsStream(RepoStream):
             if total > RUNS_CAP:
                 log.warning("%s: %s has %d runs on %s; the API lists only %d", self.source, what, total, start,
                             RUNS_CAP)
-            out += [run for page in chain([first], pages) for run in page.items]
+            out += [run for page in chain([first], self._rest_of(path, what, params, first, pages))
+                    for run in page.items]
         return out

@@ -111,3 +111,4 @@ def test_a_graphql_error_that_is_not_a_rate_limit_still_fails_the_repository(mon
                             lambda app, query, variables: {"errors": [{"type": "INTERNAL", "message": "boom"}]})
         with pytest.raises(SourceError, match="GraphQL error reading the deployments of acme/web: boom"):
             list(deployment_nodes(client, "acme/web", None))
+

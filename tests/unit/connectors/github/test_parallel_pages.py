@@ -7,9 +7,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import responses
 
-from okrsync.connectors.base import ReadContext
+from okrsync.config.settings import SourceCredentials
+from okrsync.connectors.base import ConnectorOptions, ReadContext
+from okrsync.connectors.github.connector import build
 from okrsync.connectors.github.streams import IssuesStream, PullsStream
 from okrsync.domain.records import iso
+from okrsync.sandbox import Sandbox
 
 from .support import T0, FakeGitHub, MiniEngine, config, connector, issue, pull, z
 
@@ -89,3 +92,32 @@ def test_a_first_read_of_one_page_is_one_request(gh):
         pages = list(stream.read(ReadContext(since=None, run_started=NOW, first_run=True)))
         assert pages[-1].checkpoint == {"repo": "acme/web", "done": True}
     assert [p for p, _, _ in gh.calls] == ["/repos/acme/web/issues", "/repos/acme/web/pulls"]  # no catch-up
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_workflow_runs_are_read_by_numbered_pages_in_parallel(concurrency):
+    """Past the first page, the pages named by rel="last" are read `concurrency` at a time: the same deployments as
+    one page at a time by rel="next"."""
+    with Sandbox(seed=7, scale=1200, now=NOW) as sandbox:
+        serial, serial_pages, _ = _runs(sandbox, 1)
+        runs, pages, peak = _runs(sandbox, concurrency)
+    assert len(serial_pages) >= 2  # more than one page of runs: a numbered read has something to do
+    assert runs == serial and len(pages) == len(serial_pages)
+    if concurrency > 1:
+        # by number (not by the rel="next" link, which carries a cursor)
+        assert sorted(p for p in pages if p) == [str(n) for n in range(2, len(pages) + 1)]
+        assert peak["github"] <= concurrency
+    else:
+        assert pages[1:] == ["next"] * (len(pages) - 1)
+
+
+def _runs(sandbox: Sandbox, conc: int):
+    cfg = config(url=sandbox.urls["github"], repos=["acme/web"], pull_requests=False, releases=False,
+                 deployments=False, deploy_workflows=["deploy.yml"], concurrency=conc)
+    conn = build("github", cfg, SourceCredentials(token="sandbox-token"), ConnectorOptions())
+    engine = MiniEngine(period_start=NOW - timedelta(days=400))
+    sandbox.reset_log()
+    assert engine.run(conn, NOW) == []
+    log = [e for e in sandbox.requests("github") if e["path"].endswith("/runs")]
+    pages = [e["args"].get("page") if "after" not in e["args"] else "next" for e in log]
+    return {k: v for k, v in engine.records.items() if k[0] == "Deployment"}, pages, sandbox.peak_in_flight()
