@@ -26,9 +26,6 @@ from .schema import migrate
 __all__ = ["PageCounts", "Store", "StoreError", "StoreRemoved", "StoreUnreachable", "item_set_digest", "record_row"]
 
 
-MMAP_BYTES = 1 << 34  # as much of the store file as SQLite allows
-
-
 class StoreError(Exception):
     """The store cannot be used (newer schema, unreadable file, bad URL); str() is the message."""
 
@@ -105,10 +102,6 @@ class Store(ItemWrites):
                 db = Database(conn)
                 db.execute("PRAGMA busy_timeout = 60000")
                 db.execute("PRAGMA synchronous = NORMAL")
-                # reads through a memory map instead of a read() per 4 KB page: a cold recompute of a 1M-item
-                # store spent more time in the kernel copying pages than in SQL (sys 13.6 s of 19 s; with the
-                # map 2.2 s). SQLite caps the map at its compile-time maximum (2 GB in CPython's builds).
-                db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: not an okrsync store ({exc})") from None
             except OSError as exc:
