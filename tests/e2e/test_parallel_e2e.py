@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from okrsync.sandbox import Sandbox
+
 from . import test_crash_e2e as crash
-from .conftest import snapshot
+from .conftest import NOW, Env, snapshot
 from .test_crash_e2e import kill_after
 from .test_faults_e2e import READ_ONLY
 
@@ -48,3 +50,45 @@ def test_parallel_reads_killed_mid_read_converge_to_the_clean_store(env, referen
     assert any(e["path"] == "/graphql" for e in log)  # GitHub deployments
     assert any("sys_updated_on<" in str(e["args"].get("sysparm_query")) for e in log)  # ServiceNow ranges
     assert len({e["args"].get("since") for e in log if e["path"] == "/incidents"}) > 1  # PagerDuty windows
+
+
+RUNS_ONLY = """\
+period: {period}
+sources:
+  github: {{type: github, url: "{github}", repos: [acme/web], deployments: false, pull_requests: false,
+            releases: false, deploy_workflows: [deploy.yml], retry_backoff: 0.01}}
+objectives:
+  - id: O1
+    title: t
+    key_results:
+      - {{id: KR1, title: a, metric: deployment_frequency, select: {{source: github, environment: production}}, target: 3}}
+"""
+
+
+def test_workflow_runs_read_by_numbered_pages_killed_mid_read_converge(tmp_path):
+    """A deploy workflow's runs past the first page are read by number in parallel; SIGKILLed at many points, the
+    rerun converges to the store one clean sync makes (the stream commits a workflow's runs once all are read).
+    A sandbox of its own, larger than the shared one: acme/web's deploy workflow has three pages of runs."""
+    sb = Sandbox(seed=42, scale=3000, now=NOW)
+    sb.start()
+    try:
+        (tmp_path / "ref").mkdir()
+        (tmp_path / "killed").mkdir()
+        ref, env = Env(sb, tmp_path / "ref"), Env(sb, tmp_path / "killed")
+        for e in (ref, env):
+            e.write_workspace(RUNS_ONLY)
+        r = ref.run("sync")
+        assert r.returncode == 0, r.stderr
+        runs = [e for e in sb.requests("github") if e["path"].endswith("/runs")]
+        assert len(runs) >= 3 and not any("after" in e["args"] for e in runs[1:])  # pages 2.. by number
+        sb.set_latency(3, 6)
+        # the first points land in the issues stream and the runs after it; once the issues are read, a rerun
+        # starts with the runs, so the later, small points land in their pages and in the comparisons after them
+        kills = sum(kill_after(env, point) for point in (5, 12, 19, 21, 23, 2, 3, 4, 6, 10))
+        assert kills >= 3
+        sb.set_latency(0)
+        r = env.run("sync")
+        assert r.returncode == 0, r.stderr
+        assert snapshot(env.target) == snapshot(ref.target)
+    finally:
+        sb.stop()
