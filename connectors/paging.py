@@ -345,15 +345,20 @@ def numbered(fetch_page: Callable[[int], F], first: int, workers: int) -> Iterat
     created while they are read lands after the last page, for a catch-up pass to read."""
     page = fetch_page(first)
     yield first, page
+    yield from numbered_after(page, first, fetch_page, workers)
+
+
+def numbered_after(page: F, n: int, fetch_page: Callable[[int], F], workers: int) -> Iterator[tuple[int, F]]:
+    """The pages after page n (already read): up to its Link rel="last", `workers` in flight, in order; without
+    rel="last", one at a time while there is a rel="next" (never stop while there is more)."""
     end = last_page(page)
-    if end is None:  # no rel="last": follow rel="next" one page at a time (never stop while there is more)
-        n = first
+    if end is None:
         while next_link(page):
             n += 1
             page = fetch_page(n)
             yield n, page
         return
-    yield from zip(range(first + 1, end + 1), in_parallel(fetch_page, range(first + 1, end + 1), workers))
+    yield from zip(range(n + 1, end + 1), in_parallel(fetch_page, range(n + 1, end + 1), workers))
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import quote
 
 from okrsync.connectors.base import Page, ReadContext, Skipped
-from okrsync.connectors.paging import Ranges, Request, halve, in_parallel, last_page
+from okrsync.connectors.paging import Ranges, Request, halve, in_parallel, numbered_after
 from okrsync.domain.records import Deployment, RecordError, iso
 
 from .client import PER_PAGE, ListPage, RepoError, RepoNotFound
@@ -303,18 +303,17 @@ class WorkflowRunsStream(RepoStream):
 
     def _rest_of(self, path: str, what: str, params: dict[str, Any], first: ListPage,
                  following: Iterator[ListPage]) -> Iterator[ListPage]:
-        """The pages after `first`: by number, `concurrency` at a time, when it names the last page (Link
-        rel="last"); else one at a time by rel="next". Runs are listed newest first, so a run created meanwhile
-        shifts the rest by one: a run may be read twice (kept once, by id), none is skipped; the new run itself
-        is the next sync's (its `created` day is re-read)."""
-        end = last_page(first)
+        """The pages after `first`: by number, `concurrency` at a time (paging.numbered_after); one request at a
+        time, by rel="next". Runs are listed newest first, so a run created meanwhile shifts the rest by one: a run
+        may be read twice (kept once, by id), none is skipped; the new run itself is the next sync's (its `created`
+        day is re-read)."""
         workers = self.client.http.options.concurrency
-        if end is None or workers <= 1:
+        if workers <= 1:
             yield from following
             return
-        yield from in_parallel(lambda n: self.client.list_page(path, what=what, params={**params, "page": n},
-                                                               key="workflow_runs"),
-                               range(2, end + 1), workers, name=f"okrsync-{self.source}-runs")
+        for _, page in numbered_after(first, 1, lambda n: self.client.list_page(
+                path, what=what, params={**params, "page": n}, key="workflow_runs"), workers):
+            yield page
 
     def _sliced(self, path: str, what: str, ranges: Ranges) -> list[dict[str, Any]]:
         """The runs of each range of days (`created=START..END`), a range over the cap read as its halves."""
