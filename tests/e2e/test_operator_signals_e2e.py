@@ -33,9 +33,12 @@ def searches(env) -> int:
 
 
 def slow_jira_sync(env, *args: str, command: str = "sync"):
-    """A sync whose Jira search pages take 0.5 s each, once it has saved a few pages."""
-    env.write_workspace(READ_ONLY)
-    env.sandbox.faults.slow(0.5, system="jira", method="GET", path=SEARCH)
+    """A sync whose Jira search pages take 0.5 s each, once it has saved a few pages.
+
+    One request at a time, so the issues are read by the search's own pages: with parallel reads the few hundred
+    sandbox issues arrive in milliseconds once the id listing is back, and the signal could land after the read."""
+    env.write_workspace(READ_ONLY, concurrency="1")
+    env.sandbox.faults.slow(0.5, system="jira", path=SEARCH)  # GET or POST, /search and /search/jql
     proc = env.run(command, *args, background=True)
     wait_until(lambda: searches(env) >= 2, proc)
     return proc

@@ -27,8 +27,10 @@ def test_every_runs_repeatedly_and_a_failure_backs_off(env):
 
 
 def test_sigterm_finishes_the_page_saves_and_exits_0(env):
-    env.write_workspace(READ_ONLY)
-    env.sandbox.faults.slow(0.2, system="jira", method="POST", path="/rest/api/3/search")
+    # one request at a time (the search pages as they are) and each slow: the signal lands while a page is in
+    # flight; with parallel reads ~300 issues are read in milliseconds once the id listing is back
+    env.write_workspace(READ_ONLY, concurrency="1")
+    env.sandbox.faults.slow(0.3, system="jira", method="POST", path="/rest/api/3/")
     proc = env.run("run", "--every", "15m", background=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
