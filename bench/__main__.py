@@ -175,11 +175,10 @@ def _freshness_rows(table: Table, out: dict[str, Any], quick: bool) -> None:
 def _recompute_rows(table: Table, r: dict[str, Any]) -> None:
     st, sy = r["status"].result, r["sync"].result
     label = f"{r['n']:,} items x {r['krs']} KRs"
-    # a scheduled job recomputes a store whose pages the OS keeps cached: the warm run is the steady state;
-    # the first run of a fresh process on a just-built store is shown beside it
-    table.add(f"recompute (okrsync status), {label}",
-              f"{st['status_again_seconds']:.2f} s warm (first, cold run {st['status_seconds']:.2f} s)",
-              "< 5 s", st["status_again_seconds"] < 5)
+    # issue 15: the first `status` of a fresh process (cold: SQLite's cache empty) under 5 s, the next under 4 s
+    table.add(f"recompute (okrsync status), {label}, cold / warm",
+              f"{st['status_seconds']:.2f} s / {st['status_again_seconds']:.2f} s", "< 5 s / < 4 s",
+              st["status_seconds"] < 5 and st["status_again_seconds"] < 4)
     table.add(f"recompute + history after a 1% change, {label}",
               f"{sy['total_seconds']:.2f} s ({sy['recompute_seconds']:.2f} + {sy['history_seconds']:.2f})", "< 5 s",
               sy["total_seconds"] < 5)

@@ -21,7 +21,7 @@ _LOOKUPS: dict[str, tuple[tuple[str, str], ...]] = {
     "labels": (("item_labels", "label"),),
     "components": (("item_components", "component"),),
     "sprint": (("sprints", "name"),),
-    "parent": (("issues", "key"), ("issues", "parent")),
+    "parent": (("issues", "parent"), ("issues", "key")),  # parent first: indexed (skip-scan); key is not
 }
 _SPRINT_MODES = {"active", "closed-in-period"}
 KNOWN_SHOWN = 5

@@ -208,6 +208,27 @@ def test_warnings_check_labels_components_and_ratio_parts(store):
                           "select.components 'webb' matches no jira record (known: web)"]
 
 
+@pytest.mark.sqlite_only
+def test_a_parent_is_looked_up_by_its_children_first_and_by_key_only_when_it_has_none(store):
+    from okrsync.engine.selector_check import SelectorChecker
+    load(store, [issue("APP-1", type="Epic"), issue("APP-2", parent="APP-1"), issue("APP-3", type="Epic")])
+    kr = "{id: KR1, title: t, metric: done_ratio, select: {source: jira, parent: %s}, target: 1}"
+    assert [run(store, kr % p).warnings for p in ("APP-1", "APP-3")] == [[], []]
+    assert run(store, kr % "APP-9").warnings == ["select.parent 'APP-9' matches no jira record (known: APP-1, "
+                                                 "APP-2, APP-3)"]
+    checker, seen = SelectorChecker(store, {"jira": "jira"}), []
+    store.db.conn.set_trace_callback(seen.append)
+    try:  # issues.key has no index: at 1M issues a probe by key is a scan of a second or more
+        specs = {p: load_workspace_text(SOURCES + "objectives:\n  - {id: O1, title: t, key_results: [%s]}\n"
+                                        % (kr % p)).workspace.objectives[0].key_results[0] for p in ("APP-1", "APP-3")}
+        assert checker.warnings(specs["APP-1"]) == []
+        assert not [q for q in seen if "key = " in q]
+        assert checker.warnings(specs["APP-3"]) == []
+        assert [q for q in seen if "key = " in q]
+    finally:
+        store.db.conn.set_trace_callback(None)
+
+
 def test_no_warning_before_a_source_is_synced(store):
     k = run(store, "{id: KR1, title: t, metric: count, select: {source: jira, project: NOPE}, target: 1}")
     assert k.warnings == []
