@@ -331,6 +331,27 @@ def in_parallel(fn: Callable[[T], U], items: Iterable[T], workers: int, *, ahead
         pool.shutdown(wait=True, cancel_futures=True)  # the requests in flight end (no orphan outlives its read)
 
 
+_END = object()
+
+
+def read_ahead(items: Iterable[T], *, name: str = "okrsync-read-ahead") -> Iterator[T]:
+    """The items of `items`, the next one produced on a thread while the caller works on this one: a listing that
+    feeds parallel reads (Jira's id-only search) is then never waited for between its pages. Errors are raised at
+    their turn; stopping early waits for the item in the making (its request ends) and closes `items`."""
+    it = iter(items)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    try:
+        upcoming: Future[Any] = pool.submit(next, it, _END)
+        while (item := upcoming.result()) is not _END:
+            upcoming = pool.submit(next, it, _END)
+            yield item
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+
 def last_page(page: Fetched, param: str = "page") -> int | None:
     """The number of the last page from a Link header rel="last" (GitHub's numbered lists), None without one."""
     url = page.response.links.get("last", {}).get("url") if page.response is not None else None

@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 from okrsync.connectors.base import SourceError
 from okrsync.connectors.http import HTTPStatusError
-from okrsync.connectors.paging import chunks, in_parallel
+from okrsync.connectors.paging import chunks, in_parallel, read_ahead
 from okrsync.connectors.rawjson import parse_page
 
 from .client import DC_PAGE, window_of
@@ -34,7 +34,9 @@ def read_issues(client: Any, jql: str, fields: list[str], *,
     if not more:
         return
     seen = {str(i.get("id")) for i in first if isinstance(i, dict)}
-    ids = (iid for page in client.search(jql, ["id"]) for i in page if isinstance(i, dict)
+    # the next page of ids (5,000) is listed while the bulkfetches of this one run: no stall between them
+    listing = read_ahead(client.search(jql, ["id"]), name=f"okrsync-{client.name}-ids")
+    ids = (iid for page in listing for i in page if isinstance(i, dict)
            if (iid := str(i.get("id") or "")) and iid not in seen)
     yield from in_parallel(lambda batch: bulkfetch(client, batch, fields), chunks(ids, size), workers,
                            name=f"okrsync-{client.name}-bulkfetch")

@@ -9,7 +9,7 @@ import pytest
 import requests
 import responses
 
-from okrsync.connectors.base import AuthError
+from okrsync.connectors.base import AuthError, SourceError
 from okrsync.connectors.http import HttpClient, HttpOptions
 from okrsync.connectors.paging import (
     Fetched,
@@ -25,6 +25,7 @@ from okrsync.connectors.paging import (
     fetch,
     halve,
     paginate,
+    read_ahead,
 )
 
 BASE = "https://api.example.test"
@@ -286,3 +287,49 @@ def test_ranges_read_a_split_range_as_its_halves_in_order():
             assert ranges.split(lo, hi)
     assert read == [(1, 8), (1, 4), (1, 2), (3, 4), (5, 8), (5, 6), (7, 8), (9, 9)]
     assert not Ranges([], step=day).split(date(2026, 7, 9), date(2026, 7, 9))
+
+
+# -- read_ahead ---------------------------------------------------------------------------------------------------
+def test_read_ahead_lists_the_next_page_while_the_caller_works_on_this_one():
+    import threading
+    asked = [threading.Event() for _ in range(3)]
+
+    def listing():
+        for n in range(3):
+            asked[n].set()
+            yield [n * 10, n * 10 + 1]
+
+    got = []
+    for page in read_ahead(listing()):
+        got.append(page)
+        if len(got) < 3:  # the next page is already being listed before this one is used up
+            assert asked[len(got)].wait(5), "the next page was not asked for ahead"
+    assert got == [[0, 1], [10, 11], [20, 21]]
+
+
+def test_read_ahead_raises_an_error_at_its_turn():
+    def listing():
+        yield 1
+        yield 2
+        raise SourceError("jira: HTTP 500 on page 3")
+
+    got = []
+    with pytest.raises(SourceError, match="page 3"):
+        for item in read_ahead(listing()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_read_ahead_stopped_early_closes_the_listing():
+    closed = []
+
+    def listing():
+        try:
+            yield from range(100)
+        finally:
+            closed.append(True)
+
+    reader = read_ahead(listing())
+    assert [next(reader), next(reader)] == [0, 1]
+    reader.close()
+    assert closed == [True]
