@@ -65,10 +65,11 @@ def _items(text: str, i: int) -> tuple[list[Any], int]:
 
 def parse_page(text: str, key: str | None = None) -> Any:
     """json.loads(text) with the items of the list at `key` (None: the top-level list) as RawItem."""
-    if _LONG_RUN in text.encode().translate(_DIGIT_OR_NOT):
+    data = text.encode()  # orjson reads these bytes too (from a str it would encode it again)
+    if _LONG_RUN in data.translate(_DIGIT_OR_NOT):
         return parse_exact(text, key)
     try:
-        value = orjson.loads(text)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError:
         return parse_exact(text, key)  # NaN and Infinity are read there; invalid JSON raises as json.loads does
     items = value if key is None else value.get(key) if type(value) is dict else None

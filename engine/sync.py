@@ -173,19 +173,9 @@ class SyncRunner:
                 for page in batch:
                     if page.state is not None:
                         state = page.state
-                    page_state: PageState = {"pending": pending_read(chain, page.checkpoint), "state": state}
-                    counts = self.store.write_page(
-                        name, stream.name, page.records, run_id=self.run_id, state=page_state,
-                        memberships=[(m.jql_key, m.checked, m.members, m.jql) for m in page.memberships],
-                    )
+                    self._write_page(name, stream.name, page, {"pending": pending_read(chain, page.checkpoint),
+                                                               "state": state}, out)
                     fetched += len(page.records)
-                    out.new += counts.new
-                    out.changed += counts.changed
-                    out.unchanged += counts.unchanged
-                    for s in page.skipped:
-                        out.skipped.append({"source": name, "stream": stream.name, "key": s.key,
-                                            "reason": s.reason})
-                        log.warning("%s: skipped %s: %s", name, s.key, s.reason)
                     if self.stop_requested.is_set():
                         break  # a stop ends the batch at this page; the pages after it are read again next run
             self.reporter.page(name, stream.name, fetched, connector.requests_made)
@@ -198,6 +188,17 @@ class SyncRunner:
         self.store.save_state(name, stream.name, done)
         out.fetched += fetched
         out.streams[stream.name] = fetched
+
+    def _write_page(self, name: str, stream: str, page: Page, state: PageState, out: SourceOutcome) -> None:
+        """One page's records, memberships and checkpoint (inside the batch's transaction), counted in `out`."""
+        counts = self.store.write_page(name, stream, page.records, run_id=self.run_id, state=state,
+                                       memberships=[(m.jql_key, m.checked, m.members, m.jql) for m in page.memberships])
+        out.new += counts.new
+        out.changed += counts.changed
+        out.unchanged += counts.unchanged
+        for s in page.skipped:
+            out.skipped.append({"source": name, "stream": stream, "key": s.key, "reason": s.reason})
+            log.warning("%s: skipped %s: %s", name, s.key, s.reason)
 
     def run(self, names: list[str]) -> dict[str, SourceOutcome]:
         if not names:
