@@ -122,7 +122,7 @@ def main() -> None:
     if sections & {"recompute", "memory"}:
         rec_sizes = sorted({rec_n, *(mem_sizes if "memory" in sections else [])})
         rec = {n: recompute_mod.run(n) for n in rec_sizes}
-        out["recompute"] = {n: {"status": r["status"].result, "sync": r["sync"].result,
+        out["recompute"] = {n: {"status": r["status"].result, "sync": r["sync"].result, "prepare": r["prepare"].result,
                                 "status_rss_mb": r["status"].peak_rss_mb, "sync_rss_mb": r["sync"].peak_rss_mb}
                             for n, r in rec.items()}
         if "recompute" in sections:
@@ -173,8 +173,11 @@ def _freshness_rows(table: Table, out: dict[str, Any], quick: bool) -> None:
 
 
 def _recompute_rows(table: Table, r: dict[str, Any]) -> None:
-    st, sy = r["status"].result, r["sync"].result
+    st, sy, prep = r["status"].result, r["sync"].result, r["prepare"].result
     label = f"{r['n']:,} items x {r['krs']} KRs"
+    built = f"{len(prep['created'])} built in {prep['seconds']:.2f} s" if prep["created"] else "already built"
+    table.add(f"raw-path indexes for the workspace's where: entries, {r['n']:,} items",
+              f"{len(prep['indexes'])} ({built}; a sync builds them once)")
     # issue 15: the first `status` of a fresh process (cold: SQLite's cache empty) under 5 s, the next under 4 s
     table.add(f"recompute (okrsync status), {label}, cold / warm",
               f"{st['status_seconds']:.2f} s / {st['status_again_seconds']:.2f} s", "< 5 s / < 4 s",

@@ -114,6 +114,22 @@ def recompute(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
+    """What a sync does for the store after its reads: the raw-path indexes the workspace's where: entries can
+    use (built once, then kept by SQLite), and planner statistics."""
+    from okrsync.config.workspace import load_workspace
+    from okrsync.engine.store import Store
+    from okrsync.engine.sync import raw_indexes_wanted
+
+    ws = load_workspace(args.workspace).workspace
+    store = Store(args.db, create=False)
+    started = time.perf_counter()
+    created, dropped = store.prepare_raw_indexes(raw_indexes_wanted(ws))
+    store.refresh_stats()
+    return {"seconds": time.perf_counter() - started, "created": created, "dropped": dropped,
+            "indexes": sorted(i.name for i in store.raw_indexes())}
+
+
 def _change_items(store: Any, fraction: float) -> int:
     """Move a random `fraction` of the issues and incidents forward (status, resolution) like a sync would."""
     db = store.db.conn
@@ -147,13 +163,16 @@ def main() -> None:
     p.add_argument("--jql", default="")
     p.add_argument("--fields", default="")
     p.add_argument("--repos", default="acme/web,acme/api")
+    p = sub.add_parser("prepare")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--db", required=True)
     p = sub.add_parser("recompute")
     p.add_argument("--workspace", required=True)
     p.add_argument("--db", required=True)
     p.add_argument("--now", default=None)
     p.add_argument("--change", type=float, default=0.0)
     args = ap.parse_args()
-    result = {"sync": sync, "bare": bare, "recompute": recompute}[args.cmd](args)
+    result = {"sync": sync, "bare": bare, "prepare": prepare, "recompute": recompute}[args.cmd](args)
     print(json.dumps(result, default=str))
 
 

@@ -122,20 +122,23 @@ def store_for(n: int) -> Path:
 
 
 def run(n: int, n_krs: int = 200) -> dict[str, Any]:
-    """Full recompute (okrsync status) and a sync's recompute + history after a 1% change, each in a child."""
+    """The store prepared as a sync leaves it, then a full recompute (okrsync status) and a sync's recompute +
+    history after a 1% change, each in a child."""
     db = store_for(n)
     work = RESULTS / f"recompute-{n}"
     work.mkdir(parents=True, exist_ok=True)
     ws = work / "okrsync.yaml"
     ws.write_text(workspace(db, n_krs), encoding="utf-8")
     copy = work / "store.db"  # the 1% change writes: keep the cached store pristine
+    # as a sync leaves the store: the raw-path indexes of the workspace (built on the first run, kept after)
+    prepared = measure(child("prepare", "--workspace", str(ws), "--db", str(db)))
     status = measure(child("recompute", "--workspace", str(ws), "--db", str(db), "--now", NOW.isoformat()))
     _copy(db, copy)
     sync = measure(child("recompute", "--workspace", str(ws), "--db", str(copy), "--now", NOW.isoformat(),
                          "--change", "0.01"))
     for suffix in ("", "-wal", "-shm"):
         Path(str(copy) + suffix).unlink(missing_ok=True)
-    return {"n": n, "krs": n_krs, "status": status, "sync": sync}
+    return {"n": n, "krs": n_krs, "status": status, "sync": sync, "prepare": prepared}
 
 
 def _copy(src: Path, dst: Path) -> None:

@@ -116,6 +116,7 @@ class Computer:
         self._cache: dict[tuple[str, tuple[Any, ...]], list[Row]] = {}
         self.checker = SelectorChecker(store, {name: src.type for name, src in ws.sources.items()})
         self.checkins = latest_checkins(store)
+        self.raw_indexes = store.raw_indexes()
 
     # -- windows -------------------------------------------------------------------------------
     def _kind(self, spec: MetricSpec, sel: Selector) -> str:
@@ -196,7 +197,8 @@ class Computer:
         assert sel is not None
         kind = self._kind(spec, sel)
         sel_c = compile_selector(sel, kind, kr_id=kr_id, period=self.period, dialect=self.store.dialect,
-                                 source_type=self.ws.sources[sel.source].type, teams=self.ws.teams)
+                                 source_type=self.ws.sources[sel.source].type, teams=self.ws.teams,
+                                 raw_indexes=self.raw_indexes)
         window, span = self._window(spec, sel, sel_c)
         if previous and window is not None:
             window = self._previous(spec, window)
@@ -231,7 +233,7 @@ class Computer:
         if spec.incidents is None:
             return None
         inc = compile_selector(spec.incidents, "incident", source_type=self.ws.sources[spec.incidents.source].type,
-                               dialect=self.store.dialect)
+                               dialect=self.store.dialect, raw_indexes=self.raw_indexes)
         return metrics.Attribution(inc, field_expr("incidents", spec.attribution) if spec.attribution else None)
 
     def _rows(self, sql: str, params: Params) -> list[Row]:

@@ -11,12 +11,13 @@ import threading
 import zlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from sqlite_utils import Database
 
 from okrsync.domain import VERSION as __version__
 from okrsync.domain.records import iso
+from okrsync.mappings.selectors import RAW_INDEX_PREFIX, RawIndex
 
 from .dialect import POSTGRESQL, SQLITE, PgDatabase, StoreURL, parse_store_url, pg_connect, pg_prepare, redact_url
 from .items import ItemWrites, PageCounts, _json, chunked, now_utc, record_row, upsert_sql
@@ -225,6 +226,33 @@ class Store(ItemWrites):
                                                      "item_components", "item_sprints", "jql_members")))
         return stale
 
+    def raw_indexes(self) -> frozenset[RawIndex]:
+        """The raw-path indexes this store has (none on PostgreSQL)."""
+        if self.dialect != SQLITE:
+            return frozenset()
+        rows = self.db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
+                               [RAW_INDEX_PREFIX + "%"]).fetchall()
+        return frozenset(i for i in (RawIndex.from_name(r[0]) for r in rows) if i is not None)
+
+    def prepare_raw_indexes(self, wanted: Iterable[RawIndex]) -> tuple[list[str], list[str]]:
+        """Create the raw-path indexes the workspace's selectors can use and drop those it no longer names
+        (SQLite; each index costs every write of its table a JSON read). Returns (created, dropped) names."""
+        if self.dialect != SQLITE:
+            return [], []
+        want, have = set(wanted), self.raw_indexes()
+        created, dropped = [], []
+        for index in sorted(have - want, key=lambda i: i.name):
+            with self.write() as db:
+                db.conn.execute(f"DROP INDEX IF EXISTS {_quoted(index.name)}")
+            dropped.append(index.name)
+        for index in sorted(want - have, key=lambda i: i.name):
+            with self.write() as db:  # one pass over the table (seconds at a million items), then kept by SQLite
+                db.conn.execute(f"CREATE INDEX IF NOT EXISTS {_quoted(index.name)} ON {index.table}_raw "
+                                f"({index.expr()})")
+                db.conn.execute(f"ANALYZE {_quoted(index.name)}")
+            created.append(index.name)
+        return created, dropped
+
     # -- sync state ----------------------------------------------------------------------------
     def get_state(self, source: str, stream: str) -> StreamState:
         row = self.db.execute(
@@ -338,6 +366,10 @@ class Store(ItemWrites):
         if kr_id:
             return list(self.db.query("SELECT * FROM writeback_log WHERE kr_id = ? ORDER BY id", [kr_id]))
         return list(self.db.query("SELECT * FROM writeback_log ORDER BY id"))
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def item_set_digest(ids: list[str]) -> str:

@@ -13,11 +13,11 @@ from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from okrsync.config.settings import Settings
-from okrsync.config.workspace import Workspace
+from okrsync.config.workspace import Workspace, default_kind
 from okrsync.connectors.base import Connector, ConnectorOptions, Page, ReadContext, SourceError, Stream, redact
 from okrsync.connectors.registry import build_connector
 from okrsync.domain.records import iso, parse_iso
-from okrsync.mappings.selectors import jql_key
+from okrsync.mappings.selectors import TABLES, RawIndex, jql_key, raw_text_where
 
 from .readstate import PageState, ReadChain, StreamState, pending_read
 from .store import Store, StoreRemoved
@@ -64,6 +64,23 @@ def jql_selectors(ws: Workspace) -> dict[str, dict[str, tuple[str, list[str]]]]:
                 key = jql_key(sel.source, sel.jql)
                 jql, ids = out.setdefault(sel.source, {}).get(key, (sel.jql.strip(), []))
                 out[sel.source][key] = (jql, ids + [kr.id])
+    return out
+
+
+def raw_indexes_wanted(ws: Workspace) -> set[RawIndex]:
+    """The raw-path indexes the workspace's where: entries can use (compute walks those the store has)."""
+    out: set[RawIndex] = set()
+    for _, kr in ws.key_results():
+        for spec, sel in kr.leaves():
+            source = ws.sources.get(sel.source) if sel is not None else None
+            kind = default_kind(spec.metric, sel, source.type) if sel is not None and source is not None else None
+            for s, k in ((sel, kind), (spec.incidents, "incident")):
+                if s is None or k is None:
+                    continue
+                for name, value in (s.where or {}).items():
+                    index = raw_text_where(TABLES[k], str(name), value)
+                    if index is not None:
+                        out.add(index)
     return out
 
 
@@ -209,10 +226,14 @@ class SyncRunner:
         if self.store.removed():  # each source failed on "no such table": say what happened, once
             raise StoreRemoved(self.store.path)
         try:
+            created, dropped = self.store.prepare_raw_indexes(raw_indexes_wanted(self.ws))
+            if created or dropped:
+                log.info("raw-path indexes: created %s, dropped %s", created or "none", dropped or "none")
             self.store.refresh_stats()  # after a large read, so the recompute that follows plans well
-        except Exception as exc:  # statistics are an optimisation: never fail a sync over them
+        except Exception as exc:  # indexes and statistics are optimisations: never fail a sync over them
             log.debug("planner statistics", exc_info=True)
-            log.warning("could not refresh the store's planner statistics: %s: %s", type(exc).__name__, exc)
+            log.warning("could not refresh the store's indexes or planner statistics: %s: %s",
+                        type(exc).__name__, exc)
         return out
 
 

@@ -68,7 +68,51 @@ def field_expr(table: str, name: str, alias: str = "t") -> str:
         return f"{alias}.{name}"
     name = name[4:] if name.startswith("raw.") else name
     # the raw payload lives in <table>_raw under the item's rowid (the item rows stay small)
-    return f"json_extract((SELECT r.raw FROM {table}_raw r WHERE r.id = {alias}.rowid), '{raw_path(name)}')"
+    return f"json_extract((SELECT r.raw FROM {table}_raw r WHERE r.id = {alias}.rowid), {_literal(raw_path(name))})"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+RAW_INDEX_PREFIX = "rawpath:"
+
+
+@dataclass(frozen=True)
+class RawIndex:
+    """An expression index over <table>_raw for one where: path compared as text (SQLite stores): the selector
+    then walks the index instead of reading and parsing the raw payload of every candidate row. Its name says
+    what it indexes, so the store can tell which exist."""
+
+    table: str
+    path: str  # the where: key without "raw."
+
+    @property
+    def name(self) -> str:
+        return f"{RAW_INDEX_PREFIX}{self.table}:{self.path}"
+
+    def expr(self, column: str = "raw") -> str:
+        # json_valid first: a payload SQLite's JSON cannot read (NaN) gives NULL instead of failing the write
+        return (f"CASE WHEN json_valid({column}) THEN CAST(json_extract({column}, {_literal(raw_path(self.path))}) "
+                f"AS TEXT) END")
+
+    @classmethod
+    def from_name(cls, name: str) -> RawIndex | None:
+        table, sep, path = name.removeprefix(RAW_INDEX_PREFIX).partition(":")
+        if not name.startswith(RAW_INDEX_PREFIX) or not sep or table not in ITEM_COLUMNS or not path:
+            return None
+        return cls(table, path)
+
+
+def raw_text_where(table: str, name: str, value: object) -> RawIndex | None:
+    """The index a where: entry can use: a raw payload path compared with text values (numbers, booleans and
+    null keep the per-row comparison, which also matches 1.0 for 1)."""
+    vals = _as_list(value)
+    if name in COLUMNS[table] or name in LIST_COLUMNS.get(table, ()) or value is None or not vals:
+        return None
+    if all(isinstance(v, (bool, int, float)) for v in vals):
+        return None
+    return RawIndex(table, name[4:] if name.startswith("raw.") else name)
 
 
 @dataclass
@@ -148,7 +192,9 @@ def compile_selector(
     source_type: str | None = None,
     teams: dict[str, Team] | None = None,
     dialect: str = "sqlite",
+    raw_indexes: frozenset[RawIndex] = frozenset(),
 ) -> Selection:
+    """`raw_indexes`: the raw-path indexes the store has (where: entries they cover walk them)."""
     table = TABLES[kind]
     out = Selection(table=table, kind=kind, source=sel.source, source_type=source_type, dialect=dialect,
                     names_severity=any(v is not None for v in (sel.priority, sel.severity, sel.urgency)),
@@ -191,7 +237,7 @@ def compile_selector(
         _team(out, (teams or {}).get(sel.team))
     _sprint(out, _as_list(sel.sprint), period)
     for name, value in (sel.where or {}).items():
-        _where(out, table, str(name), value)
+        _where(out, table, str(name), value, raw_indexes)
     return out
 
 
@@ -247,7 +293,7 @@ def _sprint(out: Selection, values: Sequence[object], period: tuple[datetime, da
                f"p.source = ? AND ({' OR '.join(parts)})", out.source, *params)
 
 
-def _where(out: Selection, table: str, name: str, value: object) -> None:
+def _where(out: Selection, table: str, name: str, value: object, raw_indexes: frozenset[RawIndex]) -> None:
     if name in LIST_COLUMNS.get(table, ()):
         texts = [_str(v) for v in _as_list(value)]
         side, col = ("item_labels", "label") if name == "labels" else ("item_components", "component")
@@ -272,7 +318,14 @@ def _where(out: Selection, table: str, name: str, value: object) -> None:
     else:
         # compare as text so '1' (ServiceNow strings) matches 1
         marks = ", ".join("?" for _ in vals)
-        out.add(f"CAST({expr} AS TEXT) IN ({marks})", *[_str(v) for v in vals], late=late)
+        texts = [_str(v) for v in vals]
+        index = raw_text_where(table, name, value) if out.dialect == "sqlite" else None
+        if index is not None and index in raw_indexes:
+            # the same test through the index: the matching rowids are read from it once, instead of every
+            # candidate's payload being read and parsed
+            out.add(f"t.rowid IN (SELECT r.id FROM {table}_raw r WHERE {index.expr('r.raw')} IN ({marks}))", *texts)
+            return
+        out.add(f"CAST({expr} AS TEXT) IN ({marks})", *texts, late=late)
 
 
 def _in_raw(out: Selection, expr: str, vals: Sequence[object], late: bool) -> None:
