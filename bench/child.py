@@ -152,6 +152,9 @@ def _change_items(store: Any, fraction: float) -> int:
 
 
 def main() -> None:
+    from okrsync.app import tune_collector
+
+    tune_collector()  # as the okrsync command's process
     ap = argparse.ArgumentParser(prog="bench.child")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("sync")

@@ -64,7 +64,14 @@ def fetch(client: HttpClient, request: Request, *, items: str | None = None,
 
     if request.json is not None:
         kwargs["json"] = request.json
-    body = client.json(request.method, request.path, params=request.params, hooks={"response": [grab]}, **kwargs)
+    try:
+        body = client.json(request.method, request.path, params=request.params, hooks={"response": [grab]}, **kwargs)
+    finally:
+        # each response's request holds the hook, which holds `seen`, which holds the response: a cycle that
+        # only the cyclic collector frees, keeping every page's body alive until it runs
+        for resp in seen:
+            if resp.request is not None:
+                resp.request.hooks = {"response": []}
     got = body.get(items) if items and isinstance(body, dict) else body
     return Fetched(request, body, seen[-1] if seen else None, got if isinstance(got, list) else [])
 

@@ -15,10 +15,13 @@ from typing import Any
 
 import orjson
 
-# a run of 19 digits or more: maybe an integer beyond 64 bits, which orjson would read as a float (losing digits);
-# found by mapping every byte to digit or not and searching for the run (a regex here costs more than the parse)
-_DIGIT_OR_NOT = bytes(0x30 if 0x30 <= c <= 0x39 else 0x2E for c in range(256))
-_LONG_RUN = b"0" * 19
+# A number of 19 digits or more may be an integer beyond 64 bits, which orjson would read as a float (losing
+# digits). Found without a regex (which costs more than the parse): every byte maps to "0" for a digit, ":" for
+# what can come right before a number's first digit (: , [ - and whitespace), "." for anything else; such a
+# number is then ":" and 19 "0"s. Digits inside a string (a commit SHA's, one page of pull requests in two) follow
+# a letter or a quote and do not count: a string of ": " and 19 digits only takes the exact path, never a wrong one.
+_NUMBER_MARKS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x3A if c in b":,[- \t\r\n" else 0x2E for c in range(256))
+_LONG_NUMBER = b":" + b"0" * 19
 _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
 
 
@@ -66,7 +69,8 @@ def _items(text: str, i: int) -> tuple[list[Any], int]:
 def parse_page(text: str, key: str | None = None) -> Any:
     """json.loads(text) with the items of the list at `key` (None: the top-level list) as RawItem."""
     data = text.encode()  # orjson reads these bytes too (from a str it would encode it again)
-    if _LONG_RUN in data.translate(_DIGIT_OR_NOT):
+    marks = data.translate(_NUMBER_MARKS)
+    if _LONG_NUMBER in marks or marks.startswith(_LONG_NUMBER[1:]):
         return parse_exact(text, key)
     try:
         value = orjson.loads(data)

@@ -10,10 +10,11 @@ from . import (  # noqa: F401  (each module registers its commands on the group)
     commands_sync,
     commands_validate,
 )
-from .app import cli
+from .app import cli, tune_collector
 
 __all__ = ["cli", "main"]
 
 
 def main() -> None:
+    tune_collector()
     cli(prog_name="okrsync")

@@ -59,6 +59,23 @@ def test_every_workspace_command_takes_workspace_and_db(name):
     assert {"-w", "--workspace", "--db"} <= opts
 
 
+def test_the_command_sets_its_collector_thresholds_and_a_library_caller_keeps_its_own(monkeypatch):
+    import gc
+
+    import okrsync.cli as entry
+    from okrsync.app import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(entry, "cli", lambda **kw: None)
+    try:
+        import okrsync.engine.pipeline  # noqa: F401  (importing the library changes nothing)
+        assert gc.get_threshold() == before
+        entry.main()
+        assert gc.get_threshold() == GC_THRESHOLDS != before
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_init_then_validate(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = invoke(["init"])

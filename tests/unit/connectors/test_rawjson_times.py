@@ -33,12 +33,29 @@ def test_parse_page_equals_json_loads_and_keeps_item_text(text, key):
     ('{"issues": [{"id": 1, "v": NaN, "big": 123456789012345678901234567890}], "x": Infinity}', "issues"),
     ('[{"id": 18446744073709551616}]', None),
     ('[{"id": -9223372036854775809}]', None),
+    ('[{"id": 1, "n": [7,\n\t12345678901234567890]}]', None),
+    ('[{"id": [12345678901234567890]}]', None),
 ])
 def test_what_only_the_json_module_accepts_is_parsed_with_each_items_exact_text(text, key):
     value = parse_page(text, key)
     items = value if key is None else value[key]
     assert repr(value) == repr(json.loads(text))  # exact integers, NaN as json.loads reads them
-    assert isinstance(items[0], RawItem) and items[0].json_text == text[text.index("[") + 1:text.index("]")]
+    assert isinstance(items[0], RawItem) and items[0].json_text == text[text.index("[") + 1:text.rindex("]")]
+
+
+def test_a_top_level_long_number_is_exact():
+    assert repr(parse_page("12345678901234567890123", None)) == "12345678901234567890123"
+
+
+@pytest.mark.parametrize("text", [
+    '{"issues": [ {"sha": "9a1234567890123456789012345b", "id": 1} ]}',   # digits inside strings
+    '{"issues": [ {"sha": "1234567890123456789012345678", "id": 1} ]}',
+    '{"issues": [ {"at": 1.1234567890123456789012, "id": 1} ]}',           # fraction digits: a float either way
+])
+def test_long_digit_runs_that_are_not_integers_take_the_fast_path(text):
+    value = parse_page(text, "issues")
+    assert value == json.loads(text)
+    assert value["issues"][0].json_text == json.dumps(json.loads(text)["issues"][0], separators=(",", ":"))
 
 
 def test_item_text_is_compact_json_of_the_item():
