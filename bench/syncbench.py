@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -96,9 +97,14 @@ def run_system(sb: SandboxProcess, system: str, work: Path, bare_loop: bool = Tr
         cpu = sb.cpu()
         if system == "jira":
             first = next(r for r in log if r["path"].endswith("/search/jql"))
-            q = parse_qs(urlsplit("?" + first["query"]).query)
-            run.bare = measure(child("bare", "--system", "jira", "--url", sb.urls["jira"], "--jql", q["jql"][0],
-                                     "--fields", q["fields"][0]))
+            if first["method"] == "POST":  # Cloud's search: JQL and fields in the JSON body
+                body = json.loads(first["body"])
+                jql, fields = body["jql"], ",".join(body["fields"])
+            else:
+                q = parse_qs(urlsplit("?" + first["query"]).query)
+                jql, fields = q["jql"][0], q["fields"][0]
+            run.bare = measure(child("bare", "--system", "jira", "--url", sb.urls["jira"], "--jql", jql,
+                                     "--fields", fields))
         else:
             run.bare = measure(child("bare", "--system", "github", "--url", sb.urls["github"]))
         run.detail["server_cpu_bare"] = sb.cpu() - cpu

@@ -339,7 +339,12 @@ class SystemServer:
             "system": self.app.system, "method": req.method, "path": req.path, "query": req.raw_query,
             "args": args, "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             "fault": decision.label, "time": time.time(),
+            # what a POST asked for (a search's JQL and fields), cut at 4 KB
+            "body": req.body[:LOGGED_BODY].decode("utf-8", "replace") if req.body else None,
         })
+
+
+LOGGED_BODY = 4096
 
 
 def _sleep_until(deadline: float) -> None:

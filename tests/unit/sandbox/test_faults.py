@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -104,8 +105,11 @@ def test_request_log_and_counts(fresh, http):
     assert (entry["system"], entry["method"], entry["path"], entry["status"]) == (
         "github", "GET", "/repos/acme/web/issues", 200)
     assert entry["args"] == {"state": "all", "per_page": "5"} and entry["query"] == "state=all&per_page=5"
-    assert entry["duration_ms"] >= 0 and entry["fault"] is None
-    assert fresh.counts() == {"jira": 1, "servicenow": 1, "github": 1}
+    assert entry["duration_ms"] >= 0 and entry["fault"] is None and entry["body"] is None
+    http.post(f"{fresh.urls['jira']}/rest/api/3/search/jql", json={"jql": "project = APP", "fields": ["id"]},
+              auth=("a@b.c", "t"))
+    assert json.loads(fresh.requests("jira")[-1]["body"]) == {"jql": "project = APP", "fields": ["id"]}
+    assert fresh.counts() == {"jira": 2, "servicenow": 1, "github": 1}
     fresh.reset_log()
     assert fresh.requests() == [] and fresh.counts() == {}
 
