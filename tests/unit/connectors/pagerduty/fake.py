@@ -39,7 +39,7 @@ class FakePagerDuty:
         self.calls: list[tuple[str, dict[str, list[str]]]] = []
         self.last_request = None
         self.fail_next: list[tuple[int, dict, dict]] = []  # (status, headers, body) served before anything else
-        self._sorted: list[dict] | None = None
+        self._sorted: tuple[list[dict], list[str]] | None = None  # (incidents by creation, their created_at)
         for i in incidents:
             self.put(i)
 
@@ -48,10 +48,13 @@ class FakePagerDuty:
         self._sorted = None
 
     def _index(self) -> tuple[list[dict], list[str]]:
-        if self._sorted is None:
-            self._sorted = sorted(self.incidents.values(), key=lambda i: (i["created_at"], i["id"]))
-            self._keys = [i["created_at"] for i in self._sorted]
-        return self._sorted, self._keys
+        # built whole, then set in one assignment: the connector reads windows from several threads at once (two
+        # attributes set one after the other let a second thread see the first set and not the second)
+        index = self._sorted
+        if index is None:
+            ordered = sorted(self.incidents.values(), key=lambda i: (i["created_at"], i["id"]))
+            index = self._sorted = (ordered, [i["created_at"] for i in ordered])
+        return index
 
     def register(self, rsps) -> None:
         rsps.add_callback("GET", re.compile(re.escape(BASE) + r"/log_entries(\?.*)?$"), self._account_logs)
