@@ -61,6 +61,15 @@ def test_a_selector_walks_the_index_only_when_the_store_has_it():
     assert "json_extract((SELECT" in on_pg.clause()
 
 
+@pytest.mark.parametrize("narrowing,prefix", [
+    ({"project": "APP"}, "+t.rowid"), ({"repo": "acme/web"}, "+t.rowid"),
+    ({"type": "Bug"}, "t.rowid"), ({"parent": "APP-1"}, "t.rowid"), ({}, "t.rowid")])
+def test_with_projects_named_the_project_index_leads_and_the_index_gives_the_set(narrowing, prefix):
+    sel = Selector(source="jira", where={TEAM: "Team A"}, **narrowing)
+    clause = compile_selector(sel, "issue", raw_indexes=frozenset({INDEX})).clause()
+    assert clause.endswith(f" AND {prefix} IN (SELECT r.id FROM issues_raw r WHERE {INDEX.expr('r.raw')} IN (?))")
+
+
 def test_the_workspace_wants_an_index_per_text_path_it_compares():
     ws = load_workspace_text(SOURCES + """objectives:
   - id: O1
@@ -154,6 +163,20 @@ def test_the_planner_walks_the_index_once_the_table_is_large(store):
     sql = f"SELECT count(*) FROM issues t WHERE {sel.clause()}"
     plan = " / ".join(str(r[-1]) for r in store.db.execute("EXPLAIN QUERY PLAN " + sql, sel.params))
     assert f"USING INDEX {INDEX.name}" in plan, plan
+    assert store.db.execute(sql, sel.params).fetchone()[0] == 10
+
+
+@pytest.mark.sqlite_only
+def test_with_a_project_named_the_planner_walks_the_project_index(store):
+    load(store, [issue(f"{p}-{n}", project=p, raw={"fields": {"customfield_10010": {"value": f"Team {n % 3}"}}})
+                 for n in range(300) for p in ["APP" if n % 10 == 0 else "OPS"]])
+    store.prepare_raw_indexes({INDEX})
+    store.refresh_stats()
+    sel = compile_selector(Selector(source="jira", project="APP", where={TEAM: "Team 0"}), "issue",
+                           raw_indexes=store.raw_indexes())
+    sql = f"SELECT count(*) FROM issues t WHERE {sel.clause()}"
+    plan = [str(r[-1]) for r in store.db.execute("EXPLAIN QUERY PLAN " + sql, sel.params)]
+    assert "idx_issues_project" in plan[0] and f"USING INDEX {INDEX.name}" in plan[-1], plan
     assert store.db.execute(sql, sel.params).fetchone()[0] == 10
 
 
