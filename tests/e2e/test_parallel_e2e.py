@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -67,34 +70,48 @@ objectives:
 """
 
 
-def test_workflow_runs_read_by_numbered_pages_killed_mid_read_converge(tmp_path):
-    """A deploy workflow's runs past the first page are read by number in parallel; SIGKILLed at many points, the
-    rerun converges to the store one clean sync makes (the stream commits a workflow's runs once all are read).
-    A sandbox of its own, larger than the shared one, read from a fixed 170 days back (not the previous period,
-    which is short at a quarter start): acme/web's deploy workflow has three pages of runs or more."""
-    sb = Sandbox(seed=42, scale=4000, now=NOW)
+@contextmanager
+def synced_once(tmp_path: Path, template: str, sandbox: dict, **workspace: str) -> Iterator[tuple[Sandbox, Env, Env]]:
+    """A sandbox of the test's own, and two workspaces on it: `ref` synced once cleanly, `env` not synced yet."""
+    sb = Sandbox(seed=42, now=NOW, **sandbox)
     sb.start()
     try:
         (tmp_path / "ref").mkdir()
         (tmp_path / "killed").mkdir()
         ref, env = Env(sb, tmp_path / "ref"), Env(sb, tmp_path / "killed")
         for e in (ref, env):
-            e.write_workspace(RUNS_ONLY, sync_from=(NOW - timedelta(days=170)).date().isoformat())
+            e.write_workspace(template, **workspace)
         r = ref.run("sync")
         assert r.returncode == 0, r.stderr
-        runs = [e for e in sb.requests("github") if e["path"].endswith("/runs")]
-        assert len(runs) >= 3 and not any("after" in e["args"] for e in runs[1:])  # pages 2.. by number
-        sb.set_latency(3, 6)
-        # the first points land in the issues stream and the runs after it; once the issues are read, a rerun
-        # starts with the runs, so the later, small points land in their pages and in the comparisons after them
-        kills = sum(kill_after(env, point) for point in (5, 14, 24, 26, 28, 2, 3, 4, 6, 10))
-        assert kills >= 3
-        sb.set_latency(0)
-        r = env.run("sync")
-        assert r.returncode == 0, r.stderr
-        assert snapshot(env.target) == snapshot(ref.target)
+        yield sb, ref, env
     finally:
         sb.stop()
+
+
+def killed_then_converged(sb: Sandbox, ref: Env, env: Env, points: tuple[int, ...], min_kills: int) -> None:
+    """SIGKILL syncs at each request count in `points` (requests overlapping, so kills land with pages in
+    flight), then one clean rerun must leave the store `ref` holds."""
+    sb.set_latency(3, 6)
+    kills = sum(kill_after(env, point) for point in points)
+    assert kills >= min_kills
+    sb.set_latency(0)
+    r = env.run("sync")
+    assert r.returncode == 0, r.stderr
+    assert snapshot(env.target) == snapshot(ref.target)
+
+
+def test_workflow_runs_read_by_numbered_pages_killed_mid_read_converge(tmp_path):
+    """A deploy workflow's runs past the first page are read by number in parallel; SIGKILLed at many points, the
+    rerun converges to the store one clean sync makes (the stream commits a workflow's runs once all are read).
+    A sandbox of its own, larger than the shared one, read from a fixed 170 days back (not the previous period,
+    which is short at a quarter start): acme/web's deploy workflow has three pages of runs or more."""
+    with synced_once(tmp_path, RUNS_ONLY, {"scale": 4000},
+                     sync_from=(NOW - timedelta(days=170)).date().isoformat()) as (sb, ref, env):
+        runs = [e for e in sb.requests("github") if e["path"].endswith("/runs")]
+        assert len(runs) >= 3 and not any("after" in e["args"] for e in runs[1:])  # pages 2.. by number
+        # the first points land in the issues stream and the runs after it; once the issues are read, a rerun
+        # starts with the runs, so the later, small points land in their pages and in the comparisons after them
+        killed_then_converged(sb, ref, env, (5, 14, 24, 26, 28, 2, 3, 4, 6, 10), min_kills=3)
 
 
 JIRA_DC_ONLY = """\
@@ -113,25 +130,9 @@ def test_jira_data_center_startat_pages_killed_mid_read_converge(tmp_path):
     """Data Center reads startAt pages in parallel within its search window; SIGKILLed at many points, the rerun
     converges to the store one clean sync makes (the checkpoint passes a page only once every page before it is
     written)."""
-    sb = Sandbox(seed=42, scale=300, now=NOW, jira_mode="server")
-    sb.start()
-    try:
-        (tmp_path / "ref").mkdir()
-        (tmp_path / "killed").mkdir()
-        ref, env = Env(sb, tmp_path / "ref"), Env(sb, tmp_path / "killed")
-        for e in (ref, env):
-            e.write_workspace(JIRA_DC_ONLY, page_size="10", concurrency="4")
-        r = ref.run("sync")
-        assert r.returncode == 0, r.stderr
+    with synced_once(tmp_path, JIRA_DC_ONLY, {"scale": 300, "jira_mode": "server"}, page_size="10",
+                     concurrency="4") as (sb, ref, env):
         searches = [e for e in sb.requests("jira") if e["path"] == "/rest/api/2/search"]
-        assert len({e["body"] for e in searches}) >= 5  # many startAt pages
-        sb.set_latency(3, 6)  # requests overlap, so the kills land with pages in flight
-        kills = sum(kill_after(env, point) for point in (2, 3, 4, 5, 6, 8, 10))
-        assert kills >= 3
-        sb.set_latency(0)
-        r = env.run("sync")
-        assert r.returncode == 0, r.stderr
-        assert snapshot(env.target) == snapshot(ref.target)
-        assert snapshot(env.target)["issues"]
-    finally:
-        sb.stop()
+        assert len({e["body"] for e in searches}) >= 5 and len(snapshot(ref.target)["issues"]) > 100
+        killed_then_converged(sb, ref, env, (2, 3, 4, 5, 6, 8, 10), min_kills=3)
+        assert sb.peak_in_flight()["jira"] > 1  # with latency, the startAt pages overlapped
