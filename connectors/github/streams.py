@@ -197,7 +197,9 @@ class RepoStream:
                        RepoCheckpoint(repo=unit, done=True))
             if not nxt:
                 break
-        keep = first_etag if (etag_any_page or pages == 1) and not resume and catchup is None else None
+        # a catch-up's first page is the list the next run asks for (its ETag is of the content): kept too, so an
+        # unchanged repository costs one 304 right after a parallel first read
+        keep = first_etag if (etag_any_page or pages == 1) and not resume else None
         yield self.done(unit, stream_state, {"etag": keep})
 
 
@@ -259,7 +261,7 @@ class IssuesStream(RepoStream):
             # resume point: the unit again from the last updated_at seen
             checkpoint: RepoCheckpoint = {"repo": unit, "since": last_seen} if last_seen else {"repo": unit}
             yield Page(records, skipped, checkpoint=checkpoint)
-        one_page = pages == 1 and not resume and not parallel
+        one_page = pages == 1 and not resume  # after a parallel read: the catch-up (resume is None by then)
         yield self.done(unit, stream_state, {"etag": first_etag if one_page else None})
 
 

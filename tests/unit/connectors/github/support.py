@@ -147,6 +147,7 @@ class FakeGitHub:
         self.base = base
         self.repos: dict[str, Repo] = {}
         self.calls: list[tuple[str, dict[str, str], dict[str, str]]] = []  # (path, query, headers)
+        self.not_modified: list[str] = []  # the paths answered 304 since the last reset
         rsps.add_callback(responses.GET, re.compile(re.escape(base) + r"/.*"), callback=self.handle)
         # no GraphQL endpoint here: deployments are read through REST (the fallback); the GraphQL path is tested
         # against the sandbox's documented-shape endpoint
@@ -160,6 +161,7 @@ class FakeGitHub:
 
     def reset(self) -> None:
         self.calls.clear()
+        self.not_modified = []
 
     def handle(self, request):
         url = urlsplit(request.url)
@@ -211,6 +213,7 @@ class FakeGitHub:
             headers["Link"] = (f'<{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(nq)}>; rel="next", '
                                f'<{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(last)}>; rel="last"')
         if inm and inm == etag:
+            self.not_modified.append(urlsplit(url).path[len(urlsplit(self.base).path):])
             return 304, {"ETag": etag}, ""
         return 200, headers, body
 

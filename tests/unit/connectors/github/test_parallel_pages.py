@@ -75,6 +75,25 @@ def test_pull_requests_page_in_parallel_then_newest_first_down_to_the_read_start
     assert len(newest_first) == 1  # the first page already reaches back past the read start
 
 
+def test_after_a_parallel_first_read_an_unchanged_repository_answers_304(gh):
+    """The catch-up's first page is what the next incremental read asks for: its ETag is kept, so the next sync of
+    an unchanged repository is one free 304 (the webhook-triggered sync right after onboarding included)."""
+    repo = gh.repo()
+    repo.issues = [issue(n, T0 + timedelta(minutes=n), **created(n)) for n in range(1, 351)]
+    repo.pulls = [pull(n, T0 + timedelta(minutes=n), **created(n)) for n in range(351, 601)]
+    eng = MiniEngine()
+    assert eng.run(connector(config(concurrency=3)), NOW) == []
+    assert any("since" in q for p, q, _ in gh.calls if p.endswith("/issues"))  # it caught up
+    gh.reset()
+    assert eng.run(connector(config(concurrency=3)), NOW + timedelta(minutes=5)) == []
+    assert gh.not_modified == ["/repos/acme/web/issues", "/repos/acme/web/pulls", "/repos/acme/web/deployments"]
+    repo.issues[5] = issue(6, NOW + timedelta(minutes=6), **created(6), title="edited")  # a change: read again
+    gh.reset()
+    assert eng.run(connector(config(concurrency=3)), NOW + timedelta(minutes=10)) == []
+    assert gh.not_modified == ["/repos/acme/web/pulls", "/repos/acme/web/deployments"]  # issues: 200, the edit
+    assert [r.title for r in eng.of("Issue").values() if r.key == "acme/web#6"] == ["edited"]
+
+
 def test_one_request_at_a_time_keeps_the_keyset_read(gh):
     gh.repo().issues = [issue(n, T0 + timedelta(minutes=n), **created(n)) for n in range(1, 151)]
     list(IssuesStream(connector(config(concurrency=1))).read(ReadContext(since=None, run_started=NOW,
