@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from okrsync.connectors.jira.client import CLOUD_ID_PAGE
+
 from .procs import Measured, SandboxProcess, child, measure
 
 JIRA_PAGE = 100  # /rest/api/3/search/jql with fields beyond id/key
-JIRA_ID_PAGE = 5000  # the id-only listing before the parallel bulkfetches
 GITHUB_PAGE = 100
 ENV = {"OKRSYNC_SOURCES__JIRA__TOKEN": "bench", "OKRSYNC_SOURCES__GITHUB__TOKEN": "bench",
        "OKRSYNC_SECRETS_DIR": "/nonexistent-okrsync-bench"}
@@ -87,7 +88,7 @@ def run_system(sb: SandboxProcess, system: str, work: Path, bare_loop: bool = Tr
         n = sb.info["jira_issues"]["APP"] + sb.info["jira_issues"]["OPS"]
         discovery = sum(1 for r in log if not r["path"].endswith("/search/jql"))
         minimum, streams = math.ceil(n / JIRA_PAGE) + 2, 1  # + serverInfo and field on a first run
-        fixed = math.ceil(n / JIRA_ID_PAGE)
+        fixed = math.ceil(n / CLOUD_ID_PAGE)  # the id-only listing before the parallel bulkfetches
         detail = {"discovery_calls": discovery}
     else:
         repos = {r: sb.info["github_repos"][r] for r in ("acme/web", "acme/api")}
